@@ -1,0 +1,66 @@
+# signalwatch — `make run` starts everything on this machine, `make test` proves it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SW := $(BIN)/signalwatch
+DEV_CORPUS ?= ../shared/data/dev.jsonl
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps kafka-jars run test test-unit test-integration lint format bench eval clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed ## Create .venv with signalwatch (editable) and its dev tools
+
+system-deps: ## Install Java, Maven and Prometheus from Debian if missing (needs root)
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "run as root or install:$$missing" >&2; exit 1; fi; \
+	fi
+
+kafka-jars: install ## Fetch the local broker's Kafka jars from Maven Central (once, into ~/.cache/signalwatch)
+	@$(BIN)/python -c "from streams.broker import ensure_jars; print('kafka jars:', ensure_jars())"
+
+run: install kafka-jars ## The main job: local broker, worker, sample feed, live alerts (Ctrl-C stops)
+	$(SW) up
+
+test: install system-deps kafka-jars ## Unit and integration tests (starts a real Kafka on a free port)
+	$(BIN)/pytest -q -ra
+
+test-unit: install ## Unit tests only (no broker)
+	$(BIN)/pytest -q tests/unit
+
+lint: install ## ruff
+	$(BIN)/ruff check streams tests bench
+
+format: install ## ruff format and fix imports
+	$(BIN)/ruff check --fix --select I streams tests bench
+	$(BIN)/ruff format streams tests bench
+
+bench: install kafka-jars ## Benchmarks; numbers in bench/results/latest.json
+	$(BIN)/python bench/bench_tagging.py
+
+eval: install ## The tagger on the labelled development corpus (optional: needs $(DEV_CORPUS))
+	@if [ -f "$(DEV_CORPUS)" ]; then $(SW) eval "$(DEV_CORPUS)" --report bench/results/eval.json; \
+	else echo "no development corpus at $(DEV_CORPUS); set DEV_CORPUS=path/to/labelled.jsonl"; fi
+
+.PHONY: dashboards
+dashboards: install ## Regenerate the Grafana dashboard JSON (docker/grafana/dashboards/) from docker/grafana/dashboard.py
+	@$(BIN)/python -c "import grafanalib" 2>/dev/null || $(BIN)/pip install -q 'grafanalib>=0.7,<0.8'
+	$(BIN)/python docker/grafana/dashboard.py
+
+clean: ## Remove the venv and caches (not the Kafka jars)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""Per-item alert rules: a tagged item in, zero to two alerts out (pure, no Kafka).
+
+An alert is raised for each kind (escalation, negotiation) whose signals reach the minimum severity.
+Alert ids are deterministic (rule + item id), so a consumer can drop repeats after a worker restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from streams.records import now_iso
+from streams.settings import SEVERITIES
+from streams.tagging import severity_from_score
+
+KINDS = ("escalation", "negotiation")
+MAX_EVIDENCE = 3
+MAX_SUMMARY = 240
+
+
+def severity_rank(severity: str) -> int:
+    """0 for low … 3 for critical."""
+    return SEVERITIES.index(severity)
+
+
+def alert_id(rule: str, item_id: str) -> str:
+    """Deterministic id of the alert that ``rule`` raised for ``item_id``."""
+    return rule[:3] + "-" + hashlib.sha256(f"{rule}|{item_id}".encode()).hexdigest()[:24]
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(v for v in values if v))
+
+
+def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> str:
+    parts = []
+    for s in signals:
+        label = s["category"] if not s.get("stance") else f"{s['category']} ({s['stance']})"
+        if label not in parts:
+            parts.append(label)
+    head = f"{kind}: {', '.join(parts[:4])}"
+    if actors:
+        head += f" [{', '.join(actors[:4])}]"
+    subject = item.get("title") or signals[0]["text"]
+    line = f"{head} — {' '.join(subject.split())}"
+    return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
+
+
+def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
+    """The per-item alerts for one tagged item, at or above ``min_severity``."""
+    alerts = []
+    for kind in KINDS:
+        signals = [s for s in tagged.get("signals", ()) if s["kind"] == kind]
+        if not signals:
+            continue
+        severity = severity_from_score(tagged.get(f"{kind}_score", 0.0))
+        if severity_rank(severity) < severity_rank(min_severity):
+            continue
+        actors = _unique(a for s in signals for a in s.get("actors", ())) or list(tagged.get("actors", ()))
+        alert = {
+            "alert_id": alert_id(kind, tagged["id"]),
+            "type": kind,
+            "severity": severity,
+            "summary": _summary(kind, signals, actors, tagged),
+            "item_ids": [tagged["id"]],
+            "categories": _unique(s["category"] for s in signals),
+            "actors": actors,
+            "stances": _unique(s.get("stance") for s in signals),
+            "evidence": _unique(s["text"] for s in signals)[:MAX_EVIDENCE],
+            "created_at": now_iso(),
+            "lexicon_version": tagged.get("lexicon_version", ""),
+        }
+        for field in ("source", "url", "title", "published_at"):
+            if tagged.get(field):
+                alert[field] = tagged[field]
+        alerts.append(alert)
+    return alerts

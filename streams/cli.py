@@ -1,0 +1,359 @@
+"""The ``signalwatch`` command line (command names and options are a contract, see DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from streams.settings import SEVERITIES, Settings, SettingsError
+
+broker_option = click.option("--broker", default=None, metavar="URL",
+                             help="Kafka bootstrap, kafka://host:port [env SIGNALWATCH_BROKER].")
+
+SEVERITY_COLOURS = {"low": "blue", "medium": "yellow", "high": "red", "critical": "magenta"}
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="signalwatch")
+def main() -> None:
+    """signalwatch: escalation signals and negotiation mentions in conflict news, from Kafka to alerts."""
+
+
+# ---------------------------------------------------------------- broker
+@main.group()
+def broker() -> None:
+    """A local single-node Apache Kafka (KRaft) on 127.0.0.1, jars from Maven Central."""
+
+
+def _local_broker(port: int | None, data_dir: str | None):
+    from streams.broker import LocalBroker, default_data_dir
+
+    return LocalBroker(Path(data_dir) if data_dir else default_data_dir(), port or 9092)
+
+
+port_option = click.option("--port", type=int, default=None, help="Listener port (default 9092).")
+dir_option = click.option("--dir", "data_dir", default=None, metavar="DIR",
+                          help="Data directory (default ~/.local/share/signalwatch/broker).")
+
+
+@broker.command("start")
+@port_option
+@dir_option
+def broker_start(port: int | None, data_dir: str | None) -> None:
+    """Start the broker (no-op if it runs); print its bootstrap address once it answers."""
+    from streams.broker import BrokerError
+
+    local = _local_broker(port, data_dir)
+    try:
+        click.echo(local.start())
+    except BrokerError as exc:
+        _fail(str(exc))
+
+
+@broker.command("stop")
+@port_option
+@dir_option
+def broker_stop(port: int | None, data_dir: str | None) -> None:
+    """Stop the broker cleanly."""
+    local = _local_broker(port, data_dir)
+    click.echo("stopped" if local.stop() else "not running")
+
+
+@broker.command("status")
+@port_option
+@dir_option
+def broker_status(port: int | None, data_dir: str | None) -> None:
+    """Say whether the broker runs (exit 0) or not (exit 1)."""
+    local = _local_broker(port, data_dir)
+    if local.is_running():
+        click.echo(f"running at 127.0.0.1:{local.running_port()} (pid {local.pid()}, data {local.data_dir})")
+    else:
+        click.echo(f"not running (data {local.data_dir})")
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- topics
+@main.group()
+def topics() -> None:
+    """Kafka topics of signalwatch."""
+
+
+@topics.command("create")
+@broker_option
+@click.option("--partitions", type=int, default=None, help="Partitions per topic [env SIGNALWATCH_PARTITIONS].")
+def topics_create(broker: str | None, partitions: int | None) -> None:
+    """Create every topic that does not exist yet."""
+    from streams.kafka_io import KafkaUnavailable, create_topics
+
+    settings = _settings(broker=broker, partitions=partitions)
+    try:
+        created = create_topics(settings)
+    except KafkaUnavailable as exc:
+        _fail(str(exc))
+    click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+# ---------------------------------------------------------------- worker
+@main.command()
+@broker_option
+@click.option("--web-port", type=int, default=None, help="Port of /metrics [env SIGNALWATCH_WEB_PORT].")
+@click.option("--log-level", default=None, help="debug, info, warning (default) or error.")
+def worker(broker: str | None, web_port: int | None, log_level: str | None) -> None:
+    """Run the Faust worker with all agents until stopped (SIGTERM or Ctrl-C)."""
+    from faust.worker import Worker
+
+    from streams.app import create_app
+
+    settings = _settings(broker=broker, web_port=web_port, log_level=log_level)
+    app = create_app(settings)
+    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+# ---------------------------------------------------------------- push
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+
+def _progress(size: int, label: str, show: bool):
+    """A byte progress bar on stderr when it is a terminal, else nothing."""
+    if not show:
+        return _NoProgress()
+    return click.progressbar(length=size, label=label, file=sys.stderr)
+
+
+def push_files(settings: Settings, paths: list[str], topic: str, *, progress: bool = True) -> Counter:
+    """Send the items of ``paths`` to ``topic``; return counts of sent / rejected by reason / bytes."""
+    from streams.feeds import encode, read_feed
+    from streams.kafka_io import producer
+
+    counts: Counter = Counter()
+    client = producer(settings)
+    try:
+        for path in paths:
+            records = read_feed(path, max_bytes=settings.max_item_bytes)
+            show = progress and path != "-" and sys.stderr.isatty()
+            size = os.path.getsize(path) if show else 0
+            with _progress(size, Path(path).name, show) as bar:
+                for record in records:
+                    bar.update(len(record.raw) + 1)
+                    if record.error is not None:
+                        counts[f"rejected:{record.error.reason}"] += 1
+                        click.echo(f"{record.where}: {record.error}", err=True)
+                        continue
+                    key, value = encode(record.item)
+                    client.send(topic, key=key, value=value)
+                    counts["sent"] += 1
+                    counts["bytes"] += len(value)
+        client.flush(timeout=60)
+    finally:
+        client.close(timeout=10)
+    return counts
+
+
+@main.command()
+@broker_option
+@click.option("--topic", default=None, help="Target topic (default news.raw).")
+@click.argument("files", nargs=-1, required=True)
+def push(broker: str | None, topic: str | None, files: tuple[str, ...]) -> None:
+    """Send JSONL or text FILES (- for stdin) into news.raw, with a progress bar and a summary."""
+    from streams.kafka_io import KafkaUnavailable
+
+    settings = _settings(broker=broker)
+    for path in files:
+        if path != "-" and not Path(path).is_file():
+            _fail(f"{path}: no such file")
+    try:
+        counts = push_files(settings, list(files), topic or settings.topics.raw)
+    except KafkaUnavailable as exc:
+        _fail(str(exc))
+    rejected = sum(v for k, v in counts.items() if k.startswith("rejected:"))
+    reasons = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("rejected:"))
+    click.echo(f"sent {counts['sent']} items ({counts['bytes']} bytes) to {topic or settings.topics.raw}; "
+               f"rejected {rejected}" + (f" ({reasons})" if reasons else ""), err=True)
+
+
+# ---------------------------------------------------------------- tail
+def format_alert(alert: dict) -> str:
+    """One readable, coloured line (two with evidence) for an alert."""
+    when = alert.get("created_at", "")[11:19]
+    severity = alert.get("severity", "low")
+    badge = click.style(f"{severity.upper():8}", fg=SEVERITY_COLOURS.get(severity, "white"), bold=True)
+    line = f"{when} {badge} {alert.get('summary', '')}"
+    source = alert.get("source") or ""
+    evidence = (alert.get("evidence") or [""])[0]
+    if evidence or source:
+        line += "\n" + " " * 18 + click.style(f"“{evidence}”" + (f" — {source}" if source else ""), dim=True)
+    return line
+
+
+@main.command()
+@broker_option
+@click.option("--topic", "topic_names", multiple=True, help="Alert topic(s) to read (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON alert per line, for machines.")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest alert, not the newest.")
+@click.option("--min-severity", type=click.Choice(SEVERITIES), default=None, help="Hide less severe alerts.")
+def tail(broker: str | None, topic_names: tuple[str, ...], as_json: bool, from_beginning: bool,
+         min_severity: str | None) -> None:
+    """Print alerts as they arrive until Ctrl-C."""
+    from streams.kafka_io import KafkaUnavailable, TopicReader
+
+    settings = _settings(broker=broker)
+    try:
+        reader = TopicReader(settings, topic_names or settings.topics.alerts(), from_beginning=from_beginning)
+    except KafkaUnavailable as exc:
+        _fail(str(exc))
+    try:
+        for record in reader:
+            _print_alert(record.value, as_json, min_severity)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.close()
+
+
+def _print_alert(value: bytes, as_json: bool, min_severity: str | None) -> None:
+    try:
+        alert = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        click.echo(f"(not JSON: {value[:80]!r})", err=True)
+        return
+    if min_severity and SEVERITIES.index(alert.get("severity", "low")) < SEVERITIES.index(min_severity):
+        return
+    click.echo(value.decode() if as_json else format_alert(alert))
+
+
+# ---------------------------------------------------------------- classify / eval
+@main.command()
+@click.argument("file", default="-")
+def classify(file: str) -> None:
+    """Tag JSONL news items (or plain text lines) from FILE or stdin; JSONL tagged items out, no Kafka.
+
+    One output line per input line, in order; a line that is not valid input yields {"error": ...}.
+    """
+    from streams.feeds import read_feed
+    from streams.records import now_iso, tagged_item
+    from streams.tagging import load_tagger
+
+    if file != "-" and not Path(file).is_file():
+        _fail(f"{file}: no such file")
+    tagger = load_tagger()
+    out = sys.stdout.buffer
+    for record in read_feed(file):
+        if record.error is not None:
+            line = {"error": {"reason": record.error.reason, "detail": record.error.detail},
+                    "where": record.where}
+        else:
+            item = record.item
+            line = tagged_item(item, tagger.tag(item["title"], item["text"]), now_iso())
+        out.write(orjson.dumps(line) + b"\n")
+    out.flush()
+
+
+@main.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--report", default="eval-report.json", show_default=True, help="Where to write the JSON report.")
+def evaluate(file: str, report: str) -> None:
+    """Precision, recall and F1 per label and stance accuracy of the tagger on a labelled JSONL FILE."""
+    from streams.tagging.evaluate import evaluate as run_eval
+    from streams.tagging.evaluate import format_report
+
+    result = run_eval(file)
+    Path(report).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    click.echo(format_report(result))
+    click.echo(f"report written to {report}", err=True)
+
+
+# ---------------------------------------------------------------- up
+@main.command()
+@click.option("--port", type=int, default=None, help="Port of the local broker (default 9092).")
+@click.option("--web-port", type=int, default=None, help="Port of /metrics [env SIGNALWATCH_WEB_PORT].")
+@click.option("--feed", "feed_files", multiple=True, help="Feed file(s) to push (default: the bundled sample).")
+@click.option("--seconds", type=float, default=None, help="Stop by itself after this many seconds.")
+def up(port: int | None, web_port: int | None, feed_files: tuple[str, ...], seconds: float | None) -> None:
+    """The embedded default: local broker, topics, worker, sample feed, live alerts; Ctrl-C stops it all."""
+    from streams.broker import BrokerError, LocalBroker
+    from streams.feeds import SAMPLE_FEED
+    from streams.kafka_io import KafkaUnavailable, TopicReader, create_topics
+
+    started_broker: LocalBroker | None = None
+    if not os.environ.get("SIGNALWATCH_BROKER"):
+        local = _local_broker(port, str(_settings().data_dir / "broker"))
+        was_running = local.is_running()
+        click.echo("starting the local Kafka broker (first run fetches its jars from Maven Central)…", err=True)
+        try:
+            bootstrap = local.start()
+        except BrokerError as exc:
+            _fail(str(exc))
+        started_broker = None if was_running else local
+        os.environ["SIGNALWATCH_BROKER"] = f"kafka://{bootstrap}"
+    settings = _settings(web_port=web_port)
+    worker_proc = None
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        create_topics(settings)
+        reader = TopicReader(settings, settings.topics.alerts())
+        env = dict(os.environ, SIGNALWATCH_BROKER=settings.broker, SIGNALWATCH_WEB_PORT=str(settings.web_port))
+        worker_proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env)
+        click.echo(f"worker started: metrics at http://{settings.web_host}:{settings.web_port}/metrics", err=True)
+        counts = push_files(settings, [str(p) for p in (feed_files or [SAMPLE_FEED])], settings.topics.raw)
+        click.echo(f"pushed {counts['sent']} items; alerts follow (Ctrl-C stops everything)", err=True)
+        deadline = time.monotonic() + seconds if seconds else None
+        while not stopping and (deadline is None or time.monotonic() < deadline):
+            if worker_proc.poll() is not None:
+                _fail(f"the worker exited with code {worker_proc.returncode}; run `signalwatch worker` to see why")
+            for record in reader.poll(0.5):
+                _print_alert(record.value, False, None)
+        reader.close()
+    except KafkaUnavailable as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if worker_proc is not None and worker_proc.poll() is None:
+            click.echo("stopping the worker…", err=True)
+            worker_proc.send_signal(signal.SIGTERM)
+            try:
+                worker_proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker_proc.kill()
+        if started_broker is not None:
+            click.echo("stopping the local broker…", err=True)
+            started_broker.stop()
+        click.echo(f"stopped at {datetime.now():%H:%M:%S}", err=True)
+
+
+if __name__ == "__main__":
+    main()

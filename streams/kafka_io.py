@@ -1,0 +1,99 @@
+"""Plain Kafka clients (kafka-python) for the CLI: topic creation, producing feeds, reading alerts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.structs import TopicPartition
+
+from streams.settings import Settings
+
+NoBrokersAvailable = (KafkaTimeoutError, KafkaConnectionError)
+BOOTSTRAP_TIMEOUT_MS = 10_000
+
+
+class KafkaUnavailable(RuntimeError):
+    """No broker answered; the message says how to start one or point to one."""
+
+
+def _unavailable(settings: Settings) -> KafkaUnavailable:
+    return KafkaUnavailable(
+        f"no Kafka broker answers at {settings.broker}: start one with `signalwatch broker start` "
+        "or point SIGNALWATCH_BROKER / --broker at yours")
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    """An admin client, or :class:`KafkaUnavailable`."""
+    try:
+        return KafkaAdminClient(client_id="signalwatch-admin", request_timeout_ms=10000,
+                                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **settings.kafka_client_options())
+    except NoBrokersAvailable:
+        raise _unavailable(settings) from None
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Create every signalwatch topic that does not exist yet; return the names created."""
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        wanted = settings.topics.all()
+        new = [NewTopic(name, settings.partitions, settings.replication)
+               for name in wanted if name not in existing]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another client was faster
+                client.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        client.close()
+
+
+def producer(settings: Settings) -> KafkaProducer:
+    """A producer that waits for every replica (acks=all) and batches briefly."""
+    try:
+        return KafkaProducer(client_id="signalwatch-push", acks="all", linger_ms=20,
+                             max_request_size=4 * 1024 * 1024, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **settings.kafka_client_options())
+    except NoBrokersAvailable:
+        raise _unavailable(settings) from None
+
+
+class TopicReader:
+    """Reads topics from their end (or beginning) as of construction, so nothing sent afterwards is missed."""
+
+    def __init__(self, settings: Settings, topics: Iterable[str], *, from_beginning: bool = False) -> None:
+        try:
+            self.consumer = KafkaConsumer(client_id="signalwatch-tail", enable_auto_commit=False,
+                                          group_id=None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **settings.kafka_client_options())
+        except NoBrokersAvailable:
+            raise _unavailable(settings) from None
+        partitions = []
+        for topic in topics:
+            ids = self.consumer.partitions_for_topic(topic)
+            if not ids:
+                self.consumer.close()
+                raise KafkaUnavailable(
+                    f"topic {topic} does not exist at {settings.broker}: run `signalwatch topics create`")
+            partitions += [TopicPartition(topic, p) for p in sorted(ids)]
+        self.consumer.assign(partitions)
+        if from_beginning:
+            self.consumer.seek_to_beginning()
+        else:
+            self.consumer.seek_to_end()
+        for tp in partitions:  # resolve the positions now, not at the first poll
+            self.consumer.position(tp)
+
+    def poll(self, timeout: float = 0.5) -> list:
+        """The records that arrived within ``timeout`` seconds."""
+        batches = self.consumer.poll(timeout_ms=int(timeout * 1000))
+        return [record for records in batches.values() for record in records]
+
+    def __iter__(self) -> Iterator:
+        while True:
+            yield from self.poll()
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self.consumer.close()

@@ -1,0 +1,97 @@
+"""Every Prometheus metric signalwatch exports, in one place, over an injectable registry.
+
+Names are a contract (DESIGN.md); dashboards and alert rules in ``docker/`` query them. Label values
+that are known in advance are pre-initialised so a panel is never empty by accident. Consumer lag is
+measured by the timer in :mod:`streams.observability`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from streams.settings import SEVERITIES
+
+INVALID_REASONS = ("empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text",
+                   "internal_error")
+ALERT_TYPES = ("escalation", "negotiation", "trend")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """The metric objects of one worker, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.items_received = Counter(
+            "signalwatch_items_received", "Messages read from the input topic.", registry=r)
+        self.items_invalid = Counter(
+            "signalwatch_items_invalid", "Messages dead-lettered, by reason.", ["reason"], registry=r)
+        self.items_duplicate = Counter(
+            "signalwatch_items_duplicate", "Accepted items dropped as duplicates.", registry=r)
+        self.items_tagged = Counter(
+            "signalwatch_items_tagged", "Items written to news.tagged.", registry=r)
+        self.items_labelled = Counter(
+            "signalwatch_items_labelled", "Tagged items by label.", ["label"], registry=r)
+        self.signals = Counter(
+            "signalwatch_signals", "Signals found, by kind and category.", ["kind", "category"], registry=r)
+        self.actor_mentions = Counter(
+            "signalwatch_actor_mentions", "Actors named in tagged items that carry a signal.", ["actor"],
+            registry=r)
+        self.alerts = Counter(
+            "signalwatch_alerts", "Alerts sent, by type and severity.", ["type", "severity"], registry=r)
+        self.processing_seconds = Histogram(
+            "signalwatch_processing_seconds", "Time from receiving an item to writing it tagged.",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.alert_latency_seconds = Histogram(
+            "signalwatch_alert_latency_seconds", "Time from receiving an item to sending its alert.",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.escalation_index = Gauge(
+            "signalwatch_escalation_index", "Escalation activity over the rolling window (0-1).", registry=r)
+        self.negotiation_index = Gauge(
+            "signalwatch_negotiation_index", "Negotiation activity over the rolling window (0-1).",
+            registry=r)
+        self.consumer_lag = Gauge(
+            "signalwatch_consumer_lag", "Messages behind the end of the partition, per topic and partition.",
+            ["topic", "partition"], registry=r)
+        self.build = Info("signalwatch_build", "Version of the service and of the rule pack.", registry=r)
+        self._lag_series: set[tuple[str, str]] = set()
+
+        for reason in INVALID_REASONS:
+            self.items_invalid.labels(reason)
+        for label in ("escalation", "negotiation"):
+            self.items_labelled.labels(label)
+        for kind in ALERT_TYPES:
+            for severity in SEVERITIES:
+                self.alerts.labels(kind, severity)
+
+    def init_categories(self, categories: dict[str, list[str]]) -> None:
+        """Pre-create ``signals_total`` series for every (kind, category) of the rule pack."""
+        for kind, names in categories.items():
+            for name in names:
+                self.signals.labels(kind, name)
+
+    def set_consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Set ``consumer_lag`` to ``lags`` ((topic, partition) -> messages behind) and drop the series of
+        partitions no longer assigned, so the sum over all workers stays the group's lag."""
+        current = {(topic, str(partition)) for topic, partition in lags}
+        for topic, partition in self._lag_series - current:
+            with contextlib.suppress(KeyError):
+                self.consumer_lag.remove(topic, partition)
+        for (topic, partition), lag in lags.items():
+            self.consumer_lag.labels(topic, str(partition)).set(lag)
+        self._lag_series = current
+
+    def record_tagged(self, tagged: dict) -> None:
+        """Count one tagged item's labels, signals and actors."""
+        self.items_tagged.inc()
+        for label in tagged["labels"]:
+            self.items_labelled.labels(label).inc()
+        for signal in tagged["signals"]:
+            self.signals.labels(signal["kind"], signal["category"]).inc()
+        if tagged["signals"]:
+            for actor in tagged["actors"]:
+                self.actor_mentions.labels(actor).inc()

@@ -1,0 +1,187 @@
+"""News item records: parse, validate, normalise, derive ids; build tagged items and dead letters.
+
+Pure functions (no Kafka); the ingest agent, ``signalwatch push`` / ``classify`` and ``POST /news`` all
+use them, so an item gets the same id wherever it enters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import unicodedata
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import jsonschema
+import orjson
+
+from streams.settings import REPO_ROOT
+
+SCHEMA_DIR = Path(os.environ.get("SIGNALWATCH_SCHEMAS_DIR") or REPO_ROOT / "schemas")
+"""The JSON Schemas: ``schemas/`` of the checkout, or ``SIGNALWATCH_SCHEMAS_DIR`` (the Docker image)."""
+
+# Query parameters that only track the reader; dropped so that one story has one id.
+_TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref", "cmpid", "ocid")
+
+
+class InvalidItem(ValueError):
+    """A message that is not an acceptable news item. ``reason`` is a short code, ``detail`` says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@lru_cache(maxsize=8)
+def load_schema(name: str, schemas_dir: Path = SCHEMA_DIR) -> dict:
+    """A JSON Schema from ``schemas/`` by file name."""
+    path = Path(schemas_dir) / name
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"schema {path} not found: set SIGNALWATCH_SCHEMAS_DIR to the project's schemas/ folder") from exc
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def is_rfc3339(value: object) -> bool:
+    """RFC 3339 date-time with a time zone (the ``date-time`` format of the schemas)."""
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.match(value):
+        return False
+    datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    return True
+
+
+@lru_cache(maxsize=8)
+def validator(name: str, schemas_dir: Path = SCHEMA_DIR) -> jsonschema.protocols.Validator:
+    """A compiled 2020-12 validator (with RFC 3339 format checks) for one schema."""
+    schema = load_schema(name, schemas_dir)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=FORMATS)
+
+
+def now_iso() -> str:
+    """The current UTC time in RFC 3339 with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def normalise_url(url: str) -> str:
+    """A canonical form of a URL: lower-case scheme and host, no fragment, no tracking parameters,
+    sorted query, no trailing slash, ``http`` and ``https`` treated alike."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if not k.lower().startswith(_TRACKING))
+    path = parts.path.rstrip("/") or ""
+    return urlunsplit(("https", host, path, urlencode(query), ""))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def content_fingerprint(title: str, text: str) -> str:
+    """Hash of the item's words after Unicode, case and whitespace folding."""
+    folded = unicodedata.normalize("NFKC", f"{title}\n{text}").casefold()
+    return _digest(" ".join(folded.split()))
+
+
+def derive_id(item: dict) -> str:
+    """The item's id: its own ``id``, else ``u-`` + hash of the normalised url, else ``c-`` + content hash."""
+    if item.get("id"):
+        return str(item["id"])
+    if item.get("url"):
+        return "u-" + _digest(normalise_url(item["url"]))
+    return "c-" + content_fingerprint(item.get("title") or "", item.get("text") or "")
+
+
+def _schema_detail(error: jsonschema.ValidationError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path) or "(item)"
+    if error.validator == "anyOf" and not error.absolute_path:
+        return "the item needs a non-empty title or text"
+    message = error.message
+    if len(message) > 200:
+        message = message[:200] + "…"
+    return f"{where}: {message}"
+
+
+def parse_item(raw: bytes | str | None, max_bytes: int = 1024 * 1024) -> dict:
+    """Parse and validate one message value as a news item; return it normalised with its ``id``.
+
+    Raises :class:`InvalidItem` with reason ``empty``, ``too_large``, ``bad_utf8``, ``not_json``,
+    ``not_object``, ``schema`` or ``no_text``.
+    """
+    if raw is None or len(raw) == 0:
+        raise InvalidItem("empty", "the message has no value")
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if len(raw) > max_bytes:
+        raise InvalidItem("too_large", f"{len(raw)} bytes is over the limit of {max_bytes} bytes")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidItem("bad_utf8", f"not valid UTF-8 at byte {exc.start}") from None
+    try:
+        item = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidItem("not_json", str(exc)[:200]) from None
+    if not isinstance(item, dict):
+        raise InvalidItem("not_object", f"expected a JSON object, got {type(item).__name__}")
+    return validate_item(item)
+
+
+def validate_item(item: dict) -> dict:
+    """Validate a decoded item against ``news-item.v1.json``; return it with ``id`` and tidy text."""
+    errors = sorted(validator("news-item.v1.json").iter_errors(item), key=lambda e: e.path)
+    if errors:
+        error = errors[0]
+        reason = "no_text" if error.validator == "anyOf" and not error.absolute_path else "schema"
+        raise InvalidItem(reason, _schema_detail(error))
+    for name in ("title", "text"):
+        value = item.get(name)
+        if isinstance(value, str):
+            item[name] = value.strip()
+        else:
+            item[name] = ""
+    item["id"] = derive_id(item)
+    return item
+
+
+def dead_letter(reason: str, detail: str, original: bytes | None, *, topic: str, partition: int,
+                offset: int, key: bytes | None = None) -> bytes:
+    """The JSON value of a ``news.deadletter`` record (original bytes kept as base64)."""
+    original = original or b""
+    return orjson.dumps({
+        "reason": reason,
+        "detail": detail,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "original": base64.b64encode(original).decode("ascii"),
+        "original_size": len(original),
+        "key": base64.b64encode(key).decode("ascii") if key is not None else None,
+        "failed_at": now_iso(),
+    })
+
+
+def tagged_item(item: dict, tags: dict, received_at: str) -> dict:
+    """The ``news.tagged`` record: the item's fields plus the tagger's results and timestamps."""
+    out = dict(item)
+    out.update(tags)
+    out["received_at"] = received_at
+    out["tagged_at"] = now_iso()
+    return out

@@ -1,0 +1,149 @@
+"""One settings object for every part of signalwatch, read from ``SIGNALWATCH_*`` environment variables.
+
+Command-line options override the environment (see :func:`Settings.from_env`). Each field's docstring
+names its variable; checks run in ``__post_init__`` so a bad value stops start-up with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+ENV_VARS = {
+    name: f"SIGNALWATCH_{suffix}" for name, suffix in {
+        "broker": "BROKER", "app_id": "APP_ID", "web_host": "WEB_HOST", "web_port": "WEB_PORT",
+        "partitions": "PARTITIONS", "replication": "REPLICATION", "max_item_bytes": "MAX_ITEM_BYTES",
+        "alert_min_severity": "ALERT_MIN_SEVERITY", "data_dir": "HOME",
+        "log_level": "LOG_LEVEL", "security_protocol": "SECURITY_PROTOCOL",
+        "sasl_mechanism": "SASL_MECHANISM", "sasl_username": "SASL_USERNAME",
+        "sasl_password": "SASL_PASSWORD", "ssl_cafile": "SSL_CAFILE",
+    }.items()
+}
+"""Settings field -> the environment variable that sets it (docker-compose is checked against this)."""
+
+
+class SettingsError(ValueError):
+    """A setting has a value signalwatch cannot use; the message names the variable and the fix."""
+
+
+@dataclass
+class Topics:
+    """Kafka topic names (contract, see DESIGN.md)."""
+
+    raw: str = "news.raw"
+    accepted: str = "news.accepted"
+    """Internal: valid items re-keyed by item id, between the ingest and tag agents."""
+    tagged: str = "news.tagged"
+    escalation: str = "alerts.escalation"
+    negotiation: str = "alerts.negotiation"
+    trend: str = "alerts.trend"
+    deadletter: str = "news.deadletter"
+
+    def alerts(self) -> list[str]:
+        """The alert topics, in display order."""
+        return [self.escalation, self.negotiation, self.trend]
+
+    def all(self) -> list[str]:
+        """Every topic signalwatch creates."""
+        return [self.raw, self.accepted, self.tagged, self.escalation, self.negotiation, self.trend, self.deadletter]
+
+
+@dataclass
+class Settings:
+    """Runtime configuration."""
+
+    broker: str = "kafka://127.0.0.1:9092"
+    """SIGNALWATCH_BROKER: Kafka bootstrap URL(s), ``kafka://host:port[;host:port]``."""
+    app_id: str = "signalwatch"
+    """SIGNALWATCH_APP_ID: Faust app id = consumer group; workers with one id share the partitions."""
+    web_host: str = "127.0.0.1"
+    """SIGNALWATCH_WEB_HOST: address of the worker's web server (/metrics, /news); loopback by default."""
+    web_port: int = 6066
+    """SIGNALWATCH_WEB_PORT: port of the worker's web server."""
+    partitions: int = 8
+    """SIGNALWATCH_PARTITIONS: partitions per topic (the ceiling on parallel workers)."""
+    replication: int = 1
+    """SIGNALWATCH_REPLICATION: replication factor of created topics."""
+    max_item_bytes: int = 1024 * 1024
+    """SIGNALWATCH_MAX_ITEM_BYTES: larger messages are dead-lettered as ``too_large``."""
+    alert_min_severity: str = "medium"
+    """SIGNALWATCH_ALERT_MIN_SEVERITY: per-item alerts below this severity are not sent."""
+    data_dir: Path = field(default_factory=lambda: Path(
+        os.environ.get("SIGNALWATCH_HOME") or Path.home() / ".local" / "share" / "signalwatch"))
+    """SIGNALWATCH_HOME: where the worker keeps local state and the local broker its data."""
+    log_level: str = "warning"
+    """SIGNALWATCH_LOG_LEVEL: worker log level (quiet by default)."""
+    security_protocol: str = "PLAINTEXT"
+    """SIGNALWATCH_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    sasl_mechanism: str = ""
+    """SIGNALWATCH_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."""
+    sasl_username: str = ""
+    """SIGNALWATCH_SASL_USERNAME."""
+    sasl_password: str = field(default="", repr=False)
+    """SIGNALWATCH_SASL_PASSWORD (never logged)."""
+    ssl_cafile: str = ""
+    """SIGNALWATCH_SSL_CAFILE: CA bundle for TLS brokers."""
+    topics: Topics = field(default_factory=Topics)
+
+    def __post_init__(self) -> None:
+        self.web_port = int(self.web_port)
+        self.partitions = int(self.partitions)
+        self.replication = int(self.replication)
+        self.max_item_bytes = int(self.max_item_bytes)
+        self.data_dir = Path(self.data_dir)
+        if "://" not in self.broker:
+            self.broker = f"kafka://{self.broker}"
+        if not self.broker.startswith("kafka://"):
+            raise SettingsError(
+                f"SIGNALWATCH_BROKER={self.broker!r}: use kafka://host:port (e.g. kafka://127.0.0.1:9092)")
+        if not 0 < self.web_port < 65536:
+            raise SettingsError(f"SIGNALWATCH_WEB_PORT={self.web_port}: use a port between 1 and 65535")
+        if self.partitions < 1:
+            raise SettingsError("SIGNALWATCH_PARTITIONS must be at least 1")
+        if self.max_item_bytes < 1024:
+            raise SettingsError("SIGNALWATCH_MAX_ITEM_BYTES must be at least 1024")
+        if self.alert_min_severity not in SEVERITIES:
+            raise SettingsError(
+                f"SIGNALWATCH_ALERT_MIN_SEVERITY={self.alert_min_severity!r}: use one of {', '.join(SEVERITIES)}")
+        protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        if self.security_protocol not in protocols:
+            raise SettingsError(
+                f"SIGNALWATCH_SECURITY_PROTOCOL={self.security_protocol!r}: use one of {', '.join(protocols)}")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_mechanism and self.sasl_username):
+            raise SettingsError("SASL needs SIGNALWATCH_SASL_MECHANISM, SIGNALWATCH_SASL_USERNAME and _PASSWORD")
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` list for kafka-python clients."""
+        return [s for s in self.broker.removeprefix("kafka://").replace(",", ";").split(";") if s]
+
+    def kafka_client_options(self) -> dict:
+        """Connection options for kafka-python clients (bootstrap, TLS, SASL)."""
+        opts: dict = {"bootstrap_servers": self.bootstrap_servers, "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            opts.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                        sasl_plain_password=self.sasl_password)
+        if self.ssl_cafile:
+            opts["ssl_cafile"] = self.ssl_cafile
+        return opts
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        """Settings from ``SIGNALWATCH_*`` variables, then non-None ``overrides`` (CLI options)."""
+        env = os.environ if env is None else env
+        known = {f.name for f in fields(cls)}
+        values = {k: env[var] for k, var in ENV_VARS.items() if var in env}
+        values.update({k: v for k, v in overrides.items() if v is not None and k in known})
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, SettingsError):
+                raise
+            raise SettingsError(f"bad setting: {exc}") from exc
+

@@ -1,0 +1,68 @@
+"""Pure tagging core: text in, escalation/negotiation signals out (no Kafka, no I/O per call).
+
+>>> from streams.tagging import load_tagger
+>>> result = load_tagger().tag("Kremlin rules out a ceasefire", "")
+>>> result["labels"], result["signals"][0]["stance"]
+(['negotiation'], 'rejected')
+
+``tag(title, text)`` offsets index ``title + "\\n" + text`` when the title is non-empty, else ``text``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from .engine import ESCALATION_STANCES, NEGOTIATION_STANCES, Tagger, build_tagger, severity_for
+from .lexicon import DEFAULT_PACK, LexiconError, load_pack
+
+__all__ = [
+    "DEFAULT_PACK",
+    "ESCALATION_STANCES",
+    "NEGOTIATION_STANCES",
+    "LexiconError",
+    "Tagger",
+    "dominant_stance",
+    "load_pack",
+    "load_tagger",
+    "severity_from_score",
+]
+
+_cache: dict[str, Tagger] = {}
+_lock = threading.Lock()
+
+#: precedence of negotiation stances when an item has several signals
+_STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "agreed": 3, "proposed": 4, "open": 5}
+
+
+def load_tagger(path: str | Path | None = None) -> Tagger:
+    """The compiled tagger of a rule pack (default ``streams/lexicons/ukraine.yaml``), cached per path.
+
+    Raises :class:`LexiconError` (message names file and line) when the pack is invalid.
+    """
+    key = str(Path(path).resolve()) if path is not None else str(DEFAULT_PACK)
+    tagger = _cache.get(key)
+    if tagger is None:
+        with _lock:
+            tagger = _cache.get(key)
+            if tagger is None:
+                tagger = build_tagger(path)
+                _cache[key] = tagger
+    return tagger
+
+
+def severity_from_score(score: float) -> str:
+    """low|medium|high|critical for a 0..1 score, with the thresholds the item severity uses."""
+    return severity_for(score, load_tagger().thresholds)
+
+
+def dominant_stance(result: dict[str, Any]) -> str | None:
+    """The item-level stance of a tag result: the strongest negotiation stance among its signals.
+
+    Rejection and denial outrank conditions, which outrank agreement, proposals and openness.
+    """
+    stances = [s["stance"] for s in result["signals"] if s["kind"] == "negotiation" and s["stance"]]
+    if not stances:
+        return None
+    return min(stances, key=lambda st: _STANCE_RANK.get(st, 9))

@@ -1,0 +1,153 @@
+"""Shared fixtures: a real local Kafka broker and real worker processes (tests/integration)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.broker import LocalBroker, free_port
+from streams.kafka_io import TopicReader, create_topics, producer
+from streams.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory) -> Iterator[LocalBroker]:
+    """A real single-node Kafka (KRaft) on a free loopback port, stopped after the session."""
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), free_port())
+    broker.start(timeout=120)
+    try:
+        create_topics(Settings(broker=broker.url))
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass
+class WorkerProcess:
+    """A ``signalwatch worker`` subprocess and how to reach it."""
+
+    proc: subprocess.Popen
+    settings: Settings
+    log: Path
+    env: dict = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def send_items(settings: Settings, values: list[bytes | dict], keys: list[bytes | None] | None = None) -> None:
+    """Produce raw values (dicts are JSON-encoded) to news.raw and wait for the broker's acks."""
+    client = producer(settings)
+    try:
+        for i, value in enumerate(values):
+            if isinstance(value, dict):
+                value = orjson.dumps(value)
+            key = keys[i] if keys else None
+            client.send(settings.topics.raw, key=key, value=value)
+        client.flush(timeout=60)
+    finally:
+        client.close()
+
+
+def collect(settings: Settings, topic: str, match: Callable[[dict], bool], count: int,
+            timeout: float = 60, settle: float = 0.0) -> list[dict]:
+    """Read ``topic`` from the beginning until ``count`` JSON records satisfy ``match`` (or time out).
+
+    With ``settle`` > 0, keep reading that many seconds after reaching ``count`` so extra records show.
+    """
+    reader = TopicReader(settings, [topic], from_beginning=True)
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for record in reader.poll(0.5):
+                value = orjson.loads(record.value)
+                if match(value):
+                    found.append(value)
+            if len(found) >= count:
+                if settle <= 0:
+                    break
+                deadline = min(deadline, time.monotonic() + settle)
+                settle = 0
+    finally:
+        reader.close()
+    return found
+
+
+def wait_ready(worker: WorkerProcess, timeout: float = 90) -> None:
+    """Wait until the worker tags a probe item end to end (consumer group joined, agents running)."""
+    probe = f"probe-{uuid.uuid4().hex}"
+    deadline = time.monotonic() + timeout
+    send_items(worker.settings, [{"id": probe, "text": "readiness probe"}], [probe.encode()])
+    while time.monotonic() < deadline:
+        if worker.proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.proc.returncode}:\n{worker.log.read_text()[-4000:]}")
+        got = collect(worker.settings, worker.settings.topics.tagged, lambda v: v.get("id") == probe, 1,
+                      timeout=5)
+        if got:
+            return
+    raise RuntimeError(f"worker not ready after {timeout}s:\n{worker.log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def start_worker(kafka, tmp_path_factory) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory: start a real worker process on the session broker; all are stopped at the end."""
+    started: list[WorkerProcess] = []
+
+    def _start(app_id: str | None = None, web_port: int | None = None, ready: bool = True,
+               extra_env: dict | None = None) -> WorkerProcess:
+        home = tmp_path_factory.mktemp("worker")
+        env = dict(os.environ,
+                   SIGNALWATCH_BROKER=kafka.url,
+                   SIGNALWATCH_APP_ID=app_id or f"sw-test-{uuid.uuid4().hex[:8]}",
+                   SIGNALWATCH_WEB_PORT=str(web_port or free_port()),
+                   SIGNALWATCH_HOME=str(home),
+                   SIGNALWATCH_LOG_LEVEL="info",
+                   **(extra_env or {}))
+        settings = Settings.from_env(env)
+        log = home / "worker.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        worker = WorkerProcess(proc, settings, log, env)
+        started.append(worker)
+        if ready:
+            wait_ready(worker)
+        return worker
+
+    yield _start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(start_worker) -> WorkerProcess:
+    """One shared worker for tests that only need the pipeline running."""
+    return start_worker()

@@ -1,0 +1,39 @@
+"""Per-item alert rules (pure)."""
+
+from __future__ import annotations
+
+from streams.alerting import alert_id, build_alerts
+from streams.tagging import load_tagger
+
+
+def tagged(title: str, text: str, item_id: str = "item-1") -> dict:
+    return {"id": item_id, "title": title, "text": text, "source": "test", **load_tagger().tag(title, text)}
+
+
+def test_alert_ids_are_deterministic_per_rule_and_item():
+    assert alert_id("escalation", "a") == alert_id("escalation", "a")
+    assert alert_id("escalation", "a") != alert_id("negotiation", "a")
+    assert alert_id("escalation", "a") != alert_id("escalation", "b")
+
+
+def test_one_alert_per_kind_with_evidence_summary_and_source():
+    item = tagged("Russia fires ballistic missiles at Kyiv as Kremlin rejects ceasefire talks", "")
+    alerts = {a["type"]: a for a in build_alerts(item, "low")}
+    assert set(alerts) == {"escalation", "negotiation"}
+    for kind, alert in alerts.items():
+        assert alert["alert_id"] == alert_id(kind, "item-1")
+        assert alert["item_ids"] == ["item-1"] and alert["source"] == "test"
+        assert alert["evidence"] and all(e in item["title"] for e in alert["evidence"])
+        assert alert["summary"].startswith(f"{kind}: ")
+    assert "rejected" in alerts["negotiation"]["stances"]
+    assert build_alerts(item, "low") and [a["alert_id"] for a in build_alerts(item, "low")] == \
+        [a["alert_id"] for a in alerts.values()]
+
+
+def test_minimum_severity_filters_and_neutral_items_raise_nothing():
+    assert build_alerts(tagged("Lviv opens a new library", "Readers welcomed the reading room."), "low") == []
+    item = tagged("Russia fires ballistic missiles at Kyiv", "")
+    assert [a["type"] for a in build_alerts(item, "low")] == ["escalation"]
+    weak = dict(item, escalation_score=0.01)
+    assert [a["severity"] for a in build_alerts(weak, "low")] == ["low"]
+    assert build_alerts(weak, "medium") == []
