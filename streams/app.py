@@ -137,8 +137,9 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
                     "internal_error", repr(exc)[:500], message.value, topic=message.topic,
                     partition=message.partition, offset=message.offset, key=message.key))
                 continue
-            seen[message.key] = received_at.encode()
+            # Send before marking as seen: a crash in between repeats the item (same id), never loses it.
             await tagged_topic.send(key=message.key, value=orjson.dumps(out))
+            seen[message.key] = received_at.encode()
             metrics.record_tagged(out)
             metrics.processing_seconds.observe(max(0.0, time.time() - _epoch(received_at)))
 

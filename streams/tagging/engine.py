@@ -339,7 +339,9 @@ class Tagger:
         cands += [(d + 5, c) for d, c in after if c in _NEG_CUES]  # slight preference for cues before
         if cands:
             c = min(cands, key=lambda x: (x[0], _NEG_CUES[x[1]]))[1]
-            return "open" if c == "hedge" else c
+            if c == "hedge" or (c == "agreed" and "hedge" in bcls):
+                return "open"  # "could agree to a truce" is not an agreement
+            return c
         return cat.default_stance or "open"
 
     def _result(self, signals: list, actors: list[str], locations: list[str],
