@@ -154,4 +154,5 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
                 metrics.alert_latency_seconds.observe(max(0.0, time.time() - _epoch(tagged["received_at"])))
 
     __import__("streams.observability").observability.install(app, metrics)  # consumer lag timer
+    __import__("streams.web").web.install(app, settings, metrics)  # POST /news, live alert page at /
     return app

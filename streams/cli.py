@@ -19,6 +19,9 @@ from streams.settings import SEVERITIES, Settings, SettingsError
 broker_option = click.option("--broker", default=None, metavar="URL",
                              help="Kafka bootstrap, kafka://host:port [env SIGNALWATCH_BROKER].")
 
+UP_BACKLOG = 3
+"""``up`` first shows the last few alerts of each partition (a re-run's sample items are duplicates)."""
+
 SEVERITY_COLOURS = {"low": "blue", "medium": "yellow", "high": "red", "critical": "magenta"}
 
 
@@ -123,10 +126,13 @@ def worker(broker: str | None, web_port: int | None, log_level: str | None) -> N
     from faust.worker import Worker
 
     from streams.app import create_app
+    from streams.logs import logging_config
 
     settings = _settings(broker=broker, web_port=web_port, log_level=log_level)
     app = create_app(settings)
-    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    runner = Worker(app, loglevel=settings.log_level, quiet=True, logging_config=logging_config(settings.log_level))
+    runner.spinner = None  # logs, not a terminal animation
+    runner.execute_from_commandline()
 
 
 # ---------------------------------------------------------------- push
@@ -148,105 +154,205 @@ def _progress(size: int, label: str, show: bool):
     return click.progressbar(length=size, label=label, file=sys.stderr)
 
 
-def push_files(settings: Settings, paths: list[str], topic: str, *, progress: bool = True) -> Counter:
-    """Send the items of ``paths`` to ``topic``; return counts of sent / rejected by reason / bytes."""
+MAX_REJECT_LINES = 50
+"""``push`` prints at most this many rejected entries (with where and why); the summary counts all."""
+
+
+def push_files(settings: Settings, paths: list[str], topic: str, *, progress: bool = True, fmt: str = "auto",
+               mapping: dict[str, str] | None = None, dry_run: bool = False) -> Counter:
+    """Send the items of ``paths`` to ``topic``; return counts of sent / rejected by reason / bytes.
+
+    With ``dry_run`` nothing is sent (no broker needed): items are read and validated and counted as
+    ``sent`` would be. Raises :class:`streams.feeds.FeedError` for a file that cannot be read at all.
+    """
     from streams.feeds import encode, read_feed
     from streams.kafka_io import producer
 
     counts: Counter = Counter()
-    client = producer(settings)
+    client = None if dry_run else producer(settings)
+    printed = 0
     try:
         for path in paths:
-            records = read_feed(path, max_bytes=settings.max_item_bytes)
+            records = read_feed(path, fmt=fmt, max_bytes=settings.max_item_bytes, mapping=mapping)
             show = progress and path != "-" and sys.stderr.isatty()
             size = os.path.getsize(path) if show else 0
+            done = 0
             with _progress(size, Path(path).name, show) as bar:
                 for record in records:
-                    bar.update(len(record.raw) + 1)
+                    step = min(len(record.raw) + 1, max(0, size - done))
+                    bar.update(step)
+                    done += step
                     if record.error is not None:
                         counts[f"rejected:{record.error.reason}"] += 1
-                        click.echo(f"{record.where}: {record.error}", err=True)
+                        if printed < MAX_REJECT_LINES:
+                            click.echo(f"{record.where}: {record.error}", err=True)
+                        printed += 1
                         continue
                     key, value = encode(record.item)
-                    client.send(topic, key=key, value=value)
+                    if client is not None:
+                        client.send(topic, key=key, value=value)
                     counts["sent"] += 1
                     counts["bytes"] += len(value)
-        client.flush(timeout=60)
+                bar.update(max(0, size - done))
+        if printed > MAX_REJECT_LINES:
+            click.echo(f"… and {printed - MAX_REJECT_LINES} more rejected entries", err=True)
+        if client is not None:
+            client.flush(timeout=60)
     finally:
-        client.close(timeout=10)
+        if client is not None:
+            client.close(timeout=10)
     return counts
+
+
+def push_summary(counts: Counter, topic: str, dry_run: bool = False) -> str:
+    """One line: items sent (or valid, for a dry run), bytes, and rejected items by reason."""
+    rejected = sum(v for k, v in counts.items() if k.startswith("rejected:"))
+    reasons = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("rejected:"))
+    head = (f"dry run: {counts['sent']} valid items ({counts['bytes']} bytes) would be sent to {topic}"
+            if dry_run else f"sent {counts['sent']} items ({counts['bytes']} bytes) to {topic}")
+    return f"{head}; rejected {rejected}" + (f" ({reasons})" if reasons else "")
 
 
 @main.command()
 @broker_option
 @click.option("--topic", default=None, help="Target topic (default news.raw).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv", "rss", "atom", "text"]),
+              default="auto", show_default=True,
+              help="Input format; auto = from the file name (.jsonl .csv .tsv .rss .atom .xml .txt), else the content.")
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
+              help="CSV: fill item FIELD from COLUMN, e.g. --map title=headline --map text=body (repeatable; "
+                   "other formats ignore it).")
+@click.option("--dry-run", is_flag=True, help="Read and validate only; send nothing (no broker needed).")
 @click.argument("files", nargs=-1, required=True)
-def push(broker: str | None, topic: str | None, files: tuple[str, ...]) -> None:
-    """Send JSONL or text FILES (- for stdin) into news.raw, with a progress bar and a summary."""
+def push(broker: str | None, topic: str | None, fmt: str, maps: tuple[str, ...], dry_run: bool,
+         files: tuple[str, ...]) -> None:
+    """Send JSONL, CSV, RSS/Atom or text FILES (- for stdin) into news.raw, with a progress bar and a summary.
+
+    Items get the id the worker derives (their own id, else from the url, else a content hash), so
+    pushing a file twice gives duplicates the worker recognises and drops.
+    """
+    from streams.feeds import FeedError, parse_mapping
     from streams.kafka_io import KafkaUnavailable
 
     settings = _settings(broker=broker)
     for path in files:
         if path != "-" and not Path(path).is_file():
             _fail(f"{path}: no such file")
+    if files.count("-") > 1:
+        _fail("stdin (-) can be read only once")
+    target = topic or settings.topics.raw
     try:
-        counts = push_files(settings, list(files), topic or settings.topics.raw)
-    except KafkaUnavailable as exc:
+        mapping = parse_mapping(maps)
+        counts = push_files(settings, list(files), target, fmt="feed" if fmt in ("rss", "atom") else fmt,
+                            mapping=mapping, dry_run=dry_run)
+    except (KafkaUnavailable, FeedError) as exc:
         _fail(str(exc))
-    rejected = sum(v for k, v in counts.items() if k.startswith("rejected:"))
-    reasons = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("rejected:"))
-    click.echo(f"sent {counts['sent']} items ({counts['bytes']} bytes) to {topic or settings.topics.raw}; "
-               f"rejected {rejected}" + (f" ({reasons})" if reasons else ""), err=True)
+    click.echo(push_summary(counts, target, dry_run), err=True)
 
 
 # ---------------------------------------------------------------- tail
+ALERT_TYPES = ("escalation", "negotiation", "trend")
+TYPE_COLOURS = {"escalation": "red", "negotiation": "green", "trend": "cyan"}
+EVIDENCE_CHARS = 160
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def format_alert(alert: dict) -> str:
-    """One readable, coloured line (two with evidence) for an alert."""
-    when = alert.get("created_at", "")[11:19]
-    severity = alert.get("severity", "low")
+    """A readable, coloured alert: time (UTC), severity, type and summary; then the evidence snippet; then
+    source and link. Colours are dropped by click when the output is not a terminal."""
+    created = str(alert.get("created_at", ""))
+    when = created[11:19] if len(created) >= 19 else "--:--:--"
+    severity = str(alert.get("severity", "low"))
+    kind = str(alert.get("type", "?"))
     badge = click.style(f"{severity.upper():8}", fg=SEVERITY_COLOURS.get(severity, "white"), bold=True)
-    line = f"{when} {badge} {alert.get('summary', '')}"
-    source = alert.get("source") or ""
-    evidence = (alert.get("evidence") or [""])[0]
-    if evidence or source:
-        line += "\n" + " " * 18 + click.style(f"“{evidence}”" + (f" — {source}" if source else ""), dim=True)
-    return line
+    kind_badge = click.style(f"{kind:11}", fg=TYPE_COLOURS.get(kind, "white"))
+    summary = alert.get("summary", "")
+    if kind == "trend" and "count" in alert:
+        summary += f" ({alert['count']} vs baseline {alert.get('baseline', 0):g})"
+    lines = [f"{when} {badge} {kind_badge} {summary}"]
+    indent = " " * 9
+    evidence = [e for e in alert.get("evidence") or () if e]
+    if evidence:
+        more = f" (+{len(evidence) - 1})" if len(evidence) > 1 else ""
+        lines.append(indent + click.style(f"“{_clip(evidence[0], EVIDENCE_CHARS)}”{more}", italic=True))
+    where = " — ".join(str(x) for x in (alert.get("source"), alert.get("url")) if x)
+    if where:
+        lines.append(indent + click.style(where, dim=True))
+    return "\n".join(lines)
+
+
+def alert_matches(alert: dict, *, types: tuple[str, ...] = (), min_severity: str | None = None,
+                  categories: tuple[str, ...] = (), actors: tuple[str, ...] = ()) -> bool:
+    """Whether an alert passes the ``tail`` filters (each filter: any of its values; all filters: and)."""
+    if types and alert.get("type") not in types:
+        return False
+    if min_severity:
+        severity = alert.get("severity", "low")
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+        if rank < SEVERITIES.index(min_severity):
+            return False
+    if categories and not {c.lower() for c in categories} & {str(c).lower() for c in alert.get("categories", ())}:
+        return False
+    if actors:
+        have = {str(a).lower() for a in alert.get("actors", ())}
+        if not any(a.lower() in have for a in actors):
+            return False
+    return True
 
 
 @main.command()
 @broker_option
 @click.option("--topic", "topic_names", multiple=True, help="Alert topic(s) to read (default: all).")
+@click.option("--type", "types", multiple=True, type=click.Choice(ALERT_TYPES),
+              help="Only alerts of this type (repeatable).")
+@click.option("--min-severity", type=click.Choice(SEVERITIES), default=None, help="Hide less severe alerts.")
+@click.option("--category", "categories", multiple=True, metavar="NAME",
+              help="Only alerts with this category, e.g. missile_strike or ceasefire (repeatable).")
+@click.option("--actor", "actors", multiple=True, metavar="NAME",
+              help="Only alerts naming this actor, e.g. Russia (repeatable; case-insensitive).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON alert per line, for machines.")
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest alert, not the newest.")
-@click.option("--min-severity", type=click.Choice(SEVERITIES), default=None, help="Hide less severe alerts.")
-def tail(broker: str | None, topic_names: tuple[str, ...], as_json: bool, from_beginning: bool,
-         min_severity: str | None) -> None:
-    """Print alerts as they arrive until Ctrl-C."""
+def tail(broker: str | None, topic_names: tuple[str, ...], types: tuple[str, ...], min_severity: str | None,
+         categories: tuple[str, ...], actors: tuple[str, ...], as_json: bool, from_beginning: bool) -> None:
+    """Print alerts as they arrive until Ctrl-C: all alert topics, or those of --type / --topic."""
     from streams.kafka_io import KafkaUnavailable, TopicReader
 
     settings = _settings(broker=broker)
+    t = settings.topics
+    by_type = {"escalation": t.escalation, "negotiation": t.negotiation, "trend": t.trend}
+    names = list(topic_names) or [by_type[x] for x in types] or t.alerts()
     try:
-        reader = TopicReader(settings, topic_names or settings.topics.alerts(), from_beginning=from_beginning)
+        reader = TopicReader(settings, names, from_beginning=from_beginning)
     except KafkaUnavailable as exc:
         _fail(str(exc))
     try:
         for record in reader:
-            _print_alert(record.value, as_json, min_severity)
+            _print_alert(record.value, as_json, min_severity, types=types, categories=categories, actors=actors)
     except KeyboardInterrupt:
         pass
     finally:
         reader.close()
 
 
-def _print_alert(value: bytes, as_json: bool, min_severity: str | None) -> None:
+def _print_alert(value: bytes, as_json: bool, min_severity: str | None, *, types: tuple[str, ...] = (),
+                 categories: tuple[str, ...] = (), actors: tuple[str, ...] = ()) -> bool:
+    """Print one alert record if it passes the filters; return whether it was printed."""
     try:
         alert = orjson.loads(value)
     except orjson.JSONDecodeError:
         click.echo(f"(not JSON: {value[:80]!r})", err=True)
-        return
-    if min_severity and SEVERITIES.index(alert.get("severity", "low")) < SEVERITIES.index(min_severity):
-        return
+        return False
+    if not isinstance(alert, dict):
+        click.echo(f"(not an alert: {value[:80]!r})", err=True)
+        return False
+    if not alert_matches(alert, types=types, min_severity=min_severity, categories=categories, actors=actors):
+        return False
     click.echo(value.decode() if as_json else format_alert(alert))
+    return True
 
 
 # ---------------------------------------------------------------- classify / eval
@@ -324,7 +430,7 @@ def up(port: int | None, web_port: int | None, feed_files: tuple[str, ...], seco
     signal.signal(signal.SIGTERM, _stop)
     try:
         create_topics(settings)
-        reader = TopicReader(settings, settings.topics.alerts())
+        reader = TopicReader(settings, settings.topics.alerts(), backlog=UP_BACKLOG)
         env = dict(os.environ, SIGNALWATCH_BROKER=settings.broker, SIGNALWATCH_WEB_PORT=str(settings.web_port))
         worker_proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env)
         click.echo(f"worker started: metrics at http://{settings.web_host}:{settings.web_port}/metrics", err=True)

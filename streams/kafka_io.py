@@ -63,7 +63,9 @@ def producer(settings: Settings) -> KafkaProducer:
 class TopicReader:
     """Reads topics from their end (or beginning) as of construction, so nothing sent afterwards is missed."""
 
-    def __init__(self, settings: Settings, topics: Iterable[str], *, from_beginning: bool = False) -> None:
+    def __init__(self, settings: Settings, topics: Iterable[str], *, from_beginning: bool = False,
+                 backlog: int = 0) -> None:
+        """Read from the end of each partition (``backlog`` records before it), or from the beginning."""
         try:
             self.consumer = KafkaConsumer(client_id="signalwatch-tail", enable_auto_commit=False,
                                           group_id=None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **settings.kafka_client_options())
@@ -83,7 +85,10 @@ class TopicReader:
         else:
             self.consumer.seek_to_end()
         for tp in partitions:  # resolve the positions now, not at the first poll
-            self.consumer.position(tp)
+            end = self.consumer.position(tp)
+            if backlog and not from_beginning:
+                first = self.consumer.beginning_offsets([tp])[tp]
+                self.consumer.seek(tp, max(first, end - backlog))
 
     def poll(self, timeout: float = 0.5) -> list:
         """The records that arrived within ``timeout`` seconds."""

@@ -141,7 +141,24 @@ def parse_item(raw: bytes | str | None, max_bytes: int = 1024 * 1024) -> dict:
         raise InvalidItem("not_json", str(exc)[:200]) from None
     if not isinstance(item, dict):
         raise InvalidItem("not_object", f"expected a JSON object, got {type(item).__name__}")
+    if _deeper_than(item, MAX_DEPTH):  # orjson reads 1024 levels but writes only 255: the agents re-encode
+        raise InvalidItem("schema", f"(item): nested deeper than {MAX_DEPTH} levels")
     return validate_item(item)
+
+
+MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays accepted in an item (unknown fields included)."""
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def validate_item(item: dict) -> dict:
@@ -157,7 +174,10 @@ def validate_item(item: dict) -> dict:
             item[name] = value.strip()
         else:
             item[name] = ""
-    item["id"] = derive_id(item)
+    try:
+        item["id"] = derive_id(item)
+    except ValueError as exc:  # urlsplit: bad IPv6 host, port out of range
+        raise InvalidItem("schema", f"url: not a valid URL ({exc})"[:200]) from None
     return item
 
 

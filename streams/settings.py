@@ -23,6 +23,7 @@ ENV_VARS = {
         "log_level": "LOG_LEVEL", "security_protocol": "SECURITY_PROTOCOL",
         "sasl_mechanism": "SASL_MECHANISM", "sasl_username": "SASL_USERNAME",
         "sasl_password": "SASL_PASSWORD", "ssl_cafile": "SSL_CAFILE",
+        "max_body_bytes": "MAX_BODY_BYTES", "alert_buffer": "ALERT_BUFFER",
     }.items()
 }
 """Settings field -> the environment variable that sets it (docker-compose is checked against this)."""
@@ -72,6 +73,10 @@ class Settings:
     """SIGNALWATCH_REPLICATION: replication factor of created topics."""
     max_item_bytes: int = 1024 * 1024
     """SIGNALWATCH_MAX_ITEM_BYTES: larger messages are dead-lettered as ``too_large``."""
+    max_body_bytes: int = 16 * 1024 * 1024
+    """SIGNALWATCH_MAX_BODY_BYTES: ``POST /news`` answers 413 to a larger request body (whole JSONL batch)."""
+    alert_buffer: int = 200
+    """SIGNALWATCH_ALERT_BUFFER: recent alerts the worker keeps for the live page (``GET /alerts/recent``)."""
     alert_min_severity: str = "medium"
     """SIGNALWATCH_ALERT_MIN_SEVERITY: per-item alerts below this severity are not sent."""
     data_dir: Path = field(default_factory=lambda: Path(
@@ -96,6 +101,8 @@ class Settings:
         self.partitions = int(self.partitions)
         self.replication = int(self.replication)
         self.max_item_bytes = int(self.max_item_bytes)
+        self.max_body_bytes = int(self.max_body_bytes)
+        self.alert_buffer = int(self.alert_buffer)
         self.data_dir = Path(self.data_dir)
         if "://" not in self.broker:
             self.broker = f"kafka://{self.broker}"
@@ -108,6 +115,10 @@ class Settings:
             raise SettingsError("SIGNALWATCH_PARTITIONS must be at least 1")
         if self.max_item_bytes < 1024:
             raise SettingsError("SIGNALWATCH_MAX_ITEM_BYTES must be at least 1024")
+        if self.max_body_bytes < self.max_item_bytes:
+            raise SettingsError("SIGNALWATCH_MAX_BODY_BYTES must be at least SIGNALWATCH_MAX_ITEM_BYTES")
+        if self.alert_buffer < 1:
+            raise SettingsError("SIGNALWATCH_ALERT_BUFFER must be at least 1")
         if self.alert_min_severity not in SEVERITIES:
             raise SettingsError(
                 f"SIGNALWATCH_ALERT_MIN_SEVERITY={self.alert_min_severity!r}: use one of {', '.join(SEVERITIES)}")

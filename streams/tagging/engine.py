@@ -6,7 +6,7 @@ Pure and thread-safe: a :class:`Tagger` is immutable after construction and ``ta
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +16,29 @@ import ahocorasick
 from .lexicon import load_pack
 from .morph import expand_term
 
-#: characters that may precede a word; every automaton key starts with one of them, so matches
-#: inside words ("us" in "thus") never leave the C automaton.
-_LEFT_BOUNDARIES = " \n\t([{\"'\u00ab\u201c\u2018\u201e-/\u2014\u2013#*:;,.\u00a0"
+#: Text and keys are normalised alike before matching: lower case, every punctuation or space
+#: character replaced by a space (lengths, hence offsets, are kept). Keys are " form " (or " stem" for
+#: prefix terms), so word boundaries are checked inside the C automaton and a raw match is a real hit.
+_PUNCT_TABLE = bytes(b if (b >= 128 or chr(b).isalnum()) else 32 for b in range(256))
+_UNICODE_PUNCT = "\u2019\u2018\u201c\u201d\u201e\u00ab\u00bb\u2014\u2013\u2026\u00a0\u2032\u00b7\u2011\u2012"
 _WORD_REST = re.compile(r"\w*")
-# sentence-break candidates: end punctuation, newlines, semicolons, " | " / " - " headline separators,
-# and a colon before a quotation; filtered in Tagger._sentence_starts
-_SENT_CAND = re.compile("[.!?;:|\n\u2014\u2013]")
-_CLOSERS = "\"'\u201d\u2019\u00bb)]"
+
+
+def normalize(low: str) -> str:
+    """Punctuation and spacing to plain spaces, keeping every offset (input already lower-cased)."""
+    norm = low.encode("utf-8", "surrogatepass").translate(_PUNCT_TABLE).decode("utf-8", "surrogatepass")
+    if not norm.isascii():
+        for ch in _UNICODE_PUNCT:
+            if ch in norm:
+                norm = norm.replace(ch, " ")
+    return norm
+# sentence-break candidates (a plain character class keeps the regex scan in C); filtered in
+# Tagger._sentence_starts: end punctuation + space, newlines, semicolons, " | " / " - " separators of
+# headline sources, and a colon before a quotation
+_SENT_RE = re.compile("[.!?;:|\n\u2014\u2013][.!?\"'\u201d\u2019\u00bb)\\]]*")
+_SPACES = " \t\n\r\u00a0"
 _OPENERS = "\"'\u201c\u2018\u00ab"
+_BREAKER = ("breaker",)
 
 NEGOTIATION_STANCES = ("proposed", "open", "agreed", "conditional", "rejected", "denied")
 ESCALATION_STANCES = ("reported", "threatened", "denied")
@@ -113,7 +127,8 @@ class Tagger:
             if metas or actor is not None or place is not None:
                 self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place))
             if cues or ctxs:
-                self._cue_automaton.add_word(key, (len(key), prefix, case_form, tuple(cues), frozenset(ctxs)))
+                classes = _BREAKER if tuple(cues) == _BREAKER else tuple(cues)
+                self._cue_automaton.add_word(key, (len(key), prefix, case_form, classes, frozenset(ctxs)))
         self._automaton.make_automaton()
         self._cue_automaton.make_automaton()
 
@@ -121,14 +136,16 @@ class Tagger:
     def _add(table: dict[str, list[Any]], term: str, case: bool, slot: int, value: Any) -> None:
         forms, prefix = expand_term(term if case else term.lower())
         for form in forms:
-            key_form = form.lower()
-            for b in _LEFT_BOUNDARIES:
-                entry = table.get(b + key_form)
+            norm = normalize(form.lower()).strip()
+            if not norm:
+                continue
+            for key in ((f" {norm}",) if prefix else (f" {norm} ",)):
+                entry = table.get(key)
                 if entry is None:
-                    entry = table[b + key_form] = [False, None, [], None, None, [], set()]
+                    entry = table[key] = [False, None, [], None, None, [], set()]
                 entry[0] = entry[0] or prefix
                 if case:
-                    entry[1] = form
+                    entry[1] = form if form.lower() == norm else None
                 if slot in (2, 5):
                     if value not in entry[slot]:
                         entry[slot].append(value)
@@ -147,60 +164,63 @@ class Tagger:
 
     @staticmethod
     def _sentence_starts(doc: str) -> list[int]:
-        """Start offsets of the sentences of ``doc`` (cheap candidate scan, filtered in Python)."""
+        """Start offsets of the sentences of ``doc``."""
         starts = [0]
         n = len(doc)
-        for m in _SENT_CAND.finditer(doc):
-            ch = m.group()
+        for m in _SENT_RE.finditer(doc):
             i = m.end()
-            if ch in ".!?":
-                while i < n and doc[i] in ".!?":
-                    i += 1
-                while i < n and doc[i] in _CLOSERS:
-                    i += 1
-                if i < n and not doc[i].isspace():
-                    continue
-                j = m.start()
-                if ch == "." and j >= 1 and doc[j - 1].isupper() and (j < 2 or not doc[j - 2].isalpha()):
-                    continue  # initials and U.S.
-                if ch == "." and doc[max(0, j - 2):j] in ("Mr", "Dr", "St", "Ms", "No"):
-                    continue
-            elif ch in "|\u2014\u2013":
-                if not (m.start() > 0 and doc[m.start() - 1] == " " and i < n and doc[i] == " "):
-                    continue
+            j = m.start()
+            ch = doc[j]
+            if ch == "\n" or ch == ";":
+                pass
+            elif i >= n or doc[i] not in _SPACES:
+                continue
+            elif ch == ".":
+                if j >= 1 and doc[j - 1].isupper() and (j < 2 or not doc[j - 2].isalpha()):
+                    continue  # initials and abbreviations such as U.S.
             elif ch == ":":
-                if not (i + 1 < n and doc[i] == " " and doc[i + 1] in _OPENERS):
+                if i + 1 >= n or doc[i + 1] not in _OPENERS:
                     continue
-            while i < n and doc[i].isspace():
+            elif ch in "|\u2014\u2013" and (j == 0 or doc[j - 1] != " "):
+                continue
+            while i < n and doc[i] in _SPACES:
                 i += 1
-            if i > starts[-1] and i < n:
+            if i < n and i > starts[-1]:
                 starts.append(i)
         return starts
 
-    def _scan_cues(self, low: str, doc: str, ss: int, se: int) -> tuple[list, list]:
-        """Cue and context hits of the sentence ``doc[ss:se]`` as (start, end, classes) lists."""
+    def _sentence(self, norm: str, doc: str, ss: int, se: int, actors_at: list) -> tuple:
+        """Per-sentence analysis: (cues, cue starts, context spans by group, actors, max actor weight)."""
         cues: list[tuple[int, int, tuple]] = []
-        ctxs: list[tuple[int, int, frozenset]] = []
-        seg = low[ss:se]
-        pad = f" {seg} "
-        for end, (klen, prefix, case_form, cue, ctx) in self._cue_automaton.iter(pad):
+        ctx_map: dict[str, list[tuple[int, int]]] = {}
+        breakers: list[tuple[int, int, tuple]] = []
+        seg = norm[ss:se]
+        for end, (klen, prefix, case_form, cue, ctx) in self._cue_automaton.iter(f" {seg} "):
             start = end - klen + 1
-            e = end
-            if pad[end + 1].isalnum():
-                if not prefix:
-                    continue
+            if prefix:
                 e = _WORD_REST.match(seg, end).end()
-            if case_form is not None and doc[ss + start:ss + end] != case_form:
+            else:
+                e = end - 1
+            if case_form is not None and doc[ss + start:ss + e] != case_form:
                 continue
             if cue:
-                cues.append((ss + start, ss + e, cue))
+                (breakers if cue is _BREAKER else cues).append((ss + start, ss + e, cue))
             if ctx:
-                ctxs.append((ss + start, ss + e, ctx))
-        if len(cues) > 1:
-            spans = [(a, b) for a, b, c in cues if c != ("breaker",)]
-            cues = [h for h in cues if h[2] != ("breaker",)
-                    or not any(a <= h[0] and h[1] <= b and (a, b) != (h[0], h[1]) for a, b in spans)]
-        return cues, ctxs
+                span = (ss + start, ss + e)
+                for g in ctx:
+                    lst = ctx_map.get(g)
+                    if lst is None:
+                        ctx_map[g] = [span]
+                    else:
+                        lst.append(span)
+        if breakers:  # a breaker word inside a longer cue ("as long as") is not a breaker
+            multi = [(a, b) for a, b, _ in cues if b - a > 4]
+            cues.extend(h for h in breakers if not any(a <= h[0] and h[1] <= b for a, b in multi))
+        cues.sort()
+        sent_actors = list(dict.fromkeys(a for pos, a in actors_at if ss <= pos < se))
+        weights = self.actor_weights
+        aw = max([weights[a] for a in sent_actors], default=0.0)
+        return cues, [c[0] for c in cues], ctx_map, sent_actors, aw
 
     # ------------------------------------------------------------------ tagging
     def tag(self, title: str, text: str) -> dict[str, Any]:
@@ -214,20 +234,21 @@ class Tagger:
         title = title or ""
         text = text or ""
         doc = f"{title}\n{text}" if title else text
-        low = self._lower(doc)
-        pad = f" {low} "
+        low = doc.lower()
+        if len(low) != len(doc):  # rare: characters whose lower case is longer (e.g. U+0130)
+            low = self._lower(doc)
+        norm = normalize(low)
         word_rest = _WORD_REST.match
         terms: list[tuple[int, int, tuple]] = []
         actors_at: list[tuple[int, str]] = []
         places: list[str] = []
-        for end, (klen, prefix, case_form, metas, actor, place) in self._automaton.iter(pad):
+        for end, (klen, prefix, case_form, metas, actor, place) in self._automaton.iter(f" {norm} "):
             start = end - klen + 1
-            e = end
-            if pad[end + 1].isalnum():
-                if not prefix:
-                    continue
-                e = word_rest(low, end).end()
-            if case_form is not None and doc[start:end] != case_form:
+            if prefix:
+                e = word_rest(norm, end).end()
+            else:
+                e = end - 1
+            if case_form is not None and doc[start:e] != case_form:
                 continue
             if metas:
                 terms.append((start, e, metas))
@@ -235,22 +256,25 @@ class Tagger:
                 actors_at.append((start, actor))
             if place is not None:
                 places.append(place)
-        item_actors = list(dict.fromkeys(a for _, a in actors_at))
+        item_actors = list(dict.fromkeys([a for _, a in actors_at]))
         locations = list(dict.fromkeys(places))
         if not terms:
             return self._result([], item_actors, locations, 0.0, 0.0)
 
         # longest match wins: drop term hits strictly inside a longer one
-        terms.sort(key=lambda h: (h[0], h[0] - h[1]))
-        kept: list[tuple[int, int, tuple]] = []
-        cover_s = cover_e = -1
-        for h in terms:
-            s, e, _ = h
-            if e <= cover_e and (s, e) != (cover_s, cover_e):
-                continue
-            kept.append(h)
-            if e > cover_e:
-                cover_s, cover_e = s, e
+        if len(terms) > 1:
+            terms.sort(key=_term_order)
+            kept: list[tuple[int, int, tuple]] = []
+            cover_s = cover_e = -1
+            for h in terms:
+                s, e, _ = h
+                if e <= cover_e and (s != cover_s or e != cover_e):
+                    continue
+                kept.append(h)
+                if e > cover_e:
+                    cover_s, cover_e = s, e
+        else:
+            kept = terms
 
         starts = self._sentence_starts(doc)
         nsent = len(starts)
@@ -259,66 +283,78 @@ class Tagger:
         esc_best: dict[str, float] = {}
         neg_best: dict[str, float] = {}
         cats = self.categories
-        weights = self.actor_weights
         factors = self._factors
-        sent_cues: dict[int, tuple[list, list]] = {}
+        sentences: dict[int, tuple] = {}
         for s, e, metas in kept:
             si = bisect_right(starts, s) - 1
-            ss = starts[si]
-            se = starts[si + 1] if si + 1 < nsent else ndoc
-            sc = sent_cues.get(si)
-            if sc is None:
-                sc = sent_cues[si] = self._scan_cues(low, doc, ss, se)
-            cues, ctxs = sc
+            sent = sentences.get(si)
+            if sent is None:
+                ss = starts[si]
+                se = starts[si + 1] if si + 1 < nsent else ndoc
+                sent = sentences[si] = (ss, se, *self._sentence(norm, doc, ss, se, actors_at))
+            ss, se, cues, cue_starts, ctx_map, sent_actors, aw = sent
             for meta in metas:
                 if meta.requires:
-                    req = meta.requires
-                    if not any(not (cs >= s and ce <= e) and not g.isdisjoint(req) for cs, ce, g in ctxs):
+                    for g in meta.requires:
+                        spans = ctx_map.get(g)
+                        if spans and any(cs < s or ce > e for cs, ce in spans):
+                            break
+                    else:
                         continue
                 cat = cats[meta.cat]
-                stance = self._stance(cat, meta, s, e, ss, se, cues)
+                stance = self._stance(cat, meta, s, e, ss, se, cues, cue_starts)
                 if stance is None:
                     continue
-                sig_actors = list(dict.fromkeys(a for pos, a in actors_at if ss <= pos < se))
-                aw = max([weights[a] for a in sig_actors], default=0.0)
                 strength = cat.weight * factors.get(stance, 1.0) * (0.85 + 0.15 * aw)
                 best = esc_best if cat.kind == "escalation" else neg_best
                 if strength > best.get(cat.name, -1.0):
                     best[cat.name] = strength
                 signals.append({
                     "kind": cat.kind, "category": cat.name, "stance": stance,
-                    "text": doc[s:e], "start": s, "end": e, "actors": sig_actors,
+                    "text": doc[s:e], "start": s, "end": e, "actors": list(sent_actors),
                 })
         return self._result(signals, item_actors, locations, _noisy_or(esc_best.values()),
                             _noisy_or(neg_best.values()))
 
     def _stance(self, cat: _Category, meta: _TermMeta, s: int, e: int, ss: int, se: int,
-                cues: list) -> str | None:
-        """Stance of a signal from the cues of its sentence; ``None`` drops the signal (negated event)."""
-        lo = max(ss, s - self._before)
-        hi = min(se, e + self._after)
-        before: list[tuple[int, str, int]] = []  # (distance, class, start)
+                cues: list, cue_starts: list[int]) -> str | None:
+        """Stance of a signal from the cues around it in its sentence; ``None`` drops the signal.
+
+        Cues are looked for up to ``windows.before`` characters before and ``windows.after`` after
+        the trigger; a breaker ("but", "while", ...) between a cue and the trigger cuts the cue off.
+        """
+        lo = s - self._before
+        if lo < ss:
+            lo = ss
+        hi = e + self._after
+        if hi > se:
+            hi = se
+        before: list[tuple[int, str]] = []  # (distance, class)
         after: list[tuple[int, str]] = []
-        last_break = -1
-        for cs, ce, classes in cues:
-            if cs < lo:
-                continue
+        i = bisect_left(cue_starts, lo)
+        n = len(cues)
+        while i < n:
+            cs, ce, classes = cues[i]
+            i += 1
             if cs >= hi:
                 break
-            for cls in classes:
-                if ce <= s:
-                    if cls == "breaker":
-                        last_break = max(last_break, cs)
-                    else:
-                        before.append((s - ce, cls, cs))
-                elif cs >= e and cls != "breaker":
+            if ce <= s:
+                if classes is _BREAKER:
+                    before.clear()
+                else:
+                    for cls in classes:
+                        before.append((s - ce, cls))
+            elif cs >= e and classes is not _BREAKER:
+                for cls in classes:
                     after.append((cs - e, cls))
-        before2 = [(d, c) for d, c, cs in before if cs > last_break]
-        bcls = {c for _, c in before2}
+        if not before and not after:
+            return meta.stance or cat.default_stance or ("reported" if cat.kind == "escalation" else "open")
+        bcls = {c for _, c in before}
         acls = {c for _, c in after}
-        near_neg = any(c == "negation" and d <= 30 for d, c in before2)
+        near_neg = "negation" in bcls and any(c == "negation" and d <= 30 for d, c in before)
         if cat.kind == "escalation":
-            if "denied" in bcls or near_neg or any(c == "rejected" and d <= 20 for d, c in before2):
+            if "denied" in bcls or near_neg or ("rejected" in bcls and any(
+                    c == "rejected" and d <= 20 for d, c in before)):
                 return None  # "denied shelling", "no shelling", "refusing to supply weapons"
             if meta.stance:
                 return meta.stance
@@ -335,10 +371,10 @@ class Tagger:
         if meta.stance:
             return meta.stance
         # otherwise the nearest modal / stance cue decides (hedges read as "open")
-        cands = [(d, c) for d, c in before2 if c in _NEG_CUES]
-        cands += [(d + 5, c) for d, c in after if c in _NEG_CUES]  # slight preference for cues before
+        cands = [(d, _NEG_CUES[c], c) for d, c in before if c in _NEG_CUES]
+        cands += [(d + 5, _NEG_CUES[c], c) for d, c in after if c in _NEG_CUES]  # prefer cues before
         if cands:
-            c = min(cands, key=lambda x: (x[0], _NEG_CUES[x[1]]))[1]
+            c = min(cands)[2]
             if c == "hedge" or (c == "agreed" and "hedge" in bcls):
                 return "open"  # "could agree to a truce" is not an agreement
             return c
@@ -365,6 +401,10 @@ class Tagger:
     def severity_from_score(self, score: float) -> str:
         """Severity of a 0..1 score with this pack's thresholds."""
         return severity_for(score, self.thresholds)
+
+
+def _term_order(h: tuple[int, int, tuple]) -> tuple[int, int]:
+    return h[0], h[0] - h[1]
 
 
 def _noisy_or(values: Any) -> float:

@@ -115,23 +115,34 @@ def prometheus(tmp: Path, target: str) -> Iterator[str]:
                 proc.wait(timeout=10)
 
 
+def _api(base: str, path: str, **params: str) -> dict:
+    body = _get(f"{base}/api/v1/{path}?" + urllib.parse.urlencode(params))
+    assert body["status"] == "success", (path, params, body)
+    return body["data"]
+
+
 def query(base: str, expr: str) -> list[dict]:
-    """An instant query; returns the result vector (a scalar comes back as a one-element list)."""
-    body = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-    assert body["status"] == "success", (expr, body)
-    data = body["data"]
+    """An instant query (as Grafana runs targets marked instant): one ``value`` per series."""
+    data = _api(base, "query", query=expr)
     if data["resultType"] == "scalar":
-        return [{"metric": {}, "value": data["result"]}]
-    return data["result"]
+        return [{"metric": {}, "values": [data["result"]]}]
+    return [{"metric": r["metric"], "values": [r["value"]]} for r in data["result"]]
+
+
+def query_range(base: str, expr: str, start: float, end: float) -> list[dict]:
+    """A range query over the test's window at a 1 s step (as Grafana runs time-series targets)."""
+    return _api(base, "query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step="1")["result"]
 
 
 def has_value(result: list[dict]) -> bool:
-    """Whether some series has a finite, non-zero value."""
-    for series in result:
-        value = float(series["value"][1])
-        if not math.isnan(value) and value != 0:
-            return True
-    return False
+    """Whether some series has a finite, non-zero value at some point."""
+    return any(not math.isnan(float(v)) and float(v) != 0 for series in result for _, v in series["values"])
+
+
+def scrape_health(base: str) -> list[dict]:
+    """Each target's health and last scrape error, for failure messages."""
+    targets = _get(f"{base}/api/v1/targets")["data"]["activeTargets"]
+    return [{k: t.get(k) for k in ("scrapeUrl", "health", "lastError", "lastScrapeDuration")} for t in targets]
 
 
 # ---------------------------------------------------------------- the dashboard's queries
@@ -144,8 +155,8 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
 
-def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
-    """(panel title, expr) of every target of every panel, rows' nested panels included."""
+def panel_queries(dashboard: dict) -> list[tuple[str, str, bool]]:
+    """(panel title, expr, instant) of every target of every panel, rows' nested panels included."""
     out = []
 
     def walk(panels: list[dict]) -> None:
@@ -153,7 +164,7 @@ def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
             walk(panel.get("panels", []))
             for t in panel.get("targets", []):
                 if not t.get("hide"):
-                    out.append((panel["title"], t["expr"]))
+                    out.append((panel["title"], t["expr"], bool(t.get("instant"))))
     walk(dashboard["panels"])
     return out
 
@@ -166,43 +177,47 @@ def grafana_regex(value: str) -> str:
 def test_every_dashboard_query_returns_data(worker, tmp_path):
     dashboard = json.loads(DASHBOARD.read_text())
     queries = panel_queries(dashboard)
-    titles = {title for title, _ in queries}
+    titles = {title for title, _, _ in queries}
     assert len(queries) >= 20 and len(titles) >= 14, "the dashboard lost panels"
     assert titles >= MAY_BE_ZERO
 
     target = f"127.0.0.1:{worker.settings.web_port}"
     variables = {"job": JOB, "instance": grafana_regex(target), "datasource": "prometheus",
-                 "__rate_interval": "1m", "__interval": "5s", "__range": "10m"}
+                 "__rate_interval": "4s", "__interval": "1s"}
     tag = uuid.uuid4().hex[:8]
     started = time.monotonic()
     with prometheus(tmp_path, target) as base:
+        window_start = time.time()
+        while not query(base, f'up{{job="{JOB}"}} == 1'):  # the first scrape, so every increase shows
+            assert time.monotonic() - started < 30, f"no successful scrape: {scrape_health(base)}"
+            time.sleep(0.5)
         # wave 1: new label values (actors) appear; wave 2 a few scrapes later makes them increase.
-        # Plus one message that is not JSON (a dead letter) and one repeated id (a duplicate).
-        wave1 = make_items(f"{tag}-1")
-        send_items(worker.settings, [*wave1, b"{not json", wave1[0]],
-                   [w["id"].encode() for w in wave1] + [None, wave1[0]["id"].encode()])
-        wave2_sent = False
+        # Each wave has one message that is not JSON (a dead letter) and one repeated id (a duplicate).
+        waves = [make_items(f"{tag}-{n}") for n in (1, 2)]
+        sent = 0
         failures: list[str] = []
         while True:
-            if not wave2_sent and time.monotonic() - started > 6:
-                wave2 = make_items(f"{tag}-2")
-                send_items(worker.settings, wave2, [w["id"].encode() for w in wave2])
-                wave2_sent = True
-            results = {(title, expr): query(base, substitute(expr, variables)) for title, expr in queries}
-            failures = []
-            for (title, expr), result in results.items():
-                if not result:
-                    failures.append(f"panel {title!r}: no data for {expr}")
-            for title in titles - MAY_BE_ZERO:
-                if not any(has_value(r) for (t, _), r in results.items() if t == title):
-                    failures.append(f"panel {title!r}: only zero or NaN values")
-            if not failures and wave2_sent and time.monotonic() - started > 10:
-                break
-            if time.monotonic() - started > SETTLE_TIMEOUT:
+            if sent < len(waves) and time.monotonic() - started > 4 * sent:
+                wave = waves[sent]
+                send_items(worker.settings, [*wave, b"{not json", wave[0]],
+                           [w["id"].encode() for w in wave] + [None, wave[0]["id"].encode()])
+                sent += 1
+            now = time.time()
+            variables["__range"] = f"{int(now - window_start) + 1}s"
+            results = {}
+            for title, expr, instant in queries:
+                promql = substitute(expr, variables)
+                results[(title, expr)] = (query(base, promql) if instant
+                                          else query_range(base, promql, window_start, now))
+            failures = [f"panel {title!r}: no data for {expr}" for (title, expr), r in results.items() if not r]
+            failures += [f"panel {title!r}: only zero or NaN values" for title in sorted(titles - MAY_BE_ZERO)
+                         if not any(has_value(r) for (t, _), r in results.items() if t == title)]
+            if (not failures and sent == len(waves)) or time.monotonic() - started > SETTLE_TIMEOUT:
                 break
             time.sleep(1)
         waited = time.monotonic() - started
         assert not failures, (f"dashboard panels without data after {waited:.0f}s:\n" + "\n".join(failures)
+                              + f"\nscrape targets: {scrape_health(base)}"
                               + "\nworker log tail:\n" + worker.log.read_text(errors="replace")[-2000:])
 
         # the template variables' own queries (label_values) resolve to this job and instance
@@ -212,8 +227,7 @@ def test_every_dashboard_query_returns_data(worker, tmp_path):
             m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"])
             assert m, f"variable {var['name']}: unexpected query {var['query']}"
             selector = substitute(m.group(1), variables)
-            values = _get(f"{base}/api/v1/label/{m.group(2)}/values?"
-                          + urllib.parse.urlencode({"match[]": selector}))["data"]
+            values = _api(base, f"label/{m.group(2)}/values", **{"match[]": selector})
             assert (JOB if var["name"] == "job" else target) in values, (var["name"], values)
 
         # the repository's recording rules load and produce series from the same data

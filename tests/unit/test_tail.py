@@ -1,0 +1,60 @@
+"""`signalwatch tail` formatting and filters (no broker)."""
+
+from __future__ import annotations
+
+import click
+import orjson
+import pytest
+
+from streams.cli import _print_alert, alert_matches, format_alert
+
+ALERT = {
+    "alert_id": "esc-0123456789abcdef01234567", "type": "escalation", "severity": "high",
+    "summary": "escalation: missile_strike [Russia] — Missile strike on Kharkiv",
+    "item_ids": ["i1"], "categories": ["missile_strike"], "actors": ["Russia", "Ukraine"],
+    "evidence": ["launched a missile strike on Kharkiv " + "x" * 300, "second"],
+    "created_at": "2026-11-24T10:11:12.345Z", "lexicon_version": "1",
+    "source": "Example Wire", "url": "https://example.org/a",
+}
+
+
+def test_format_alert_is_readable():
+    text = click.unstyle(format_alert(ALERT))
+    first, evidence, where = text.splitlines()
+    assert first.startswith("10:11:12 HIGH") and "escalation" in first and "Missile strike on Kharkiv" in first
+    assert evidence.strip().startswith("“launched a missile strike") and evidence.rstrip().endswith("(+1)")
+    assert len(evidence) < 200, "long evidence is clipped"
+    assert where.strip() == "Example Wire — https://example.org/a"
+    assert "\x1b[" in format_alert(ALERT), "severity is coloured (click drops colours off a terminal)"
+
+
+def test_format_alert_survives_missing_fields():
+    assert click.unstyle(format_alert({"summary": "s"})).startswith("--:--:-- LOW")
+
+
+@pytest.mark.parametrize(("filters", "passes"), [
+    ({}, True),
+    ({"types": ("escalation",)}, True),
+    ({"types": ("negotiation", "trend")}, False),
+    ({"min_severity": "high"}, True),
+    ({"min_severity": "critical"}, False),
+    ({"categories": ("Missile_Strike",)}, True),
+    ({"categories": ("ceasefire",)}, False),
+    ({"actors": ("russia",)}, True),
+    ({"actors": ("NATO", "ukraine")}, True),
+    ({"actors": ("NATO",)}, False),
+    ({"types": ("escalation",), "actors": ("NATO",)}, False),
+])
+def test_filters(filters, passes):
+    assert alert_matches(ALERT, **filters) is passes
+
+
+def test_print_alert_json_and_filters(capsys):
+    value = orjson.dumps(ALERT)
+    assert _print_alert(value, True, None) is True
+    assert orjson.loads(capsys.readouterr().out) == ALERT
+    assert _print_alert(value, False, "critical") is False
+    assert _print_alert(value, False, None, categories=("ceasefire",)) is False
+    assert capsys.readouterr().out == ""
+    assert _print_alert(b"{nope", False, None) is False
+    assert "not JSON" in capsys.readouterr().err
