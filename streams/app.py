@@ -21,8 +21,13 @@ import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-from streams import __version__
+from streams import __version__, observability
+from streams.agents import analytics
+from streams.agents.analytics import DEDUP_SHARD
 from streams.alerting import build_alerts
+from streams.analytics.cooldown import cooldown_key
+from streams.analytics.dedup import Features
+from streams.analytics.trend import event_time
 from streams.metrics import Metrics
 from streams.records import InvalidItem, dead_letter, now_iso, parse_item, tagged_item
 from streams.settings import Settings
@@ -89,9 +94,14 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     tagged_topic = app.topic(t.tagged, value_type=bytes, key_type=bytes)
     deadletter = app.topic(t.deadletter, value_type=bytes, key_type=bytes)
     alert_topics = {"escalation": app.topic(t.escalation, value_type=bytes, key_type=bytes),
-                    "negotiation": app.topic(t.negotiation, value_type=bytes, key_type=bytes)}
+                    "negotiation": app.topic(t.negotiation, value_type=bytes, key_type=bytes),
+                    "trend": app.topic(t.trend, value_type=bytes, key_type=bytes)}
     seen = app.Table("seen_ids", default=None, partitions=settings.partitions, key_type=bytes,
                      value_type=bytes)
+    # dedup (news.dedup -> news.accepted), trend windows (news.signals), cooldown (alerts.candidates)
+    stages = analytics.install(app, settings, metrics, accepted=accepted, tagged_topic=tagged_topic,
+                               alert_topics=alert_topics, lexicon_version=lambda: tagger.version)
+    dedup_topic, candidates = stages["dedup"], stages["candidates"]
 
     @app.agent(raw)
     async def ingest(stream):
@@ -116,7 +126,9 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
                     partition=message.partition, offset=message.offset, key=message.key))
                 continue
             item["received_at"] = received_at
-            await accepted.send(key=item["id"].encode(), value=orjson.dumps(item))
+            # To the dedup shard, with the item's dedup features (id, url, content hash, sketch) in headers.
+            features = Features.of(item, settings.dedup_stories)
+            await dedup_topic.send(key=DEDUP_SHARD, value=orjson.dumps(item), headers=features.headers())
 
     @app.agent(accepted)
     async def tag(stream):
@@ -145,14 +157,14 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
 
     @app.agent(tagged_topic)
     async def alert(stream):
-        """Send the per-item alerts of each tagged item to its alert topic."""
+        """Build the per-item alerts of each tagged item; the notify agent applies the cooldown and sends."""
         async for value in stream:
             tagged = orjson.loads(value)
+            at = event_time(tagged)
             for a in build_alerts(tagged, settings.alert_min_severity):
-                await alert_topics[a["type"]].send(key=a["alert_id"].encode(), value=orjson.dumps(a))
-                metrics.alerts.labels(a["type"], a["severity"]).inc()
-                metrics.alert_latency_seconds.observe(max(0.0, time.time() - _epoch(tagged["received_at"])))
+                await candidates.send(key=cooldown_key(a).encode(), value=orjson.dumps(
+                    {"at": at, "received_at": tagged["received_at"], "alert": a}))
 
-    __import__("streams.observability").observability.install(app, metrics)  # consumer lag timer
+    observability.install(app, metrics)  # consumer lag timer
     __import__("streams.web").web.install(app, settings, metrics)  # POST /news, live alert page at /
     return app

@@ -58,6 +58,17 @@ class Metrics:
             "signalwatch_consumer_lag", "Messages behind the end of the partition, per topic and partition.",
             ["topic", "partition"], registry=r)
         self.build = Info("signalwatch_build", "Version of the service and of the rule pack.", registry=r)
+        # stream analytics (issue 4): duplicates by reason, cooldown, windowed counts
+        self.duplicate_reasons = Counter(
+            "signalwatch_duplicate_reasons", "Duplicates dropped, by what matched (id, url, content, near).",
+            ["reason"], registry=r)
+        self.alerts_suppressed = Counter(
+            "signalwatch_alerts_suppressed", "Alerts not sent because of the cooldown or as repeats, by type.",
+            ["type"], registry=r)
+        self.trend_window_count = Gauge(
+            "signalwatch_trend_window_count",
+            "Items in the window last updated, per window size (seconds) and key (kind/category, kind/*, actor/x).",
+            ["window", "key"], registry=r)
         self._lag_series: set[tuple[str, str]] = set()
 
         for reason in INVALID_REASONS:
@@ -67,6 +78,9 @@ class Metrics:
         for kind in ALERT_TYPES:
             for severity in SEVERITIES:
                 self.alerts.labels(kind, severity)
+            self.alerts_suppressed.labels(kind)
+        for reason in ("id", "url", "content", "near"):
+            self.duplicate_reasons.labels(reason)
 
     def init_categories(self, categories: dict[str, list[str]]) -> None:
         """Pre-create ``signals_total`` series for every (kind, category) of the rule pack."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -19,10 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import jsonschema
 import orjson
 
-from streams.settings import REPO_ROOT
-
-SCHEMA_DIR = Path(os.environ.get("SIGNALWATCH_SCHEMAS_DIR") or REPO_ROOT / "schemas")
-"""The JSON Schemas: ``schemas/`` of the checkout, or ``SIGNALWATCH_SCHEMAS_DIR`` (the Docker image)."""
+from streams.settings import SCHEMA_DIR
 
 # Query parameters that only track the reader; dropped so that one story has one id.
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref", "cmpid", "ocid")
@@ -181,18 +177,30 @@ def validate_item(item: dict) -> dict:
     return item
 
 
+DEAD_LETTER_ORIGINAL_MAX = 1024 * 1024
+"""Bytes of an invalid message kept in its dead letter (1 MiB, 1.4 MiB as base64)."""
+
+
 def dead_letter(reason: str, detail: str, original: bytes | None, *, topic: str, partition: int,
                 offset: int, key: bytes | None = None) -> bytes:
-    """The JSON value of a ``news.deadletter`` record (original bytes kept as base64)."""
+    """The JSON value of a ``news.deadletter`` record (original bytes kept as base64).
+
+    Originals over :data:`DEAD_LETTER_ORIGINAL_MAX` bytes keep only their head (``original_truncated``
+    is then true; the whole message stays at ``topic``/``partition``/``offset``): a 3 MiB message is
+    4 MiB in base64, over the producer's request limit, and its dead letter could not be sent.
+    """
     original = original or b""
+    kept = original[:DEAD_LETTER_ORIGINAL_MAX]
     return orjson.dumps({
         "reason": reason,
         "detail": detail,
         "topic": topic,
         "partition": partition,
         "offset": offset,
-        "original": base64.b64encode(original).decode("ascii"),
+        "original": base64.b64encode(kept).decode("ascii"),
         "original_size": len(original),
+        "original_truncated": len(kept) < len(original),
+        "original_sha256": hashlib.sha256(original).hexdigest(),
         "key": base64.b64encode(key).decode("ascii") if key is not None else None,
         "failed_at": now_iso(),
     })

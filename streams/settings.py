@@ -14,6 +14,9 @@ SEVERITIES = ("low", "medium", "high", "critical")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+SCHEMA_DIR = Path(os.environ.get("SIGNALWATCH_SCHEMAS_DIR") or REPO_ROOT / "schemas")
+"""The JSON Schemas: ``schemas/`` of the checkout, or ``SIGNALWATCH_SCHEMAS_DIR`` (the Docker image sets it)."""
+
 
 ENV_VARS = {
     name: f"SIGNALWATCH_{suffix}" for name, suffix in {
@@ -24,6 +27,10 @@ ENV_VARS = {
         "sasl_mechanism": "SASL_MECHANISM", "sasl_username": "SASL_USERNAME",
         "sasl_password": "SASL_PASSWORD", "ssl_cafile": "SSL_CAFILE",
         "max_body_bytes": "MAX_BODY_BYTES", "alert_buffer": "ALERT_BUFFER",
+        "dedup_horizon": "DEDUP_HORIZON", "dedup_stories": "DEDUP_STORIES",
+        "near_dup_threshold": "NEAR_DUP_THRESHOLD", "trend_windows": "TREND_WINDOWS",
+        "trend_lookback": "TREND_LOOKBACK", "trend_min_count": "TREND_MIN_COUNT", "trend_z": "TREND_Z",
+        "alert_cooldown": "ALERT_COOLDOWN", "corroboration_sources": "CORROBORATION_SOURCES",
     }.items()
 }
 """Settings field -> the environment variable that sets it (docker-compose is checked against this)."""
@@ -45,6 +52,14 @@ class Topics:
     negotiation: str = "alerts.negotiation"
     trend: str = "alerts.trend"
     deadletter: str = "news.deadletter"
+    dedup: str = "news.dedup"
+    """Internal: valid items keyed by dedup shard (one key by default), so copies of a story meet."""
+    signals: str = "news.signals"
+    """Internal: one record per (tagged item, trend key), keyed by the trend key (kind/category, actor)."""
+    candidates: str = "alerts.candidates"
+    """Internal: alerts before cooldown, keyed by the cooldown key (type|category|main actor)."""
+    corroborations: str = "news.corroborations"
+    """Internal: sources that repeated a story, keyed by the story's (first copy's) item id."""
 
     def alerts(self) -> list[str]:
         """The alert topics, in display order."""
@@ -52,7 +67,8 @@ class Topics:
 
     def all(self) -> list[str]:
         """Every topic signalwatch creates."""
-        return [self.raw, self.accepted, self.tagged, self.escalation, self.negotiation, self.trend, self.deadletter]
+        return [self.raw, self.accepted, self.tagged, self.escalation, self.negotiation, self.trend, self.deadletter,
+                self.dedup, self.signals, self.candidates, self.corroborations]
 
 
 @dataclass
@@ -94,6 +110,27 @@ class Settings:
     """SIGNALWATCH_SASL_PASSWORD (never logged)."""
     ssl_cafile: str = ""
     """SIGNALWATCH_SSL_CAFILE: CA bundle for TLS brokers."""
+    dedup_horizon: float = 48 * 3600.0
+    """SIGNALWATCH_DEDUP_HORIZON: seconds a story is remembered for duplicate detection (bounds the state)."""
+    dedup_stories: bool = True
+    """SIGNALWATCH_DEDUP_STORIES: also drop copies of a story under another id: same normalised url, same or
+    near-duplicate text (0 = repeated ids only)."""
+    near_dup_threshold: float = 0.6
+    """SIGNALWATCH_NEAR_DUP_THRESHOLD: estimated Jaccard similarity (character 5-grams) of a near-duplicate;
+    lightly edited copies score 0.75-0.95, unrelated items < 0.3."""
+    trend_windows: str = "900,3600"
+    """SIGNALWATCH_TREND_WINDOWS: tumbling event-time window sizes in seconds, comma-separated."""
+    trend_lookback: int = 8
+    """SIGNALWATCH_TREND_LOOKBACK: previous windows that make the rolling (EWMA) baseline of a surge."""
+    trend_min_count: int = 5
+    """SIGNALWATCH_TREND_MIN_COUNT: a window needs at least this many items to be a surge."""
+    trend_z: float = 3.0
+    """SIGNALWATCH_TREND_Z: a surge is a window count this many standard deviations over the baseline."""
+    alert_cooldown: float = 1800.0
+    """SIGNALWATCH_ALERT_COOLDOWN: seconds (event time) without a repeat alert per (type, category, main
+    actor) unless the severity rises; 0 turns cooldown off."""
+    corroboration_sources: int = 3
+    """SIGNALWATCH_CORROBORATION_SOURCES: distinct sources of one story that raise its severity a level."""
     topics: Topics = field(default_factory=Topics)
 
     def __post_init__(self) -> None:
@@ -104,6 +141,28 @@ class Settings:
         self.max_body_bytes = int(self.max_body_bytes)
         self.alert_buffer = int(self.alert_buffer)
         self.data_dir = Path(self.data_dir)
+        self.dedup_horizon = float(self.dedup_horizon)
+        if isinstance(self.dedup_stories, str):
+            self.dedup_stories = self.dedup_stories.strip().lower() not in ("0", "false", "no", "off", "")
+        self.near_dup_threshold = float(self.near_dup_threshold)
+        self.trend_lookback = int(self.trend_lookback)
+        self.trend_min_count = int(self.trend_min_count)
+        self.trend_z = float(self.trend_z)
+        self.alert_cooldown = float(self.alert_cooldown)
+        self.corroboration_sources = int(self.corroboration_sources)
+        if not 0 < self.near_dup_threshold <= 1:
+            raise SettingsError("SIGNALWATCH_NEAR_DUP_THRESHOLD must be in (0, 1]")
+        if self.dedup_horizon <= 0 or self.alert_cooldown < 0:
+            raise SettingsError("SIGNALWATCH_DEDUP_HORIZON must be > 0 and SIGNALWATCH_ALERT_COOLDOWN >= 0")
+        try:
+            sizes = self.window_sizes
+        except ValueError:
+            sizes = []
+        if not sizes or sizes[0] <= 0:
+            raise SettingsError(
+                f"SIGNALWATCH_TREND_WINDOWS={self.trend_windows!r}: use window sizes in seconds, e.g. 900,3600")
+        if self.trend_lookback < 1 or self.trend_min_count < 1:
+            raise SettingsError("SIGNALWATCH_TREND_LOOKBACK and SIGNALWATCH_TREND_MIN_COUNT must be at least 1")
         if "://" not in self.broker:
             self.broker = f"kafka://{self.broker}"
         if not self.broker.startswith("kafka://"):
@@ -128,6 +187,11 @@ class Settings:
                 f"SIGNALWATCH_SECURITY_PROTOCOL={self.security_protocol!r}: use one of {', '.join(protocols)}")
         if self.security_protocol.startswith("SASL") and not (self.sasl_mechanism and self.sasl_username):
             raise SettingsError("SASL needs SIGNALWATCH_SASL_MECHANISM, SIGNALWATCH_SASL_USERNAME and _PASSWORD")
+
+    @property
+    def window_sizes(self) -> list[int]:
+        """The trend window sizes in seconds, ascending."""
+        return sorted({int(float(x)) for x in str(self.trend_windows).split(",") if x.strip()})
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -105,7 +105,8 @@ def wait_ready(worker: WorkerProcess, timeout: float = 90) -> None:
     """Wait until the worker tags a probe item end to end (consumer group joined, agents running)."""
     probe = f"probe-{uuid.uuid4().hex}"
     deadline = time.monotonic() + timeout
-    send_items(worker.settings, [{"id": probe, "text": "readiness probe"}], [probe.encode()])
+    # the text carries the id: a fixed text would be a duplicate story of an earlier worker's probe
+    send_items(worker.settings, [{"id": probe, "text": f"readiness probe {probe}"}], [probe.encode()])
     while time.monotonic() < deadline:
         if worker.proc.poll() is not None:
             raise RuntimeError(f"worker exited with {worker.proc.returncode}:\n{worker.log.read_text()[-4000:]}")
@@ -149,5 +150,105 @@ def start_worker(kafka, tmp_path_factory) -> Iterator[Callable[..., WorkerProces
 
 @pytest.fixture(scope="session")
 def worker(start_worker) -> WorkerProcess:
-    """One shared worker for tests that only need the pipeline running."""
-    return start_worker()
+    """One shared worker for tests that only need the pipeline running.
+
+    The pipeline tests send the same texts under new ids in several tests and expect each to be tagged and
+    alerted, so this worker drops only repeated ids (no url, content or near-duplicate detection) and has
+    no alert cooldown; tests/integration/test_analytics*.py cover those with workers of their own.
+    """
+    return start_worker(extra_env=PIPELINE_ENV)
+
+
+PIPELINE_ENV = {"SIGNALWATCH_DEDUP_STORIES": "0", "SIGNALWATCH_ALERT_COOLDOWN": "0"}
+
+
+# ---------------------------------------------------------------- isolated brokers (issue 7)
+def launch_worker(broker_url: str, home: Path, *, app_id: str | None = None, web_port: int | None = None,
+                  ready: bool = True, extra_env: dict | None = None) -> WorkerProcess:
+    """Start a ``signalwatch worker`` process on any broker (the caller stops it)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ,
+               SIGNALWATCH_BROKER=broker_url,
+               SIGNALWATCH_APP_ID=app_id or f"sw-test-{uuid.uuid4().hex[:8]}",
+               SIGNALWATCH_WEB_PORT=str(web_port or free_port()),
+               SIGNALWATCH_HOME=str(home),
+               SIGNALWATCH_LOG_LEVEL="info",
+               **(extra_env or {}))
+    settings = Settings.from_env(env)
+    log = home / "worker.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = WorkerProcess(proc, settings, log, env)
+    if ready:
+        try:
+            wait_ready(worker)
+        except Exception:
+            worker.stop(signal.SIGKILL)
+            raise
+    return worker
+
+
+@dataclass
+class IsolatedKafka:
+    """A broker of its own (topics created) for tests that count every record on a topic."""
+
+    broker: LocalBroker
+    home: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(broker=self.broker.url)
+
+    def start_worker(self, **kw) -> WorkerProcess:
+        worker = launch_worker(self.broker.url, self.home / f"worker-{len(self.workers)}", **kw)
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture(scope="module")
+def isolated_kafka(tmp_path_factory) -> Iterator[IsolatedKafka]:
+    """A fresh broker for one test module; its workers are stopped and the broker with them."""
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka-isolated"), free_port())
+    broker.start(timeout=120)
+    iso = IsolatedKafka(broker, tmp_path_factory.mktemp("isolated-home"))
+    try:
+        create_topics(iso.settings)
+        yield iso
+    finally:
+        iso.stop_all()
+        broker.stop()
+
+
+class TopicDrain:
+    """Accumulates every record of some topics from the beginning (one reader, polled on demand)."""
+
+    def __init__(self, settings: Settings, topics: list[str]) -> None:
+        self.reader = TopicReader(settings, topics, from_beginning=True)
+        self.records: dict[str, list] = {t: [] for t in topics}
+
+    def poll(self, timeout: float = 0.5) -> int:
+        got = self.reader.poll(timeout)
+        for record in got:
+            self.records[record.topic].append(record)
+        return len(got)
+
+    def until(self, done: Callable[[dict[str, list]], bool], timeout: float, settle: float = 0.0) -> bool:
+        """Poll until ``done(records)`` (then ``settle`` more seconds so extras show) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if done(self.records):
+                end = time.monotonic() + settle
+                while time.monotonic() < end:
+                    self.poll()
+                return True
+        return False
+
+    def close(self) -> None:
+        self.reader.close()

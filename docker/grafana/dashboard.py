@@ -218,7 +218,11 @@ def build() -> Dashboard:
 
 def render() -> str:
     """The dashboard's JSON model, deterministic (sorted keys), with a final newline."""
-    return json.dumps(build().to_json_data(), cls=DashboardEncoder, sort_keys=True, indent=2) + "\n"
+    model = json.loads(json.dumps(build().to_json_data(), cls=DashboardEncoder))
+    for variable in model["templating"]["list"]:
+        if variable.get("includeAll") and variable["current"].get("value") == "$__all":
+            variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    return json.dumps(model, sort_keys=True, indent=2) + "\n"
 
 
 def main(argv: list[str]) -> int:

@@ -1,12 +1,27 @@
-"""The tagging core: one Aho-Corasick pass, sentence-scoped stance/threat cues, scores.
+"""The tagging core: one Aho-Corasick pass for triggers, sentence-scoped stance/threat cues, scores.
 
 Pure and thread-safe: a :class:`Tagger` is immutable after construction and ``tag`` does no I/O.
+
+How a text is read:
+
+1. ``doc`` (title + newline + text) is lower-cased and *normalised*: every punctuation or space
+   character becomes a plain space, so offsets are unchanged. All pack terms were expanded at load
+   time into their surface forms (``morph.expand_term``) and normalised the same way; automaton keys
+   are ``" form "`` (``" stem"`` for ``stem*`` terms), so word boundaries are checked in C and each
+   raw match is a real hit. No regex per phrase, no backtracking.
+2. Trigger hits inside a longer trigger are dropped (``nuclear power plant`` beats ``nuclear``).
+3. For each sentence holding a trigger, a second automaton finds stance cues and context words.
+   A term with ``requires`` counts only if a word of one of its context groups is in the sentence.
+4. The stance comes from the cues in a window around the trigger (``windows`` in the pack), cut
+   off at breakers ("but", "while", ...): denial and rejection scope over the window, otherwise the
+   nearest conditional / agreed / proposed / open / hedge cue decides. Escalation triggers that are
+   denied or negated are dropped; under a threat, plan or hedge cue they are ``threatened``.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,12 +31,32 @@ import ahocorasick
 from .lexicon import load_pack
 from .morph import expand_term
 
-#: Text and keys are normalised alike before matching: lower case, every punctuation or space
-#: character replaced by a space (lengths, hence offsets, are kept). Keys are " form " (or " stem" for
-#: prefix terms), so word boundaries are checked inside the C automaton and a raw match is a real hit.
 _PUNCT_TABLE = bytes(b if (b >= 128 or chr(b).isalnum()) else 32 for b in range(256))
 _UNICODE_PUNCT = "\u2019\u2018\u201c\u201d\u201e\u00ab\u00bb\u2014\u2013\u2026\u00a0\u2032\u00b7\u2011\u2012"
 _WORD_REST = re.compile(r"\w*")
+# sentence separators (after "!?;" were mapped to "."): end punctuation + space, newlines, quotes closed
+# after a full stop, " | " / " - " separators of headline sources, a colon before a quotation
+_SENT_TABLE = bytes(46 if chr(b) in "!?;" else b for b in range(256))
+_SEPS_ASCII = (". ", "\n", ".\" ", ".' ", ".) ", " | ", ": \"")
+_SEPS = _SEPS_ASCII + (".\u201d ", ".\u00bb ", " \u2014 ", " \u2013 ", ": \u201c", ": \u00ab")
+_SPACES = " \t\n\r\u00a0"
+_OPENERS = "\"'\u201c\u2018\u00ab"
+
+NEGOTIATION_STANCES = ("proposed", "open", "agreed", "conditional", "rejected", "denied")
+ESCALATION_STANCES = ("reported", "threatened")
+_DEFAULT_THRESHOLDS = {"medium": 0.4, "high": 0.7, "critical": 0.9}
+
+# cue classes as bits
+NEG, DENIED, REJECTED, CONDITIONAL, AGREED, PROPOSED, OPEN, THREAT, HEDGE, BREAKER = (1 << i for i in range(10))
+_CUE_BITS = {"negation": NEG, "denied": DENIED, "rejected": REJECTED, "conditional": CONDITIONAL,
+             "agreed": AGREED, "proposed": PROPOSED, "open": OPEN, "threat": THREAT, "hedge": HEDGE,
+             "breaker": BREAKER}
+#: classes decided by proximity, in tie-break order (same cue word in several classes)
+_NEAREST = ((CONDITIONAL, "conditional"), (AGREED, "agreed"), (PROPOSED, "proposed"), (OPEN, "open"),
+            (HEDGE, "open"))
+_NEAREST_MASK = CONDITIONAL | AGREED | PROPOSED | OPEN | HEDGE
+_THREATENING = THREAT | HEDGE | CONDITIONAL
+_FAR = 1 << 30
 
 
 def normalize(low: str) -> str:
@@ -32,21 +67,6 @@ def normalize(low: str) -> str:
             if ch in norm:
                 norm = norm.replace(ch, " ")
     return norm
-# sentence-break candidates (a plain character class keeps the regex scan in C); filtered in
-# Tagger._sentence_starts: end punctuation + space, newlines, semicolons, " | " / " - " separators of
-# headline sources, and a colon before a quotation
-_SENT_RE = re.compile("[.!?;:|\n\u2014\u2013][.!?\"'\u201d\u2019\u00bb)\\]]*")
-_SPACES = " \t\n\r\u00a0"
-_OPENERS = "\"'\u201c\u2018\u00ab"
-_BREAKER = ("breaker",)
-
-NEGOTIATION_STANCES = ("proposed", "open", "agreed", "conditional", "rejected", "denied")
-ESCALATION_STANCES = ("reported", "threatened", "denied")
-_THREAT_CLASSES = frozenset({"threat", "hedge", "conditional"})
-#: negotiation cue classes decided by proximity, with a tie-break order
-_NEG_CUES = {"conditional": 0, "agreed": 1, "proposed": 2, "open": 3, "hedge": 4}
-_DEFAULT_THRESHOLDS = {"medium": 0.3, "high": 0.55, "critical": 0.8}
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +80,12 @@ class _Category:
 @dataclass(frozen=True, slots=True)
 class _TermMeta:
     cat: int
-    requires: tuple[str, ...]
+    name: str
+    escalation: bool
+    weight: float
+    requires: frozenset[str]
     stance: str | None
+    default: str
 
 
 def severity_for(score: float, thresholds: dict[str, float]) -> str:
@@ -94,7 +118,7 @@ class Tagger:
         self.categories: list[_Category] = []
         self.category_codes: dict[str, dict[str, list[str]]] = {}
         self.actor_weights: dict[str, float] = {}
-        # one automaton for everything: key -> [prefix, case_form, metas, actor, place, cues, contexts]
+        # key -> [prefix, case_form, metas, actor, place, cue bits, context groups]
         table: dict[str, list[Any]] = {}
 
         def entries(terms: list) -> list[tuple[str, bool]]:
@@ -102,11 +126,14 @@ class Tagger:
 
         for name, cat in pack["categories"].items():
             idx = len(self.categories)
-            self.categories.append(_Category(name, cat["kind"], float(cat["weight"]), cat.get("default_stance")))
+            c = _Category(name, cat["kind"], float(cat["weight"]), cat.get("default_stance"))
+            self.categories.append(c)
             self.category_codes[name] = {"cameo": list(cat.get("cameo", [])), "plover": list(cat.get("plover", []))}
+            default = c.default_stance or ("reported" if c.kind == "escalation" else "open")
             for term in cat["terms"]:
                 t, opts = (term, {}) if isinstance(term, str) else (term["term"], term)
-                meta = _TermMeta(idx, tuple(opts.get("requires", ())), opts.get("stance"))
+                meta = _TermMeta(idx, name, c.kind == "escalation", c.weight,
+                                 frozenset(opts.get("requires", ())), opts.get("stance"), default)
                 self._add(table, t, bool(opts.get("case")), 2, meta)
         for name, actor in pack["actors"].items():
             self.actor_weights[name] = float(actor.get("weight", 0.5))
@@ -117,18 +144,18 @@ class Tagger:
                 self._add(table, t, case, 4, name)
         for cls, terms in pack["cues"].items():
             for t, case in entries(terms):
-                self._add(table, t, case, 5, cls)
+                self._add(table, t, case, 5, _CUE_BITS[cls])
         for grp, terms in (pack.get("contexts") or {}).items():
             for t, case in entries(terms):
                 self._add(table, t, case, 6, grp)
         self._automaton = ahocorasick.Automaton()
         self._cue_automaton = ahocorasick.Automaton()
-        for key, (prefix, case_form, metas, actor, place, cues, ctxs) in table.items():
-            if metas or actor is not None or place is not None:
-                self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place))
-            if cues or ctxs:
-                classes = _BREAKER if tuple(cues) == _BREAKER else tuple(cues)
-                self._cue_automaton.add_word(key, (len(key), prefix, case_form, classes, frozenset(ctxs)))
+        for key, (prefix, case_form, metas, actor, place, bits, ctxs) in table.items():
+            if metas or actor is not None or place is not None or ctxs:
+                self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place,
+                                               frozenset(ctxs) if ctxs else None))
+            if bits:
+                self._cue_automaton.add_word(key, (len(key), prefix, case_form, bits))
         self._automaton.make_automaton()
         self._cue_automaton.make_automaton()
 
@@ -139,22 +166,24 @@ class Tagger:
             norm = normalize(form.lower()).strip()
             if not norm:
                 continue
-            for key in ((f" {norm}",) if prefix else (f" {norm} ",)):
-                entry = table.get(key)
-                if entry is None:
-                    entry = table[key] = [False, None, [], None, None, [], set()]
-                entry[0] = entry[0] or prefix
-                if case:
-                    entry[1] = form if form.lower() == norm else None
-                if slot in (2, 5):
-                    if value not in entry[slot]:
-                        entry[slot].append(value)
-                elif slot == 6:
-                    entry[6].add(value)
-                elif entry[slot] is None:
-                    entry[slot] = value
+            key = f" {norm}" if prefix else f" {norm} "
+            entry = table.get(key)
+            if entry is None:
+                entry = table[key] = [False, None, [], None, None, 0, set()]
+            entry[0] = entry[0] or prefix
+            if case:
+                entry[1] = form if form.lower() == norm else None
+            if slot == 2:
+                if value not in entry[2]:
+                    entry[2].append(value)
+            elif slot == 5:
+                entry[5] |= value
+            elif slot == 6:
+                entry[6].add(value)
+            elif entry[slot] is None:
+                entry[slot] = value
 
-    # ------------------------------------------------------------------ matching
+    # ------------------------------------------------------------------ text helpers
     @staticmethod
     def _lower(doc: str) -> str:
         low = doc.lower()
@@ -164,63 +193,53 @@ class Tagger:
 
     @staticmethod
     def _sentence_starts(doc: str) -> list[int]:
-        """Start offsets of the sentences of ``doc``."""
+        """Start offsets of the sentences of ``doc``.
+
+        A few ``str.find`` loops over a copy in which ``!?;`` read as ``.`` (same length): much
+        cheaper than a regex scan of every character.
+        """
+        t = doc.encode("utf-8", "surrogatepass").translate(_SENT_TABLE).decode("utf-8", "surrogatepass")
+        find = t.find
+        cands: list[int] = []
+        seps = _SEPS_ASCII if t.isascii() else _SEPS
+        for sep in seps:
+            if len(sep) > 2 and sep[0] != "." and sep[1] not in t:
+                continue
+            i = find(sep)
+            while i >= 0:
+                if sep[0] != "." or not (i >= 1 and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())):
+                    cands.append(i + len(sep) - (1 if sep[-1] in _OPENERS else 0))
+                i = find(sep, i + 1)  # (the skip above: initials and abbreviations such as U.S.)
+        if not cands:
+            return [0]
+        cands.sort()
         starts = [0]
         n = len(doc)
-        for m in _SENT_RE.finditer(doc):
-            i = m.end()
-            j = m.start()
-            ch = doc[j]
-            if ch == "\n" or ch == ";":
-                pass
-            elif i >= n or doc[i] not in _SPACES:
-                continue
-            elif ch == ".":
-                if j >= 1 and doc[j - 1].isupper() and (j < 2 or not doc[j - 2].isalpha()):
-                    continue  # initials and abbreviations such as U.S.
-            elif ch == ":":
-                if i + 1 >= n or doc[i + 1] not in _OPENERS:
-                    continue
-            elif ch in "|\u2014\u2013" and (j == 0 or doc[j - 1] != " "):
-                continue
+        for i in cands:
             while i < n and doc[i] in _SPACES:
                 i += 1
-            if i < n and i > starts[-1]:
+            if starts[-1] < i < n:
                 starts.append(i)
         return starts
 
-    def _sentence(self, norm: str, doc: str, ss: int, se: int, actors_at: list) -> tuple:
-        """Per-sentence analysis: (cues, cue starts, context spans by group, actors, max actor weight)."""
-        cues: list[tuple[int, int, tuple]] = []
-        ctx_map: dict[str, list[tuple[int, int]]] = {}
-        breakers: list[tuple[int, int, tuple]] = []
+    def _cues(self, norm: str, doc: str, ss: int, se: int) -> list[tuple[int, int, int]]:
+        """Stance cues ``[(start, end, bits)]`` of the sentence ``doc[ss:se]``, sorted by start."""
+        cues: list[tuple[int, int, int]] = []
         seg = norm[ss:se]
-        for end, (klen, prefix, case_form, cue, ctx) in self._cue_automaton.iter(f" {seg} "):
-            start = end - klen + 1
-            if prefix:
-                e = _WORD_REST.match(seg, end).end()
-            else:
-                e = end - 1
-            if case_form is not None and doc[ss + start:ss + e] != case_form:
+        multi = False
+        for end, (klen, prefix, case_form, bits) in self._cue_automaton.iter(f" {seg} "):
+            start = ss + end - klen + 1
+            e = ss + (_WORD_REST.match(seg, end).end() if prefix else end - 1)
+            if case_form is not None and doc[start:e] != case_form:
                 continue
-            if cue:
-                (breakers if cue is _BREAKER else cues).append((ss + start, ss + e, cue))
-            if ctx:
-                span = (ss + start, ss + e)
-                for g in ctx:
-                    lst = ctx_map.get(g)
-                    if lst is None:
-                        ctx_map[g] = [span]
-                    else:
-                        lst.append(span)
-        if breakers:  # a breaker word inside a longer cue ("as long as") is not a breaker
-            multi = [(a, b) for a, b, _ in cues if b - a > 4]
-            cues.extend(h for h in breakers if not any(a <= h[0] and h[1] <= b for a, b in multi))
+            cues.append((start, e, bits))
+            if klen > 8:
+                multi = True
+        if multi:  # a breaker word inside a longer cue ("as long as") is not a breaker
+            spans = [(a, b) for a, b, bits in cues if not bits & BREAKER and b - a > 4]
+            cues = [h for h in cues if not h[2] & BREAKER or not any(a <= h[0] and h[1] <= b for a, b in spans)]
         cues.sort()
-        sent_actors = list(dict.fromkeys(a for pos, a in actors_at if ss <= pos < se))
-        weights = self.actor_weights
-        aw = max([weights[a] for a in sent_actors], default=0.0)
-        return cues, [c[0] for c in cues], ctx_map, sent_actors, aw
+        return cues
 
     # ------------------------------------------------------------------ tagging
     def tag(self, title: str, text: str) -> dict[str, Any]:
@@ -235,19 +254,17 @@ class Tagger:
         text = text or ""
         doc = f"{title}\n{text}" if title else text
         low = doc.lower()
-        if len(low) != len(doc):  # rare: characters whose lower case is longer (e.g. U+0130)
+        if len(low) != len(doc):
             low = self._lower(doc)
         norm = normalize(low)
         word_rest = _WORD_REST.match
         terms: list[tuple[int, int, tuple]] = []
         actors_at: list[tuple[int, str]] = []
         places: list[str] = []
-        for end, (klen, prefix, case_form, metas, actor, place) in self._automaton.iter(f" {norm} "):
+        ctxs: list[tuple[int, int, frozenset]] = []
+        for end, (klen, prefix, case_form, metas, actor, place, ctx) in self._automaton.iter(f" {norm} "):
             start = end - klen + 1
-            if prefix:
-                e = word_rest(norm, end).end()
-            else:
-                e = end - 1
+            e = word_rest(norm, end).end() if prefix else end - 1
             if case_form is not None and doc[start:e] != case_form:
                 continue
             if metas:
@@ -256,6 +273,8 @@ class Tagger:
                 actors_at.append((start, actor))
             if place is not None:
                 places.append(place)
+            if ctx is not None:
+                ctxs.append((start, e, ctx))
         item_actors = list(dict.fromkeys([a for _, a in actors_at]))
         locations = list(dict.fromkeys(places))
         if not terms:
@@ -280,112 +299,117 @@ class Tagger:
         nsent = len(starts)
         ndoc = len(doc)
         signals: list[dict[str, Any]] = []
-        esc_best: dict[str, float] = {}
-        neg_best: dict[str, float] = {}
-        cats = self.categories
+        best: dict[str, float] = {}
         factors = self._factors
-        sentences: dict[int, tuple] = {}
+        stance_of = self._stance
+        sentences: dict[int, list] = {}
+        weights = self.actor_weights
         for s, e, metas in kept:
             si = bisect_right(starts, s) - 1
             sent = sentences.get(si)
             if sent is None:
                 ss = starts[si]
                 se = starts[si + 1] if si + 1 < nsent else ndoc
-                sent = sentences[si] = (ss, se, *self._sentence(norm, doc, ss, se, actors_at))
-            ss, se, cues, cue_starts, ctx_map, sent_actors, aw = sent
+                sent = sentences[si] = [ss, se, [c for c in ctxs if ss <= c[0] < se], None, None, 0.0]
+            ss, se, sctx, cues, sent_actors, aw = sent
             for meta in metas:
-                if meta.requires:
-                    for g in meta.requires:
-                        spans = ctx_map.get(g)
-                        if spans and any(cs < s or ce > e for cs, ce in spans):
+                req = meta.requires
+                if req:
+                    for cs, ce, groups in sctx:
+                        if (cs < s or ce > e) and not req.isdisjoint(groups):
                             break
                     else:
                         continue
-                cat = cats[meta.cat]
-                stance = self._stance(cat, meta, s, e, ss, se, cues, cue_starts)
+                if cues is None:  # first surviving trigger of this sentence: read its cues and actors
+                    cues = sent[3] = self._cues(norm, doc, ss, se)
+                    sent_actors = sent[4] = list(dict.fromkeys([a for pos, a in actors_at if ss <= pos < se]))
+                    aw = sent[5] = max([weights[a] for a in sent_actors], default=0.0)
+                stance = stance_of(meta, s, e, ss, se, cues) if cues else (meta.stance or meta.default)
                 if stance is None:
                     continue
-                strength = cat.weight * factors.get(stance, 1.0) * (0.85 + 0.15 * aw)
-                best = esc_best if cat.kind == "escalation" else neg_best
-                if strength > best.get(cat.name, -1.0):
-                    best[cat.name] = strength
+                factor = 1.0 if stance == meta.default else factors.get(stance, 1.0)
+                strength = meta.weight * factor * (0.85 + 0.15 * aw)
+                key = meta.name
+                if strength > best.get(key, -1.0):
+                    best[key] = strength
                 signals.append({
-                    "kind": cat.kind, "category": cat.name, "stance": stance,
-                    "text": doc[s:e], "start": s, "end": e, "actors": list(sent_actors),
+                    "kind": "escalation" if meta.escalation else "negotiation", "category": key,
+                    "stance": stance, "text": doc[s:e], "start": s, "end": e, "actors": sent_actors[:],
                 })
-        return self._result(signals, item_actors, locations, _noisy_or(esc_best.values()),
-                            _noisy_or(neg_best.values()))
+        cats = {c.name: c.kind for c in self.categories} if best else {}
+        esc = _noisy_or([v for k, v in best.items() if cats[k] == "escalation"])
+        neg = _noisy_or([v for k, v in best.items() if cats[k] == "negotiation"])
+        return self._result(signals, item_actors, locations, esc, neg)
 
-    def _stance(self, cat: _Category, meta: _TermMeta, s: int, e: int, ss: int, se: int,
-                cues: list, cue_starts: list[int]) -> str | None:
-        """Stance of a signal from the cues around it in its sentence; ``None`` drops the signal.
-
-        Cues are looked for up to ``windows.before`` characters before and ``windows.after`` after
-        the trigger; a breaker ("but", "while", ...) between a cue and the trigger cuts the cue off.
-        """
+    def _stance(self, meta: _TermMeta, s: int, e: int, ss: int, se: int, cues: list) -> str | None:
+        """Stance of a trigger at ``[s, e)`` from the cues of its sentence; ``None`` drops the signal."""
         lo = s - self._before
-        if lo < ss:
-            lo = ss
         hi = e + self._after
-        if hi > se:
-            hi = se
-        before: list[tuple[int, str]] = []  # (distance, class)
-        after: list[tuple[int, str]] = []
-        i = bisect_left(cue_starts, lo)
-        n = len(cues)
-        while i < n:
-            cs, ce, classes = cues[i]
-            i += 1
+        bmask = amask = 0
+        neg_d = rej_d = _FAR
+        near_b = near_a = 0  # bits of the nearest cue before / after that decides by proximity
+        near_bd = near_ad = _FAR
+        for cs, ce, bits in cues:
+            if cs < lo:
+                continue
             if cs >= hi:
                 break
             if ce <= s:
-                if classes is _BREAKER:
-                    before.clear()
-                else:
-                    for cls in classes:
-                        before.append((s - ce, cls))
-            elif cs >= e and classes is not _BREAKER:
-                for cls in classes:
-                    after.append((cs - e, cls))
-        if not before and not after:
-            return meta.stance or cat.default_stance or ("reported" if cat.kind == "escalation" else "open")
-        bcls = {c for _, c in before}
-        acls = {c for _, c in after}
-        near_neg = "negation" in bcls and any(c == "negation" and d <= 30 for d, c in before)
-        if cat.kind == "escalation":
-            if "denied" in bcls or near_neg or ("rejected" in bcls and any(
-                    c == "rejected" and d <= 20 for d, c in before)):
+                if bits & BREAKER:
+                    bmask = 0
+                    neg_d = rej_d = near_bd = _FAR
+                    near_b = 0
+                    continue
+                d = s - ce
+                bmask |= bits
+                if bits & NEG:
+                    neg_d = d
+                if bits & REJECTED:
+                    rej_d = d
+                if bits & _NEAREST_MASK and d <= near_bd:
+                    near_b, near_bd = bits, d
+            elif cs >= e:
+                if bits & BREAKER:
+                    break
+                if bits & (DENIED | REJECTED) and cs - e > 15:
+                    bits &= ~(DENIED | REJECTED)  # "talks were rejected", not a later clause
+                amask |= bits
+                if bits & _NEAREST_MASK and not near_a:
+                    near_a, near_ad = bits, cs - e + 5  # slight preference for cues before
+        if not bmask and not amask:
+            return meta.stance or meta.default
+        if meta.escalation:
+            if bmask & DENIED or neg_d <= 30 or rej_d <= 20:
                 return None  # "denied shelling", "no shelling", "refusing to supply weapons"
             if meta.stance:
                 return meta.stance
-            if bcls & _THREAT_CLASSES:
+            if bmask & _THREATENING:
                 return "threatened"
-            return cat.default_stance or "reported"
+            return meta.default
         # negotiation: denial and rejection scope over the whole window
-        if "denied" in bcls or "denied" in acls:
+        if (bmask | amask) & DENIED:
             return "denied"
-        if "rejected" in bcls or "rejected" in acls:
+        if (bmask | amask) & REJECTED:
             return "rejected"
-        if near_neg:
-            return "rejected" if bcls & {"agreed", "proposed", "open"} else "denied"
+        if neg_d <= 30:
+            return "rejected" if bmask & (AGREED | PROPOSED | OPEN) else "denied"
         if meta.stance:
             return meta.stance
-        # otherwise the nearest modal / stance cue decides (hedges read as "open")
-        cands = [(d, _NEG_CUES[c], c) for d, c in before if c in _NEG_CUES]
-        cands += [(d + 5, _NEG_CUES[c], c) for d, c in after if c in _NEG_CUES]  # prefer cues before
-        if cands:
-            c = min(cands)[2]
-            if c == "hedge" or (c == "agreed" and "hedge" in bcls):
-                return "open"  # "could agree to a truce" is not an agreement
-            return c
-        return cat.default_stance or "open"
+        bits = near_b if near_bd <= near_ad else near_a
+        if bits:
+            for bit, name in _NEAREST:
+                if bits & bit:
+                    if name == "agreed" and bmask & (HEDGE | OPEN):
+                        return "open"  # "could agree to a truce", "ready to sign" are not agreements
+                    return name
+        return meta.default
 
     def _result(self, signals: list, actors: list[str], locations: list[str],
                 esc: float, neg: float) -> dict[str, Any]:
         labels = []
-        if any(sg["kind"] == "escalation" for sg in signals):
+        if esc > 0.0 or any(sg["kind"] == "escalation" for sg in signals):
             labels.append("escalation")
-        if any(sg["kind"] == "negotiation" for sg in signals):
+        if neg > 0.0 or any(sg["kind"] == "negotiation" for sg in signals):
             labels.append("negotiation")
         return {
             "labels": labels,
@@ -407,10 +431,15 @@ def _term_order(h: tuple[int, int, tuple]) -> tuple[int, int]:
     return h[0], h[0] - h[1]
 
 
-def _noisy_or(values: Any) -> float:
-    p = 1.0
-    for v in values:
-        p *= 1.0 - max(0.0, min(1.0, v))
+def _noisy_or(values: list[float]) -> float:
+    """Combine per-category strengths: the strongest counts fully, further categories at half weight
+    (one phrase often triggers two related categories; that should not read as two events)."""
+    if not values:
+        return 0.0
+    values = sorted((0.0 if v < 0.0 else 1.0 if v > 1.0 else v for v in values), reverse=True)
+    p = 1.0 - values[0]
+    for v in values[1:]:
+        p *= 1.0 - 0.5 * v
     return 1.0 - p
 
 

@@ -15,12 +15,11 @@ from typing import Any
 import jsonschema
 import yaml
 
+from streams.settings import SCHEMA_DIR
+
 _HERE = Path(__file__).resolve().parent
 DEFAULT_PACK = _HERE.parent / "lexicons" / "ukraine.yaml"
-_SCHEMA_CANDIDATES = (
-    _HERE.parents[1] / "schemas" / "lexicon.v1.json",  # source checkout / editable install
-    _HERE.parent / "schemas" / "lexicon.v1.json",  # copy shipped inside the package (wheel)
-)
+_SCHEMA_CANDIDATES = (SCHEMA_DIR / "lexicon.v1.json",)  # schemas/ of the checkout or SIGNALWATCH_SCHEMAS_DIR
 
 try:  # libyaml is much faster on large packs
     _Loader: Any = yaml.CSafeLoader

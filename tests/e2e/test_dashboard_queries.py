@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "docker" / "grafana" / "dashboards" / "signalwatch.json"
 RULE_FILES = sorted((REPO / "docker" / "prometheus" / "rules").glob("*.yml"))
 JOB = "signalwatch"
-SETTLE_TIMEOUT = 75.0
+SETTLE_TIMEOUT = 60.0
 
 # Panels that may legitimately read 0 after this test's items: the rolling-window indices (set by the
 # trend stage) and consumer lag (0 once the worker has caught up). Every other panel must show a
@@ -219,6 +219,19 @@ def test_every_dashboard_query_returns_data(worker, tmp_path):
         assert not failures, (f"dashboard panels without data after {waited:.0f}s:\n" + "\n".join(failures)
                               + f"\nscrape targets: {scrape_health(base)}"
                               + "\nworker log tail:\n" + worker.log.read_text(errors="replace")[-2000:])
+
+        # consumer lag covers the agents' input topics (no changelogs) and drains to 0 once caught up
+        deadline = time.monotonic() + 20
+        while True:
+            lag = query(base, f'signalwatch_consumer_lag{{job="{JOB}"}}')
+            topics = {series["metric"]["topic"] for series in lag}
+            total = sum(float(series["values"][0][1]) for series in lag)
+            if (total == 0 and {"news.raw", "news.accepted"} <= topics) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert {"news.raw", "news.accepted"} <= topics, topics
+        assert not [t for t in topics if t.endswith("-changelog")], topics
+        assert total == 0, f"lag does not drain: {lag}"
 
         # the template variables' own queries (label_values) resolve to this job and instance
         for var in dashboard["templating"]["list"]:

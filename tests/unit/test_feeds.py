@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -152,10 +151,3 @@ def test_push_reads_stdin_and_explicit_formats():
 def test_push_errors_name_the_fix(args, message):
     result = run_push(*args)
     assert result.exit_code != 0 and message in result.output
-
-
-def test_push_without_broker_says_how_to_start_one(tmp_path):
-    f = tmp_path / "a.jsonl"
-    f.write_bytes(orjson.dumps({"text": "x"}))
-    result = CliRunner().invoke(main, ["push", str(f)], env={"SIGNALWATCH_BROKER": "kafka://127.0.0.1:1"})
-    assert result.exit_code != 0 and "signalwatch broker start" in result.output

@@ -14,6 +14,8 @@ test in tests/integration/test_bad_input.py.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import random
 from collections import Counter
@@ -24,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.records import InvalidItem, dead_letter, parse_item, tagged_item
+from streams.records import InvalidItem, dead_letter, parse_item, tagged_item, validator
 from streams.tagging import load_tagger
 
 REASONS = {"empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text"}
@@ -155,6 +157,7 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
         assert isinstance(exc.detail, str) and exc.detail
         letter = orjson.loads(dead_letter(exc.reason, exc.detail, raw, topic="news.raw", partition=0, offset=1))
         assert letter["reason"] == exc.reason and letter["original_size"] == len(raw)
+        validator("deadletter.v1.json").validate(letter)
         return exc.reason
     assert isinstance(item["id"], str) and item["id"]
     item["id"].encode()  # the agent keys news.accepted by it
@@ -198,6 +201,15 @@ def test_found_by_fuzzing_are_dead_lettered_as_schema(raw, detail):
     assert check(raw) == "schema"
     with pytest.raises(InvalidItem, match=detail):
         parse_item(raw)
+
+
+def test_dead_letter_of_a_message_over_the_broker_request_limit_fits():
+    raw = b"x" * (3 * 1024 * 1024)  # 4 MiB as base64: the producer refused it and the agent crashed
+    letter = orjson.loads(dead_letter("too_large", "big", raw, topic="news.raw", partition=0, offset=0))
+    assert letter["original_truncated"] and letter["original_size"] == len(raw)
+    assert len(base64.b64decode(letter["original"])) == 1024 * 1024
+    assert letter["original_sha256"] == hashlib.sha256(raw).hexdigest()
+    validator("deadletter.v1.json").validate(letter)
 
 
 def test_fuzz_is_deterministic():

@@ -1,0 +1,253 @@
+"""Analytics stages: dedup (before tagging), trend windows and surges, alert cooldown.
+
+Topics and tables (every table is changelog-backed and written only while processing an event of the
+partition its state belongs to, so the changelog partition matches the input partition and a restart
+or rebalance restores exactly the state of the partitions a worker owns)::
+
+    news.dedup (key: dedup shard)  ─dedup─►  news.accepted (key: item id)      table dedup_stories
+    news.tagged (key: item id)     ─fanout─► news.signals (key: trend key)
+    news.signals                   ─trend──► alerts.candidates                 table trend_windows
+    alerts.candidates (key: type|category|main actor) ─notify─► alerts.*       table alert_cooldown
+
+* dedup: every copy of a story has to meet the first one, and near-duplicates have different ids and
+  urls, so all items go to one shard key (one partition). The stage only does dictionary lookups
+  (ingest computes the sketch in parallel and sends it in headers), so one partition handles >10k items/s;
+  the tagger stays scaled out over all partitions.
+* trend: a re-key (group-by) of each tagged item into one record per trend key, so every count of a key
+  is on one partition. Counts are idempotent: each window entry stores the input offset it has applied.
+* notify: alerts re-keyed by their cooldown key; a cooldown decision needs the last alert of its key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import faust
+import orjson
+
+from streams.analytics import cooldown, trend
+from streams.analytics.dedup import DedupIndex, Features, Story
+from streams.metrics import Metrics
+from streams.records import now_iso
+from streams.settings import SEVERITIES, Settings
+
+log = logging.getLogger("signalwatch.analytics")
+
+DEDUP_SHARD = b"dedup"
+SWEEP_EVERY = 30.0
+"""Seconds (wall clock) between two sweeps of expired state."""
+MAX_IDS = 5
+MAX_EVIDENCE = 3
+
+
+def _wall() -> float:
+    return time.time()
+
+
+class _Dirty:
+    """Set on every rebalance: derived in-memory indexes are rebuilt from their table on the next event."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.dedup = True
+        self.trend = True
+
+        async def _mark(*_args, **_kw) -> None:
+            self.dedup = True
+            self.trend = True
+
+        app.on_partitions_assigned.connect(_mark)
+        app.on_partitions_revoked.connect(_mark)
+
+
+def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, tagged_topic,
+            alert_topics: dict, lexicon_version: Callable[[], str]) -> dict:
+    """Add the dedup, trend and notify agents; return the internal topics (``dedup``, ``candidates``)."""
+    t = settings.topics
+    dedup_topic = app.topic(t.dedup, value_type=bytes, key_type=bytes, partitions=settings.partitions)
+    signals_topic = app.topic(t.signals, value_type=bytes, key_type=bytes, partitions=settings.partitions)
+    candidates = app.topic(t.candidates, value_type=bytes, key_type=bytes, partitions=settings.partitions)
+    stories = app.Table("dedup_stories", default=None, partitions=settings.partitions, key_type=bytes,
+                        value_type=bytes)
+    windows = app.Table("trend_windows", default=None, partitions=settings.partitions, key_type=bytes,
+                        value_type=bytes)
+    last_alert = app.Table("alert_cooldown", default=None, partitions=settings.partitions, key_type=bytes,
+                           value_type=bytes)
+    corroborations = app.topic(t.corroborations, value_type=bytes, key_type=bytes, partitions=settings.partitions)
+    dirty = _Dirty(app)
+    index = DedupIndex(settings.near_dup_threshold)
+    sizes = settings.window_sizes
+    state = {"dedup_sweep": _wall(), "trend_sweep": _wall()}
+    touched: dict[bytes, tuple[int, float]] = {}  # trend entry -> (partition, wall time last written)
+    latest: dict[tuple[int, str], int] = {}  # (size, key) -> latest window start seen (gauges)
+
+    # ------------------------------------------------------------------ dedup
+    @app.agent(dedup_topic)
+    async def dedup(stream):
+        """Drop exact and near duplicates of stories seen within the horizon; forward first copies."""
+        async for event in stream.events():
+            message = event.message
+            now = _wall()
+            if dirty.dedup:
+                index.rebuild(Story.loads(k.decode(), v) for k, v in stories.items() if v)
+                dirty.dedup = False
+            if now - state["dedup_sweep"] > SWEEP_EVERY:
+                state["dedup_sweep"] = now
+                for sid in index.expired(now, settings.dedup_horizon):
+                    raw = stories.get(sid.encode())
+                    index.remove(Story.loads(sid, raw) if raw else Story(sid, 0.0))
+                    stories.pop(sid.encode(), None)
+            try:
+                features = Features.from_headers(message.headers)
+            except (KeyError, ValueError, TypeError):
+                log.warning("dedup: message without features at %s[%s]@%s", message.topic, message.partition,
+                            message.offset)
+                continue
+            sid, reason = index.check(features)
+            if sid is not None:
+                metrics.items_duplicate.inc()
+                metrics.duplicate_reasons.labels(reason).inc()
+                raw = stories.get(sid.encode())
+                if raw:
+                    story = Story.loads(sid, raw)
+                    if story.repeat(features.source) and len(story.sources) == settings.corroboration_sources:
+                        await corroborations.send(key=sid.encode(), value=orjson.dumps(
+                            {"id": sid, "sources": story.sources, "copies": story.copies}))
+                    stories[sid.encode()] = story.dumps()
+                continue
+            # Forward before recording: a crash in between repeats the item (tag's seen_ids drops it).
+            await accepted.send(key=features.item_id.encode(), value=message.value)
+            story = Story.first(features, now)
+            stories[features.item_id.encode()] = story.dumps()
+            index.add(story)
+
+    # ------------------------------------------------------------------ trend
+    @app.agent(tagged_topic)
+    async def trend_fanout(stream):
+        """Re-key each tagged item with signals into one record per trend key (group-by before counting)."""
+        async for value in stream:
+            item = orjson.loads(value)
+            keys = trend.trend_keys(item)
+            if not keys:
+                continue
+            at = trend.event_time(item)
+            evidence = item.get("title") or next((s["text"] for s in item["signals"]), "")
+            for key in keys:
+                record = {"key": key, "t": at, "id": item["id"], "ev": evidence[:200],
+                          "actors": item.get("actors", [])[:4], "lv": item.get("lexicon_version", "")}
+                await signals_topic.send(key=trend.routing_key(key).encode(), value=orjson.dumps(record))
+
+    def _entry(size: int, key: str, start: int) -> bytes:
+        return f"{size}|{key}|{start}".encode()
+
+    def _count(size: int, key: str, start: int) -> int:
+        raw = windows.get(_entry(size, key, start))
+        return orjson.loads(raw)["n"] if raw else 0
+
+    def _baseline(size: int, key: str, start: int) -> tuple[float, float]:
+        previous = [_count(size, key, start - i * size) for i in range(settings.trend_lookback, 0, -1)]
+        return trend.baseline(previous)
+
+    def _sweep(partition: int, now: float) -> None:
+        keep = max(sizes) * (settings.trend_lookback + 2)
+        for entry, (p, at) in list(touched.items()):
+            if p == partition and now - at > keep:
+                windows.pop(entry, None)
+                del touched[entry]
+
+    @app.agent(signals_topic)
+    async def trend_count(stream):
+        """Count each key per event-time window, idempotently; raise surge and divergence alerts."""
+        async for event in stream.events():
+            message = event.message
+            now = _wall()
+            if dirty.trend:
+                touched.clear()
+                for k, v in windows.items():
+                    if v:
+                        d = orjson.loads(v)
+                        touched[k] = (d.get("p", -1), d.get("w", now))
+                dirty.trend = False
+            if now - state["trend_sweep"] > SWEEP_EVERY:
+                state["trend_sweep"] = now
+                _sweep(message.partition, now)
+            rec = orjson.loads(message.value)
+            key, at = rec["key"], rec["t"]
+            for size in sizes:
+                start = trend.window_start(at, size)
+                entry = _entry(size, key, start)
+                raw = windows.get(entry)
+                d = orjson.loads(raw) if raw else {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
+                if d["o"] >= message.offset:  # already applied before a restart
+                    continue
+                d["n"] += 1
+                d["o"] = message.offset
+                d["p"] = message.partition
+                d["w"] = now
+                if len(d["ids"]) < MAX_IDS:
+                    d["ids"].append(rec["id"])
+                if rec["ev"] and rec["ev"] not in d["ev"] and len(d["ev"]) < MAX_EVIDENCE:
+                    d["ev"].append(rec["ev"])
+                if start >= latest.get((size, key), start):
+                    latest[(size, key)] = start
+                kind, _, category = key.partition("/")
+                if kind != "actor" and category != trend.KIND_TOTAL and not d["f"]:
+                    mean, std = _baseline(size, key, start)
+                    if d["n"] >= trend.threshold(mean, std, settings.trend_min_count, settings.trend_z):
+                        alert = trend.surge_alert(key, size, start, d["n"], mean, std, item_ids=d["ids"],
+                                                  evidence=d["ev"], actors=rec["actors"],
+                                                  lexicon_version=rec["lv"], created_at=now_iso())
+                        await candidates.send(key=cooldown.cooldown_key(alert).encode(),
+                                              value=orjson.dumps({"at": at, "alert": alert}))
+                        d["f"] = True
+                windows[entry] = orjson.dumps(d)
+                touched[entry] = (message.partition, now)
+                metrics.trend_window_count.labels(str(size), key).set(d["n"])
+                if category == trend.KIND_TOTAL:
+                    await _kind_totals(size, start, kind, d, rec, at, message.partition, now)
+
+    async def _kind_totals(size: int, start: int, kind: str, d: dict, rec: dict, at: float, partition: int,
+                           now: float) -> None:
+        kinds = ("escalation", "negotiation")
+        counts = {k: (d["n"] if k == kind else _count(size, f"{k}/*", start)) for k in kinds}
+        stats = {k: _baseline(size, f"{k}/*", start) for k in kinds}
+        if size == sizes[0] and start >= latest.get((size, f"{kind}/*"), start):
+            gauge = metrics.escalation_index if kind == "escalation" else metrics.negotiation_index
+            gauge.set(trend.index(d["n"], stats[kind][0]))
+        surging = all(counts[k] >= trend.threshold(*stats[k], settings.trend_min_count, settings.trend_z)
+                      for k in kinds)
+        flag = _entry(size, "divergence", start)
+        if surging and windows.get(flag) is None:
+            alert = trend.divergence_alert(size, start, counts, {k: stats[k][0] for k in kinds},
+                                           item_ids=d["ids"], lexicon_version=rec["lv"], created_at=now_iso())
+            await candidates.send(key=cooldown.cooldown_key(alert).encode(),
+                                  value=orjson.dumps({"at": at, "alert": alert}))
+            windows[flag] = orjson.dumps({"n": 1, "o": -1, "ids": [], "ev": [], "f": True, "p": partition,
+                                          "w": now})
+            touched[flag] = (partition, now)
+
+    # ------------------------------------------------------------------ cooldown + send
+    @app.agent(candidates)
+    async def notify(stream):
+        """Apply the cooldown per (type, category, main actor) and send the alerts that pass."""
+        async for event in stream.events():
+            message = event.message
+            envelope = orjson.loads(message.value)
+            alert = envelope["alert"]
+            raw = last_alert.get(message.key)
+            send, reason, new_state = cooldown.decide(orjson.loads(raw) if raw else None, alert["alert_id"],
+                                                      alert["severity"], envelope["at"], settings.alert_cooldown)
+            if not send:
+                metrics.alerts_suppressed.labels(alert["type"]).inc()
+                continue
+            out_key = alert.get("key", "") if alert["type"] == "trend" else alert["alert_id"]
+            await alert_topics[alert["type"]].send(key=out_key.encode(), value=orjson.dumps(alert))
+            last_alert[message.key] = orjson.dumps(new_state)
+            metrics.alerts.labels(alert["type"], alert["severity"]).inc()
+            if envelope.get("received_at"):
+                metrics.alert_latency_seconds.observe(max(0.0, _wall() - trend.event_time(
+                    {"received_at": envelope["received_at"]})))
+
+    return {"dedup": dedup_topic, "candidates": candidates, "corroborations": corroborations,
+            "signals": signals_topic, "severities": SEVERITIES}

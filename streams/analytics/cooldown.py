@@ -1,0 +1,38 @@
+"""Alert cooldown: per (type, category, main actor), no repeat within the cooldown unless severity rises.
+
+Time is the alert's event time (the item's ``published_at`` or the surge's triggering item), so a replay
+of history suppresses exactly what the live run suppressed. A repeat of the very same alert id (a worker
+reprocessing after a restart) is dropped unless its severity is higher (a corroboration update).
+"""
+
+from __future__ import annotations
+
+from streams.settings import SEVERITIES
+
+
+def cooldown_key(alert: dict) -> str:
+    """``type|category|main actor`` of an alert (trend alerts: ``trend|key|``)."""
+    if alert["type"] == "trend":
+        return f"trend|{alert.get('key', '')}|"
+    category = (alert.get("categories") or [""])[0]
+    actor = (alert.get("actors") or [""])[0]
+    return f"{alert['type']}|{category}|{actor}"
+
+
+def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown: float
+           ) -> tuple[bool, str, dict | None]:
+    """``(send, reason, new_state)`` for an alert given the key's last sent alert ``state``.
+
+    ``state`` is ``{"id", "rank", "at"}`` of the last alert sent for the key (None: none yet).
+    """
+    rank = SEVERITIES.index(severity)
+    sent = {"id": alert_id, "rank": rank, "at": at}
+    if state is None:
+        return True, "first", sent
+    if rank > state["rank"]:
+        return True, "severity_rises", sent
+    if alert_id == state["id"]:
+        return False, "repeat", state
+    if cooldown > 0 and abs(at - state["at"]) < cooldown:
+        return False, "cooldown", state
+    return True, "cooled_down", sent

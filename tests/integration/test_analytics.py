@@ -1,0 +1,174 @@
+"""Stream analytics on a broker of its own: duplicates, event-time windows, surges, cooldown, restarts.
+
+The module's broker (``isolated_kafka``) sees only these tests' items, so counts are exact. Trend items
+carry old ``published_at`` values (a backfill): their windows are far from the other items' windows.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+
+import orjson
+
+from streams.analytics import trend
+from tests.conftest import collect, send_items
+
+STORY = ("Russian forces launched a massive missile strike on Kyiv overnight, hitting energy infrastructure in "
+         "three districts. Ukraine's air force said it shot down 41 of 58 missiles. Power outages were "
+         "reported across the capital and in the Kharkiv region, the grid operator said. {rid}")
+FILLER = ["reportedly", "officials", "on Monday", "(AP)", "said", "late", "again", "local"]
+NO_STORY_DEDUP = {"SIGNALWATCH_DEDUP_STORIES": "0"}
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$", re.M)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+def _edited(text: str, rng: random.Random) -> str:
+    words = text.split()
+    for _ in range(3):
+        i = rng.randrange(len(words) - 1)  # keep the run id at the end
+        words[i] = rng.choice(FILLER) if rng.random() < 0.5 else ""
+    return f"By staff reporter {rng.randrange(100)}. " + " ".join(w for w in words if w)
+
+
+def _copies(rid: str, n: int, start: int = 0) -> list[dict]:
+    rng = random.Random(start)
+    text = STORY.format(rid=rid)
+    return [{"id": f"{rid}-copy-{i}", "title": "", "text": text if i % 2 == 0 else _edited(text, rng),
+             "url": f"https://site{i % 10}.example/news/{rid}/{i}", "source": f"site{i % 10}"}
+            for i in range(start, start + n)]
+
+
+def test_hundred_copies_make_one_tagged_item_and_one_alert_also_after_a_restart(isolated_kafka):
+    app_id = f"sw-dedup-{uuid.uuid4().hex[:6]}"
+    worker = isolated_kafka.start_worker(app_id=app_id)
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:10]
+    items = _copies(rid, 100)
+    send_items(settings, items, [i["id"].encode() for i in items])
+
+    def ours(v):
+        return v.get("id", "").startswith(rid)
+
+    tagged = collect(settings, settings.topics.tagged, ours, 1, timeout=60, settle=6)
+    assert [t["id"] for t in tagged] == [f"{rid}-copy-0"]
+    alerts = collect(settings, settings.topics.escalation, lambda a: any(i.startswith(rid) for i in a["item_ids"]),
+                     1, timeout=30, settle=2)
+    assert len(alerts) == 1 and alerts[0]["item_ids"] == [f"{rid}-copy-0"]
+    metrics = worker.metrics()
+    assert _metric(metrics, "signalwatch_items_duplicate_total") == 99
+    assert _metric(metrics, "signalwatch_duplicate_reasons_total", '{reason="content"}') == 49
+    assert _metric(metrics, "signalwatch_duplicate_reasons_total", '{reason="near"}') == 50
+
+    # the dedup state survives a restart: 20 more copies after it are all duplicates
+    worker.stop()
+    again = isolated_kafka.start_worker(app_id=app_id)
+    more = _copies(rid, 20, start=100)
+    send_items(settings, more, [i["id"].encode() for i in more])
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline and _metric(again.metrics(), "signalwatch_items_duplicate_total") < 20:
+        time.sleep(0.5)
+    time.sleep(2)
+    assert _metric(again.metrics(), "signalwatch_items_duplicate_total") == 20
+    assert len(collect(settings, settings.topics.tagged, ours, 2, timeout=3)) == 1
+    again.stop()
+
+
+# ---------------------------------------------------------------- windows, surges, cooldown
+def _epoch_range(seed: int) -> int:
+    """An hour-aligned start in 2024, distinct per test (its windows meet no other test's)."""
+    day = datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() + (seed % 300) * 86400
+    return int(day)
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _shelling(rid: str, i: int, t: float) -> dict:
+    return {"id": f"{rid}-s{i}", "title": "", "published_at": _iso(t), "source": "wire",
+            "text": f"Russian artillery shelled the town of Nikopol overnight, report {rid} number {i}."}
+
+
+def _wait_metric(worker, name: str, labels: str, value: float, timeout: float = 45) -> float:
+    deadline = time.monotonic() + timeout
+    got = -1.0
+    while time.monotonic() < deadline:
+        got = _metric(worker.metrics(), name, labels)
+        if got == value:
+            return got
+        time.sleep(0.5)
+    return got
+
+
+def test_a_burst_after_a_quiet_baseline_raises_one_surge_alert_and_the_cooldown_holds(isolated_kafka):
+    worker = isolated_kafka.start_worker(extra_env={**NO_STORY_DEDUP, "SIGNALWATCH_ALERT_COOLDOWN": "86400"})
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:10]
+    t0 = _epoch_range(1)
+    quiet = [_shelling(rid, k, t0 + k * 900 + 60) for k in range(8)]  # one item in each of 8 windows
+    send_items(settings, quiet, [i["id"].encode() for i in quiet])
+    # the baseline is counted before the burst comes: all tagged, then both hours hold 4 items
+    assert len(collect(settings, settings.topics.tagged, lambda v: v["id"].startswith(rid), 8, timeout=45)) == 8
+    assert _wait_metric(worker, "signalwatch_trend_window_count",
+                        '{key="escalation/shelling",window="3600"}', 4) == 4
+    time.sleep(1.5)
+    burst_start = t0 + 8 * 900
+    burst = [_shelling(rid, 100 + j, burst_start + 20 * j) for j in range(12)]
+    send_items(settings, burst, [i["id"].encode() for i in burst])
+
+    def ours(a):
+        return any(i.startswith(rid) for i in a["item_ids"])
+
+    trends = collect(settings, settings.topics.trend, ours, 1, timeout=45, settle=5)
+    assert len(trends) == 1, trends
+    surge = trends[0]
+    assert surge["key"] == "escalation/shelling" and surge["rule"] == "surge"
+    assert (surge["window_start"], surge["window_end"]) == (trend.iso(burst_start), trend.iso(burst_start + 900))
+    assert surge["window_seconds"] == 900 and surge["count"] == 5 and surge["baseline"] == 1.0
+    # every item counted once: 12 in the burst window
+    assert _wait_metric(worker, "signalwatch_trend_window_count",
+                        '{key="escalation/shelling",window="900"}', 12) == 12
+    # per-item alerts: one (escalation, shelling, Russia) alert within the cooldown, the others suppressed
+    per_item = collect(settings, settings.topics.escalation, ours, 1, timeout=20, settle=3)
+    assert len(per_item) == 1, [a["item_ids"] for a in per_item]
+    metrics = worker.metrics()
+    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{type="escalation"}') >= 19
+    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{type="trend"}') >= 1  # the 1-hour surge
+
+
+def test_a_restart_in_the_middle_neither_loses_nor_double_counts_a_window(isolated_kafka):
+    app_id = f"sw-trend-{uuid.uuid4().hex[:6]}"
+    env = {**NO_STORY_DEDUP, "SIGNALWATCH_TREND_WINDOWS": "3600"}
+    worker = isolated_kafka.start_worker(app_id=app_id, extra_env=env)
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:10]
+    t0 = _epoch_range(2) + 7200
+    first = [_shelling(rid, i, t0 + 60 * i) for i in range(17)]
+    send_items(settings, first, [i["id"].encode() for i in first])
+    label = '{key="escalation/shelling",window="3600"}'
+    assert _wait_metric(worker, "signalwatch_trend_window_count", label, 17) == 17
+    worker.stop()
+    again = isolated_kafka.start_worker(app_id=app_id, extra_env=env)
+    second = [_shelling(rid, 100 + i, t0 + 1800 + 30 * i) for i in range(9)]
+    send_items(settings, second, [i["id"].encode() for i in second])
+    assert _wait_metric(again, "signalwatch_trend_window_count", label, 26) == 26
+    time.sleep(2)
+    assert _metric(again.metrics(), "signalwatch_trend_window_count", label) == 26
+    again.stop()
+
+
+def test_the_trend_record_matches_the_schema(isolated_kafka):
+    from streams.records import validator
+
+    settings = isolated_kafka.settings
+    records = collect(settings, settings.topics.trend, lambda a: True, 1, timeout=5)
+    assert records
+    for record in records:
+        assert not list(validator("alert.v1.json").iter_errors(record)), orjson.dumps(record)
