@@ -21,7 +21,7 @@ import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-from streams import __version__, observability
+from streams import __version__, observability, web
 from streams.agents import analytics
 from streams.agents.analytics import DEDUP_SHARD
 from streams.alerting import build_alerts
@@ -166,5 +166,5 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
                     {"at": at, "received_at": tagged["received_at"], "alert": a}))
 
     observability.install(app, metrics)  # consumer lag timer
-    __import__("streams.web").web.install(app, settings, metrics)  # POST /news, live alert page at /
+    web.install(app, settings, metrics)  # POST /news, live alert page at /
     return app

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KAFKA_VERSION = "4.4.0"
@@ -96,6 +96,10 @@ class LocalBroker:
 
     data_dir: Path
     port: int = 9092
+    scram_user: str | None = None
+    """With a SCRAM user, clients must authenticate: one SASL_PLAINTEXT listener with SCRAM-SHA-256
+    (the broker talks to itself as this user too); without, PLAINTEXT as before."""
+    scram_password: str | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -142,17 +146,37 @@ class LocalBroker:
         port = self.running_port()
         return self.pid() is not None and port is not None and port_open(port)
 
+    @property
+    def security_protocol(self) -> str:
+        """The client listener's security protocol."""
+        return "SASL_PLAINTEXT" if self.scram_user else "PLAINTEXT"
+
+    def client_env(self) -> dict[str, str]:
+        """``SIGNALWATCH_*`` variables that point a worker or the CLI at this broker."""
+        env = {"SIGNALWATCH_BROKER": self.url, "SIGNALWATCH_SECURITY_PROTOCOL": self.security_protocol}
+        if self.scram_user:
+            env.update(SIGNALWATCH_SASL_MECHANISM=SCRAM_MECHANISM, SIGNALWATCH_SASL_USERNAME=self.scram_user,
+                       SIGNALWATCH_SASL_PASSWORD=self.scram_password or "")
+        return env
+
+    def _client_options(self) -> dict:
+        if not self.scram_user:
+            return {}
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": SCRAM_MECHANISM,
+                "sasl_plain_username": self.scram_user, "sasl_plain_password": self.scram_password}
+
     def _write_config(self, controller_port: int) -> Path:
         logs = self.data_dir / "kraft-logs"
+        listener = self.security_protocol
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"{listener}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"{listener}://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": listener,
+            "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
             "log.dirs": str(logs),
             "num.partitions": "8",
             "offsets.topic.replication.factor": "1",
@@ -167,6 +191,15 @@ class LocalBroker:
             "log.segment.bytes": str(64 * 1024 * 1024),
             "message.max.bytes": str(4 * 1024 * 1024),
         }
+        if self.scram_user:
+            mech = SCRAM_MECHANISM.lower()
+            props.update({
+                "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+                "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+                f"listener.name.{listener.lower()}.{mech}.sasl.jaas.config":
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                    f'username="{_jaas_quote(self.scram_user)}" password="{_jaas_quote(self.scram_password or "")}";',
+            })
         config = self.data_dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return config
@@ -211,8 +244,10 @@ class LocalBroker:
         meta = self.data_dir / "kraft-logs" / "meta.properties"
         if not meta.exists():
             cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            scram = ["--add-scram", f"{SCRAM_MECHANISM}=[name={self.scram_user},password={self.scram_password}]"] \
+                if self.scram_user else []
             done = self._java(jars, "kafka.tools.StorageTool", "format", "--standalone",
-                              f"--cluster-id={cid}", "-c", str(config))  # an id may start with "-"
+                              f"--cluster-id={cid}", "-c", str(config), *scram)  # an id may start with "-"
             if done.returncode != 0:
                 raise BrokerError(f"formatting the broker's storage failed: {done.stdout}{done.stderr}")
         with open(self.log_file, "ab") as log:
@@ -238,7 +273,7 @@ class LocalBroker:
         try:
             admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
                                      bootstrap_timeout_ms=2000,
-                                     client_id="signalwatch-probe")
+                                     client_id="signalwatch-probe", **self._client_options())
         except Exception:
             return False
         try:
@@ -266,6 +301,13 @@ class LocalBroker:
             _reap(pid)
         self._pid_file.unlink(missing_ok=True)
         return True
+
+
+SCRAM_MECHANISM = "SCRAM-SHA-256"
+
+
+def _jaas_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _reap(pid: int) -> None:

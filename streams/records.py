@@ -177,8 +177,9 @@ def validate_item(item: dict) -> dict:
     return item
 
 
-DEAD_LETTER_ORIGINAL_MAX = 1024 * 1024
-"""Bytes of an invalid message kept in its dead letter (1 MiB, 1.4 MiB as base64)."""
+DEAD_LETTER_ORIGINAL_MAX = 5 * 512 * 1024
+"""Bytes of an invalid message kept in its dead letter: 2.5 MiB (3.3 MiB as base64, under the 4 MiB
+producer request limit), so anything up to 2.5 times the default item limit is kept whole."""
 
 
 def dead_letter(reason: str, detail: str, original: bytes | None, *, topic: str, partition: int,

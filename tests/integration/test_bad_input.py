@@ -57,11 +57,7 @@ def test_fuzzed_messages_are_dead_lettered_or_tagged_exactly_once(isolated_kafka
     assert len(expected_reason) > 3000 and len(distinct_ids) > 3000 and sum(
         1 for i in distinct_ids if i.startswith("clean-")) >= CLEAN
 
-    import time as _t
-    _t0 = _t.monotonic()
-    print("ready", flush=True)
     send_items(settings, values, keys)
-    print("sent", _t.monotonic() - _t0, flush=True)
     drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
     try:
         def tagged_ids(records):
@@ -72,7 +68,6 @@ def test_fuzzed_messages_are_dead_lettered_or_tagged_exactly_once(isolated_kafka
                     and distinct_ids <= tagged_ids(records))
 
         finished = drain.until(done, timeout=240, settle=5)
-        print("done", _t.monotonic() - _t0, flush=True)
         tagged = [orjson.loads(r.value) for r in drain.records[settings.topics.tagged]]
         letters = [orjson.loads(r.value) for r in drain.records[settings.topics.deadletter]]
     finally:

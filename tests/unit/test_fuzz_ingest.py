@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.records import InvalidItem, dead_letter, parse_item, tagged_item, validator
+from streams.records import DEAD_LETTER_ORIGINAL_MAX, InvalidItem, dead_letter, parse_item, tagged_item, validator
 from streams.tagging import load_tagger
 
 REASONS = {"empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text"}
@@ -207,7 +207,7 @@ def test_dead_letter_of_a_message_over_the_broker_request_limit_fits():
     raw = b"x" * (3 * 1024 * 1024)  # 4 MiB as base64: the producer refused it and the agent crashed
     letter = orjson.loads(dead_letter("too_large", "big", raw, topic="news.raw", partition=0, offset=0))
     assert letter["original_truncated"] and letter["original_size"] == len(raw)
-    assert len(base64.b64decode(letter["original"])) == 1024 * 1024
+    assert len(base64.b64decode(letter["original"])) == DEAD_LETTER_ORIGINAL_MAX
     assert letter["original_sha256"] == hashlib.sha256(raw).hexdigest()
     validator("deadletter.v1.json").validate(letter)
 
