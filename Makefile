@@ -7,7 +7,7 @@ SW := $(BIN)/signalwatch
 DEV_CORPUS ?= ../shared/data/dev.jsonl
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps kafka-jars run test test-unit test-integration lint format bench eval clean
+.PHONY: help install system-deps kafka-jars run test test-unit test-integration test-slow lint format bench eval clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,8 +51,13 @@ format: install ## ruff format and fix imports
 	$(BIN)/ruff check --fix --select I streams tests bench
 	$(BIN)/ruff format streams tests bench
 
-bench: install kafka-jars ## Benchmarks; numbers in bench/results/latest.json
+bench: install kafka-jars ## Benchmarks (< 10 min): pipeline vs no-op, latency, scale-out, RSS, tagging -> bench/results/latest.json
+	timeout 540 $(BIN)/python bench/run.py
 	$(BIN)/python bench/bench_tagging.py
+	@$(BIN)/python bench/table.py
+
+test-slow: install system-deps kafka-jars ## Crash/restart tests under load (tests/slow, a few minutes)
+	SIGNALWATCH_SLOW_TESTS=1 $(BIN)/pytest -q -ra tests/slow
 
 eval: install ## The tagger on the labelled development corpus (optional: needs $(DEV_CORPUS))
 	@if [ -f "$(DEV_CORPUS)" ]; then $(SW) eval "$(DEV_CORPUS)" --report bench/results/eval.json; \

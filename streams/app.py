@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     @app.agent(accepted)
     async def tag(stream):
         """Drop repeated ids, tag each new item and write it to news.tagged."""
+        await analytics.changelogs_ready(app, seen, sources=(t.accepted,))
         async for event in stream.events():
             message = event.message
             if seen.get(message.key) is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import socket
 from collections.abc import Iterable, Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -20,14 +22,60 @@ class KafkaUnavailable(RuntimeError):
     """No broker answered; the message says how to start one or point to one."""
 
 
+class _AuthFailures(logging.Handler):
+    """Remembers the authentication errors kafka-python logs while it retries its bootstrap."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "in the clear" in message:  # kafka-python's warning about SASL_PLAINTEXT, not an error
+            return
+        if "Authentication" in message or "SaslHandshake" in message or "UnsupportedSaslMechanism" in message:
+            self.seen.append(message)
+
+
+_auth_failures = _AuthFailures()
+logging.getLogger("kafka").addHandler(_auth_failures)
+
+
 def _unavailable(settings: Settings) -> KafkaUnavailable:
+    failures, _auth_failures.seen[:] = list(_auth_failures.seen), []
+    if any("invalid credentials" in f for f in failures):
+        return KafkaUnavailable(
+            f"the broker at {settings.broker} rejected the {settings.sasl_mechanism} credentials of user "
+            f"{settings.sasl_username!r}: check SIGNALWATCH_SASL_USERNAME, SIGNALWATCH_SASL_PASSWORD and "
+            "SIGNALWATCH_SASL_MECHANISM")
+    if failures:
+        return KafkaUnavailable(
+            f"the broker at {settings.broker} did not accept SASL authentication "
+            f"({settings.security_protocol}, {settings.sasl_mechanism or 'no mechanism'}): check "
+            "SIGNALWATCH_SECURITY_PROTOCOL and SIGNALWATCH_SASL_MECHANISM against the broker's listener")
+    if settings.bootstrap_servers and _port_answers(settings.bootstrap_servers[0]):
+        return KafkaUnavailable(
+            f"{settings.broker} accepts connections but no Kafka session could be set up with "
+            f"SIGNALWATCH_SECURITY_PROTOCOL={settings.security_protocol}: if the broker needs SASL or TLS, set "
+            "SIGNALWATCH_SECURITY_PROTOCOL, SIGNALWATCH_SASL_MECHANISM, SIGNALWATCH_SASL_USERNAME and "
+            "SIGNALWATCH_SASL_PASSWORD (or SIGNALWATCH_SSL_CAFILE)")
     return KafkaUnavailable(
         f"no Kafka broker answers at {settings.broker}: start one with `signalwatch broker start` "
         "or point SIGNALWATCH_BROKER / --broker at yours")
 
 
+def _port_answers(server: str) -> bool:
+    host, _, port = server.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def admin(settings: Settings) -> KafkaAdminClient:
     """An admin client, or :class:`KafkaUnavailable`."""
+    _auth_failures.seen.clear()
     try:
         return KafkaAdminClient(client_id="signalwatch-admin", request_timeout_ms=10000,
                                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **settings.kafka_client_options())
@@ -53,6 +101,7 @@ def create_topics(settings: Settings) -> list[str]:
 
 def producer(settings: Settings) -> KafkaProducer:
     """A producer that waits for every replica (acks=all) and batches briefly."""
+    _auth_failures.seen.clear()
     try:
         return KafkaProducer(client_id="signalwatch-push", acks="all", linger_ms=20,
                              max_request_size=4 * 1024 * 1024, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **settings.kafka_client_options())
@@ -66,6 +115,7 @@ class TopicReader:
     def __init__(self, settings: Settings, topics: Iterable[str], *, from_beginning: bool = False,
                  backlog: int = 0) -> None:
         """Read from the end of each partition (``backlog`` records before it), or from the beginning."""
+        _auth_failures.seen.clear()
         try:
             self.consumer = KafkaConsumer(client_id="signalwatch-tail", enable_auto_commit=False,
                                           group_id=None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **settings.kafka_client_options())

@@ -171,9 +171,9 @@ def launch_worker(broker_url: str, home: Path, *, app_id: str | None = None, web
                SIGNALWATCH_BROKER=broker_url,
                SIGNALWATCH_APP_ID=app_id or f"sw-test-{uuid.uuid4().hex[:8]}",
                SIGNALWATCH_WEB_PORT=str(web_port or free_port()),
-               SIGNALWATCH_HOME=str(home),
-               SIGNALWATCH_LOG_LEVEL="info",
-               **(extra_env or {}))
+               SIGNALWATCH_LOG_LEVEL="info")
+    env.update(extra_env or {})
+    env["SIGNALWATCH_HOME"] = str(home)
     settings = Settings.from_env(env)
     log = home / "worker.log"
     with open(log, "ab") as out:

@@ -20,6 +20,7 @@ or rebalance restores exactly the state of the partitions a worker owns)::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +45,30 @@ MAX_EVIDENCE = 3
 
 def _wall() -> float:
     return time.time()
+
+
+async def changelogs_ready(app: faust.App, *tables, sources: tuple[str, ...] = (), timeout: float = 3.0) -> None:
+    """Wait until the consumer's metadata knows the tables' changelog topics.
+
+    faust-streaming verifies on a table's first write that source and changelog topics have the same
+    number of partitions, reading the consumer's metadata snapshot; a changelog topic the worker has just
+    created is still listed there with 0 partitions, so the first write raises ``PartitionsMismatch`` and
+    the agent crashes (which then stalls the worker's fetcher). Waiting here avoids that race.
+    """
+    deadline = time.monotonic() + timeout
+    for table in tables:
+        while not app.consumer.topic_partitions(table.changelog_topic_name):
+            if time.monotonic() > deadline:
+                # The snapshot may never list a changelog created by this worker (seen with aiokafka 0.14).
+                # Every table here is declared with ``settings.partitions`` like its source topic, so
+                # Faust's check can be skipped: mark the source topics as verified.
+                log.info("changelog %s not in the metadata snapshot; skipping Faust's partition check",
+                         table.changelog_topic_name)
+                verified = getattr(table, "_verified_source_topics_for_partitions", None)
+                if verified is not None:
+                    verified.update(sources)
+                break
+            await asyncio.sleep(0.2)
 
 
 class _Dirty:
@@ -86,6 +111,7 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
     @app.agent(dedup_topic)
     async def dedup(stream):
         """Drop exact and near duplicates of stories seen within the horizon; forward first copies."""
+        await changelogs_ready(app, stories, sources=(t.dedup,))
         async for event in stream.events():
             message = event.message
             now = _wall()
@@ -159,6 +185,7 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
     @app.agent(signals_topic)
     async def trend_count(stream):
         """Count each key per event-time window, idempotently; raise surge and divergence alerts."""
+        await changelogs_ready(app, windows, sources=(t.signals,))
         async for event in stream.events():
             message = event.message
             now = _wall()
@@ -231,6 +258,7 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
     @app.agent(candidates)
     async def notify(stream):
         """Apply the cooldown per (type, category, main actor) and send the alerts that pass."""
+        await changelogs_ready(app, last_alert, sources=(t.candidates,))
         async for event in stream.events():
             message = event.message
             envelope = orjson.loads(message.value)

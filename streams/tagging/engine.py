@@ -16,6 +16,11 @@ How a text is read:
    off at breakers ("but", "while", ...): denial and rejection scope over the window, otherwise the
    nearest conditional / agreed / proposed / open / hedge cue decides. Escalation triggers that are
    denied or negated are dropped; under a threat, plan or hedge cue they are ``threatened``.
+
+Cost model (``bench/bench_tagging.py``): one C pass of the automaton over the document yields every
+trigger, actor, place, context word and stance cue; one C regex scan yields the sentence starts; the
+Python work left is per hit (a few tuple appends) and per emitted signal. Sentences without a
+trigger cost nothing beyond those scans.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +39,18 @@ from .morph import expand_term
 
 _PUNCT_TABLE = bytes(b if (b >= 128 or chr(b).isalnum()) else 32 for b in range(256))
 _UNICODE_PUNCT = "\u2019\u2018\u201c\u201d\u201e\u00ab\u00bb\u2014\u2013\u2026\u00a0\u2032\u00b7\u2011\u2012"
+_UNICODE_PUNCT_RE = re.compile(f"[{_UNICODE_PUNCT}]")
 _WORD_REST = re.compile(r"\w*")
-# sentence separators (after "!?;" were mapped to "."): end punctuation + space, newlines, quotes closed
-# after a full stop, " | " / " - " separators of headline sources, a colon before a quotation
+_INNER_SPACES = re.compile(" +")
+# Sentence separators (after "!?;" were mapped to "."): end punctuation + space, also with a closing
+# quote or bracket between; newlines; " | " / " - " separators of headline sources; a colon before a
+# quotation. ``(separator, offset of the next sentence start)``; the ones after "." skip initials.
 _SENT_TABLE = bytes(46 if chr(b) in "!?;" else b for b in range(256))
-_SEPS_ASCII = (". ", "\n", ".\" ", ".' ", ".) ", " | ", ": \"")
-_SEPS = _SEPS_ASCII + (".\u201d ", ".\u00bb ", " \u2014 ", " \u2013 ", ": \u201c", ": \u00ab")
+_DOT_SEPS_ASCII = ((". ", 2), (".\" ", 3), (".' ", 3), (".) ", 3))
+_DOT_SEPS = (*_DOT_SEPS_ASCII, (".\u201d ", 3), (".\u00bb ", 3))
+_OTHER_SEPS_ASCII = (("\n", 1), (" | ", 3), (": \"", 2))
+_OTHER_SEPS = (*_OTHER_SEPS_ASCII, (" \u2014 ", 3), (" \u2013 ", 3), (": \u201c", 2), (": \u00ab", 2))
 _SPACES = " \t\n\r\u00a0"
-_OPENERS = "\"'\u201c\u2018\u00ab"
 
 NEGOTIATION_STANCES = ("proposed", "open", "agreed", "conditional", "rejected", "denied")
 ESCALATION_STANCES = ("reported", "threatened")
@@ -63,9 +73,7 @@ def normalize(low: str) -> str:
     """Punctuation and spacing to plain spaces, keeping every offset (input already lower-cased)."""
     norm = low.encode("utf-8", "surrogatepass").translate(_PUNCT_TABLE).decode("utf-8", "surrogatepass")
     if not norm.isascii():
-        for ch in _UNICODE_PUNCT:
-            if ch in norm:
-                norm = norm.replace(ch, " ")
+        norm = _UNICODE_PUNCT_RE.sub(" ", norm)
     return norm
 
 
@@ -148,16 +156,23 @@ class Tagger:
         for grp, terms in (pack.get("contexts") or {}).items():
             for t, case in entries(terms):
                 self._add(table, t, case, 6, grp)
+        # Two automata. The document automaton finds triggers, actors and places in one pass over the
+        # whole text; the sentence automaton finds stance cues and context words, and runs only over
+        # the sentences that hold a trigger (most sentences of a news item hold none).
         self._automaton = ahocorasick.Automaton()
-        self._cue_automaton = ahocorasick.Automaton()
+        self._sent_automaton = ahocorasick.Automaton()
+        self._sent_key_len = 1
+        self._sent_space_run = 1  # longest run of spaces inside a sentence-automaton key
         for key, (prefix, case_form, metas, actor, place, bits, ctxs) in table.items():
-            if metas or actor is not None or place is not None or ctxs:
-                self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place,
-                                               frozenset(ctxs) if ctxs else None))
-            if bits:
-                self._cue_automaton.add_word(key, (len(key), prefix, case_form, bits))
+            if metas or actor is not None or place is not None:
+                self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place))
+            if bits or ctxs:
+                self._sent_automaton.add_word(key, (len(key), prefix, case_form, bits,
+                                                    frozenset(ctxs) if ctxs else None))
+                self._sent_key_len = max(self._sent_key_len, len(key))
+                self._sent_space_run = max([self._sent_space_run, *map(len, _INNER_SPACES.findall(key.strip()))])
         self._automaton.make_automaton()
-        self._cue_automaton.make_automaton()
+        self._sent_automaton.make_automaton()
 
     @staticmethod
     def _add(table: dict[str, list[Any]], term: str, case: bool, slot: int, value: Any) -> None:
@@ -193,53 +208,78 @@ class Tagger:
 
     @staticmethod
     def _sentence_starts(doc: str) -> list[int]:
-        """Start offsets of the sentences of ``doc``.
+        """Start offsets of the sentences of ``doc`` (strictly increasing, first 0).
 
-        A few ``str.find`` loops over a copy in which ``!?;`` read as ``.`` (same length): much
-        cheaper than a regex scan of every character.
+        A few ``str.find`` loops (C substring search) instead of a regex scan of every character.
         """
-        t = doc.encode("utf-8", "surrogatepass").translate(_SENT_TABLE).decode("utf-8", "surrogatepass")
+        t = doc
+        if "!" in doc or "?" in doc or ";" in doc:
+            t = doc.encode("utf-8", "surrogatepass").translate(_SENT_TABLE).decode("utf-8", "surrogatepass")
         find = t.find
         cands: list[int] = []
-        seps = _SEPS_ASCII if t.isascii() else _SEPS
-        for sep in seps:
-            if len(sep) > 2 and sep[0] != "." and sep[1] not in t:
-                continue
+        ascii_doc = t.isascii()
+        for sep, off in _DOT_SEPS_ASCII if ascii_doc else _DOT_SEPS:
             i = find(sep)
             while i >= 0:
-                if sep[0] != "." or not (i >= 1 and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())):
-                    cands.append(i + len(sep) - (1 if sep[-1] in _OPENERS else 0))
-                i = find(sep, i + 1)  # (the skip above: initials and abbreviations such as U.S.)
-        if not cands:
-            return [0]
-        cands.sort()
+                # not after a lone capital: initials and abbreviations such as U.S.
+                if not (i and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())):
+                    cands.append(i + off)
+                i = find(sep, i + 1)
+        for sep, off in _OTHER_SEPS_ASCII if ascii_doc else _OTHER_SEPS:
+            i = find(sep)
+            while i >= 0:
+                cands.append(i + off)
+                i = find(sep, i + 1)
         starts = [0]
+        if not cands:
+            return starts
+        cands.sort()
         n = len(doc)
+        last = 0
         for i in cands:
             while i < n and doc[i] in _SPACES:
                 i += 1
-            if starts[-1] < i < n:
+            if last < i < n:
                 starts.append(i)
+                last = i
         return starts
 
-    def _cues(self, norm: str, doc: str, ss: int, se: int) -> list[tuple[int, int, int]]:
-        """Stance cues ``[(start, end, bits)]`` of the sentence ``doc[ss:se]``, sorted by start."""
+    def _read_sentence(self, norm: str, doc: str, ss: int, se: int) -> tuple[list, list]:
+        """Stance cues ``[(start, end, bits)]`` (sorted) and context words ``[(start, end, groups)]``
+        of the sentence ``doc[ss:se]``.
+
+        A cue lies inside the sentence; a context word starts inside it and may run on across a
+        sentence break of fewer spaces than it has inside (a newline), hence the scan then reaches up
+        to one key length past the sentence end.
+        """
         cues: list[tuple[int, int, int]] = []
-        seg = norm[ss:se]
+        ctxs: list[tuple[int, int, frozenset]] = []
         multi = False
-        for end, (klen, prefix, case_form, bits) in self._cue_automaton.iter(f" {seg} "):
-            start = ss + end - klen + 1
-            e = ss + (_WORD_REST.match(seg, end).end() if prefix else end - 1)
+        run = self._sent_space_run + 1
+        if se < len(norm) and (se < run or not norm.startswith(" " * run, se - run)):
+            seg = norm[ss:se + self._sent_key_len]
+        else:
+            seg = norm[ss:se]
+        base = ss - 1  # doc offset of position 0 of " {seg} "
+        for end, (klen, prefix, case_form, bits, ctx) in self._sent_automaton.iter(f" {seg} "):
+            start = base + end - klen + 2
+            if start >= se:
+                continue
+            e = _WORD_REST.match(norm, base + end + 1).end() if prefix else base + end
             if case_form is not None and doc[start:e] != case_form:
                 continue
-            cues.append((start, e, bits))
-            if klen > 8:
-                multi = True
+            if ctx is not None:
+                ctxs.append((start, e, ctx))
+            if bits and e <= se:
+                cues.append((start, e, bits))
+                if klen > 8:
+                    multi = True
         if multi:  # a breaker word inside a longer cue ("as long as") is not a breaker
             spans = [(a, b) for a, b, bits in cues if not bits & BREAKER and b - a > 4]
             cues = [h for h in cues if not h[2] & BREAKER or not any(a <= h[0] and h[1] <= b for a, b in spans)]
-        cues.sort()
-        return cues
+        if len(cues) > 1:
+            cues.sort()
+        return cues, ctxs
 
     # ------------------------------------------------------------------ tagging
     def tag(self, title: str, text: str) -> dict[str, Any]:
@@ -258,35 +298,32 @@ class Tagger:
             low = self._lower(doc)
         norm = normalize(low)
         word_rest = _WORD_REST.match
-        terms: list[tuple[int, int, tuple]] = []
+        terms: list[tuple[int, int, tuple]] = []  # (start, -end, metas)
         actors_at: list[tuple[int, str]] = []
         places: list[str] = []
-        ctxs: list[tuple[int, int, frozenset]] = []
-        for end, (klen, prefix, case_form, metas, actor, place, ctx) in self._automaton.iter(f" {norm} "):
+        for end, (klen, prefix, case_form, metas, actor, place) in self._automaton.iter(f" {norm} "):
             start = end - klen + 1
             e = word_rest(norm, end).end() if prefix else end - 1
             if case_form is not None and doc[start:e] != case_form:
                 continue
             if metas:
-                terms.append((start, e, metas))
+                terms.append((start, -e, metas))
             if actor is not None:
                 actors_at.append((start, actor))
             if place is not None:
                 places.append(place)
-            if ctx is not None:
-                ctxs.append((start, e, ctx))
-        item_actors = list(dict.fromkeys([a for _, a in actors_at]))
-        locations = list(dict.fromkeys(places))
+        item_actors = list(dict.fromkeys([a for _, a in actors_at])) if actors_at else []
+        locations = list(dict.fromkeys(places)) if places else []
         if not terms:
-            return self._result([], item_actors, locations, 0.0, 0.0)
+            return self._result([], item_actors, locations, 0.0, 0.0, False, False)
 
         # longest match wins: drop term hits strictly inside a longer one
         if len(terms) > 1:
-            terms.sort(key=_term_order)
+            terms.sort(key=_START_LONGEST)
             kept: list[tuple[int, int, tuple]] = []
             cover_s = cover_e = -1
             for h in terms:
-                s, e, _ = h
+                s, e = h[0], -h[1]
                 if e <= cover_e and (s != cover_s or e != cover_e):
                     continue
                 kept.append(h)
@@ -299,19 +336,23 @@ class Tagger:
         nsent = len(starts)
         ndoc = len(doc)
         signals: list[dict[str, Any]] = []
-        best: dict[str, float] = {}
+        best_esc: dict[str, float] = {}
+        best_neg: dict[str, float] = {}
+        has_esc = has_neg = False
         factors = self._factors
         stance_of = self._stance
-        sentences: dict[int, list] = {}
         weights = self.actor_weights
-        for s, e, metas in kept:
+        sent_index = -1
+        for s, ne, metas in kept:
+            e = -ne
             si = bisect_right(starts, s) - 1
-            sent = sentences.get(si)
-            if sent is None:
+            if si != sent_index:  # kept triggers come in text order: read each sentence once
+                sent_index = si
                 ss = starts[si]
                 se = starts[si + 1] if si + 1 < nsent else ndoc
-                sent = sentences[si] = [ss, se, [c for c in ctxs if ss <= c[0] < se], None, None, 0.0]
-            ss, se, sctx, cues, sent_actors, aw = sent
+                cues, sctx = self._read_sentence(norm, doc, ss, se)
+                sent_actors = list(dict.fromkeys([a for pos, a in actors_at if ss <= pos < se])) if actors_at else []
+                aw = max([weights[a] for a in sent_actors], default=0.0)
             for meta in metas:
                 req = meta.requires
                 if req:
@@ -320,28 +361,28 @@ class Tagger:
                             break
                     else:
                         continue
-                if cues is None:  # first surviving trigger of this sentence: read its cues and actors
-                    cues = sent[3] = self._cues(norm, doc, ss, se)
-                    sent_actors = sent[4] = list(dict.fromkeys([a for pos, a in actors_at if ss <= pos < se]))
-                    aw = sent[5] = max([weights[a] for a in sent_actors], default=0.0)
-                stance = stance_of(meta, s, e, ss, se, cues) if cues else (meta.stance or meta.default)
+                stance = stance_of(meta, s, e, cues) if cues else (meta.stance or meta.default)
                 if stance is None:
                     continue
                 factor = 1.0 if stance == meta.default else factors.get(stance, 1.0)
                 strength = meta.weight * factor * (0.85 + 0.15 * aw)
                 key = meta.name
-                if strength > best.get(key, -1.0):
-                    best[key] = strength
-                signals.append({
-                    "kind": "escalation" if meta.escalation else "negotiation", "category": key,
-                    "stance": stance, "text": doc[s:e], "start": s, "end": e, "actors": sent_actors[:],
-                })
-        cats = {c.name: c.kind for c in self.categories} if best else {}
-        esc = _noisy_or([v for k, v in best.items() if cats[k] == "escalation"])
-        neg = _noisy_or([v for k, v in best.items() if cats[k] == "negotiation"])
-        return self._result(signals, item_actors, locations, esc, neg)
+                if meta.escalation:
+                    has_esc = True
+                    if strength > best_esc.get(key, -1.0):
+                        best_esc[key] = strength
+                    kind = "escalation"
+                else:
+                    has_neg = True
+                    if strength > best_neg.get(key, -1.0):
+                        best_neg[key] = strength
+                    kind = "negotiation"
+                signals.append({"kind": kind, "category": key, "stance": stance, "text": doc[s:e],
+                                "start": s, "end": e, "actors": sent_actors[:]})
+        return self._result(signals, item_actors, locations, _noisy_or(list(best_esc.values())),
+                            _noisy_or(list(best_neg.values())), has_esc, has_neg)
 
-    def _stance(self, meta: _TermMeta, s: int, e: int, ss: int, se: int, cues: list) -> str | None:
+    def _stance(self, meta: _TermMeta, s: int, e: int, cues: list[tuple[int, int, int]]) -> str | None:
         """Stance of a trigger at ``[s, e)`` from the cues of its sentence; ``None`` drops the signal."""
         lo = s - self._before
         hi = e + self._after
@@ -405,11 +446,11 @@ class Tagger:
         return meta.default
 
     def _result(self, signals: list, actors: list[str], locations: list[str],
-                esc: float, neg: float) -> dict[str, Any]:
+                esc: float, neg: float, has_esc: bool, has_neg: bool) -> dict[str, Any]:
         labels = []
-        if esc > 0.0 or any(sg["kind"] == "escalation" for sg in signals):
+        if esc > 0.0 or has_esc:
             labels.append("escalation")
-        if neg > 0.0 or any(sg["kind"] == "negotiation" for sg in signals):
+        if neg > 0.0 or has_neg:
             labels.append("negotiation")
         return {
             "labels": labels,
@@ -427,8 +468,8 @@ class Tagger:
         return severity_for(score, self.thresholds)
 
 
-def _term_order(h: tuple[int, int, tuple]) -> tuple[int, int]:
-    return h[0], h[0] - h[1]
+#: sort key of term hits ``(start, -end, metas)``: by start, longest first, stable
+_START_LONGEST = itemgetter(0, 1)
 
 
 def _noisy_or(values: list[float]) -> float:

@@ -26,7 +26,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.records import DEAD_LETTER_ORIGINAL_MAX, InvalidItem, dead_letter, parse_item, tagged_item, validator
+from streams.analytics.dedup import Features
+from streams.records import (
+    DEAD_LETTER_ORIGINAL_MAX,
+    InvalidItem,
+    dead_letter,
+    parse_item,
+    tagged_item,
+    validator,
+)
 from streams.tagging import load_tagger
 
 REASONS = {"empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text"}
@@ -173,6 +181,8 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
         assert doc[signal["start"]:signal["end"]] == signal["text"]
     assert 0 <= tags["escalation_score"] <= 1 and 0 <= tags["negotiation_score"] <= 1
     orjson.loads(orjson.dumps(tagged_item(item, tags, "2026-11-24T00:00:00.000Z")))
+    features = Features.of(item)  # ingest computes the dedup features of every accepted item
+    assert Features.from_headers(features.headers()).item_id == item["id"]
     return "accepted"
 
 
