@@ -31,6 +31,21 @@ def _unique(values) -> list:
     return list(dict.fromkeys(v for v in values if v))
 
 
+MAX_EVIDENCE_CHARS = 280
+
+
+def evidence_sentence(doc: str, start: int, end: int) -> str:
+    """The sentence of ``doc`` around the span ``start:end`` (trimmed around the span when very long)."""
+    left = max(doc.rfind(mark, 0, start) for mark in ".!?\n") + 1
+    ends = [i for i in (doc.find(mark, end) for mark in ".!?\n") if i != -1]
+    right = min(ends) + 1 if ends else len(doc)
+    if right - left > MAX_EVIDENCE_CHARS:
+        half = (MAX_EVIDENCE_CHARS - (end - start)) // 2
+        left, right = max(left, start - half), min(right, end + half)
+        return "…" + " ".join(doc[left:right].split()) + "…"
+    return " ".join(doc[left:right].split())
+
+
 def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> str:
     parts = []
     for s in signals:
@@ -48,6 +63,7 @@ def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> s
 def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
     """The per-item alerts for one tagged item, at or above ``min_severity``."""
     alerts = []
+    doc = f"{tagged['title']}\n{tagged['text']}" if tagged.get("title") else tagged.get("text", "")
     for kind in KINDS:
         signals = [s for s in tagged.get("signals", ()) if s["kind"] == kind]
         if not signals:
@@ -65,7 +81,7 @@ def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
             "categories": _unique(s["category"] for s in signals),
             "actors": actors,
             "stances": _unique(s.get("stance") for s in signals),
-            "evidence": _unique(s["text"] for s in signals)[:MAX_EVIDENCE],
+            "evidence": _unique(evidence_sentence(doc, s["start"], s["end"]) for s in signals)[:MAX_EVIDENCE],
             "created_at": now_iso(),
             "lexicon_version": tagged.get("lexicon_version", ""),
         }

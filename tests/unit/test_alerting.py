@@ -37,3 +37,23 @@ def test_minimum_severity_filters_and_neutral_items_raise_nothing():
     weak = dict(item, escalation_score=0.01)
     assert [a["severity"] for a in build_alerts(weak, "low")] == ["low"]
     assert build_alerts(weak, "medium") == []
+
+
+def test_evidence_is_the_sentence_around_the_signal():
+    from streams.alerting import MAX_EVIDENCE_CHARS, evidence_sentence
+
+    doc = "Markets were calm. The Kremlin ruled out a ceasefire on Friday!  Talks may resume."
+    start = doc.index("ceasefire")
+    assert evidence_sentence(doc, start, start + 9) == "The Kremlin ruled out a ceasefire on Friday!"
+    title_doc = "Drone strike on Odesa\nNo casualties were reported."
+    assert evidence_sentence(title_doc, 0, 12) == "Drone strike on Odesa"
+    long_doc = "word " * 200 + "missile strike " + "word " * 200
+    start = long_doc.index("missile")
+    snippet = evidence_sentence(long_doc, start, start + 14)
+    assert "missile strike" in snippet and snippet.startswith("…") and len(snippet) <= MAX_EVIDENCE_CHARS + 2
+
+
+def test_alert_evidence_quotes_whole_sentences_of_the_text():
+    item = tagged("", "Officials met in Geneva. Russia fired ballistic missiles at Kharkiv overnight. Weather was mild.")
+    (alert,) = build_alerts(item, "low")
+    assert alert["evidence"] == ["Russia fired ballistic missiles at Kharkiv overnight."]
