@@ -51,6 +51,12 @@ _DOT_SEPS = (*_DOT_SEPS_ASCII, (".\u201d ", 3), (".\u00bb ", 3))
 _OTHER_SEPS_ASCII = (("\n", 1), (" | ", 3), (": \"", 2))
 _OTHER_SEPS = (*_OTHER_SEPS_ASCII, (" \u2014 ", 3), (" \u2013 ", 3), (": \u201c", 2), (": \u00ab", 2))
 _SPACES = " \t\n\r\u00a0"
+# the same for ASCII text, as regexes with a literal first character (fast scan in C) whose matches end
+# where the next sentence starts (separator and following spaces consumed); look-behinds skip initials
+_DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))[\"')]? [ \t\n\r]*")
+_NEWLINE_RE = re.compile("\n[ \t\n\r]*")
+_BAR_RE = re.compile("\\|(?<= \\|) [ \t\n\r]*")
+_QUOTE_RE = re.compile(': (?=")')
 
 NEGOTIATION_STANCES = ("proposed", "open", "agreed", "conditional", "rejected", "denied")
 ESCALATION_STANCES = ("reported", "threatened")
@@ -210,22 +216,35 @@ class Tagger:
     def _sentence_starts(doc: str) -> list[int]:
         """Start offsets of the sentences of ``doc`` (strictly increasing, first 0).
 
-        A few ``str.find`` loops (C substring search) instead of a regex scan of every character.
+        ASCII text: a few regex scans that each start at a literal character. Other text: ``str.find``
+        loops (C substring search) and the initials check in Python (``str.isupper`` semantics).
         """
         t = doc
         if "!" in doc or "?" in doc or ";" in doc:
             t = doc.encode("utf-8", "surrogatepass").translate(_SENT_TABLE).decode("utf-8", "surrogatepass")
+        ascii_doc = t.isascii()
+        if ascii_doc:
+            ends = [m.end() for m in _DOT_RE.finditer(t)]
+            more = False
+            for ch, rx in (("\n", _NEWLINE_RE), ("|", _BAR_RE), (":", _QUOTE_RE)):
+                if ch in t:
+                    ends += [m.end() for m in rx.finditer(t)]
+                    more = True
+            if more:
+                ends = sorted(set(ends))
+            if ends and ends[-1] >= len(doc):
+                ends.pop()
+            return [0, *ends]
         find = t.find
         cands: list[int] = []
-        ascii_doc = t.isascii()
-        for sep, off in _DOT_SEPS_ASCII if ascii_doc else _DOT_SEPS:
+        for sep, off in _DOT_SEPS:
             i = find(sep)
             while i >= 0:
                 # not after a lone capital: initials and abbreviations such as U.S.
                 if not (i and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())):
                     cands.append(i + off)
                 i = find(sep, i + 1)
-        for sep, off in _OTHER_SEPS_ASCII if ascii_doc else _OTHER_SEPS:
+        for sep, off in _OTHER_SEPS:
             i = find(sep)
             while i >= 0:
                 cands.append(i + off)

@@ -14,7 +14,6 @@ import base64
 import os
 import random
 import signal
-import time
 import uuid
 from collections import defaultdict
 
@@ -96,31 +95,3 @@ def test_kill_9_worker_mid_run_then_restart(isolated_kafka):
     finally:
         drain.close()
     _check(*result, accepted, invalid, "kill -9")
-
-
-def test_broker_stop_and_start_mid_run(isolated_kafka):
-    app_id = f"sw-bounce-{uuid.uuid4().hex[:6]}"
-    worker = isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
-    settings = worker.settings
-    rid = uuid.uuid4().hex[:8]
-    values, keys, accepted, invalid = _workload(rid)
-    send_items(settings, values, keys)
-    drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
-    try:
-        drain.until(lambda r: sum(1 for x in r[settings.topics.tagged] if x.key.decode().startswith(rid))
-                    >= len(accepted) // 3, timeout=120)
-    finally:
-        drain.close()
-    isolated_kafka.broker.stop()
-    time.sleep(3)
-    isolated_kafka.broker.start(timeout=120)
-    if worker.proc.poll() is not None:  # the worker gave up on the broker: a finding, and restart it
-        print(f"\nworker exited with {worker.proc.returncode} while the broker was down; restarting it")
-        isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
-    drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
-    try:
-        result = _account(drain, settings, rid, accepted, invalid, timeout=150)
-    finally:
-        drain.close()
-    _check(*result, accepted, invalid, "broker restart")
-    assert worker.proc.poll() is None, "the worker rode out the broker restart"

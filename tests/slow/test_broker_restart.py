@@ -1,0 +1,40 @@
+"""Broker stopped and started mid-run (a module of its own: a fresh broker, so no earlier backlog).
+
+Accounting as in test_crash_restart.py.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from tests.conftest import TopicDrain, send_items
+from tests.slow.test_crash_restart import ENV, _account, _check, _workload
+
+
+def test_broker_stop_and_start_mid_run(isolated_kafka):
+    app_id = f"sw-bounce-{uuid.uuid4().hex[:6]}"
+    worker = isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:8]
+    values, keys, accepted, invalid = _workload(rid)
+    send_items(settings, values, keys)
+    drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
+    try:
+        drain.until(lambda r: sum(1 for x in r[settings.topics.tagged] if x.key.decode().startswith(rid))
+                    >= len(accepted) // 3, timeout=120)
+    finally:
+        drain.close()
+    isolated_kafka.broker.stop()
+    time.sleep(3)
+    isolated_kafka.broker.start(timeout=120)
+    if worker.proc.poll() is not None:  # the worker gave up on the broker: a finding, and restart it
+        print(f"\nworker exited with {worker.proc.returncode} while the broker was down; restarting it")
+        isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
+    drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
+    try:
+        result = _account(drain, settings, rid, accepted, invalid, timeout=150)
+    finally:
+        drain.close()
+    _check(*result, accepted, invalid, "broker restart")
+    assert worker.proc.poll() is None, "the worker rode out the broker restart"
