@@ -115,9 +115,10 @@ class Settings:
     dedup_stories: bool = True
     """SIGNALWATCH_DEDUP_STORIES: also drop copies of a story under another id: same normalised url, same or
     near-duplicate text (0 = repeated ids only)."""
-    near_dup_threshold: float = 0.6
-    """SIGNALWATCH_NEAR_DUP_THRESHOLD: estimated Jaccard similarity (character 5-grams) of a near-duplicate;
-    lightly edited copies score 0.75-0.95, unrelated items < 0.3."""
+    near_dup_threshold: float = 0.45
+    """SIGNALWATCH_NEAR_DUP_THRESHOLD: estimated Jaccard similarity (words and word pairs) of a near-duplicate.
+    Copies of a 50-word story with three words edited and a byline score ~0.75 against the original and
+    0.68 +- 0.06 against each other (min 0.48 in 14,700 pairs); unrelated ~1 KB items ~0.07 (max 0.16)."""
     trend_windows: str = "900,3600"
     """SIGNALWATCH_TREND_WINDOWS: tumbling event-time window sizes in seconds, comma-separated."""
     trend_lookback: int = 8

@@ -121,7 +121,7 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
             if now - state["dedup_sweep"] > SWEEP_EVERY:
                 state["dedup_sweep"] = now
                 for sid in index.expired(now, settings.dedup_horizon):
-                    raw = stories.get(sid.encode())
+                    raw = stories.get(sid.encode()) or index.records.get(sid)
                     index.remove(Story.loads(sid, raw) if raw else Story(sid, 0.0))
                     stories.pop(sid.encode(), None)
             try:
@@ -141,12 +141,13 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
                         await corroborations.send(key=sid.encode(), value=orjson.dumps(
                             {"id": sid, "sources": story.sources, "copies": story.copies}))
                     stories[sid.encode()] = story.dumps()
+                    index.update(sid, story.raw)  # the index and the table share one record
                 continue
             # Forward before recording: a crash in between repeats the item (tag's seen_ids drops it).
             await accepted.send(key=features.item_id.encode(), value=message.value)
             story = Story.first(features, now)
             stories[features.item_id.encode()] = story.dumps()
-            index.add(story)
+            index.add(story)  # keeps story.raw, the bytes object the table holds
 
     # ------------------------------------------------------------------ trend
     @app.agent(tagged_topic)

@@ -7,11 +7,16 @@ story goes through Kafka. A story is forgotten ``horizon`` seconds after its fir
 
 Lookups, in order: the item id, the normalised url, the content fingerprint (same words after folding),
 then near-duplicates through LSH bands confirmed on the whole MinHash signature.
+
+Memory (bench/bench_dedup.py, per story): a packed binary record (~320 bytes: arrival, copies, 64-bit url
+and content digests, the 256-byte signature, sources) held *once* -- the index keeps a reference to the
+very bytes object the table stores -- plus one dict entry per lookup key (id, url, content, ``BANDS`` LSH
+bands with one-digit int keys).
 """
 
 from __future__ import annotations
 
-import base64
+import struct
 from dataclasses import dataclass, field
 
 import orjson
@@ -60,6 +65,22 @@ class Features:
                    similarity.unpack(sig) if sig else None, h.get("sw-source", b"").decode())
 
 
+_HEAD = struct.Struct("<BdI8s8sH")
+"""Story record: format version, first_seen, copies, url digest, content digest, signature length; then
+the packed signature, then ``source`` and ``sources`` joined by US (0x1f), UTF-8."""
+_VERSION = 1
+_NONE = bytes(8)
+_SEP = "\x1f"
+
+
+def _raw8(hexdigest: str) -> bytes:
+    return bytes.fromhex(hexdigest[:16]) if hexdigest else _NONE
+
+
+def _hex8(raw: bytes) -> str:
+    return "" if raw == _NONE else raw.hex()
+
+
 @dataclass
 class Story:
     """The first copy of a story: when it arrived, its keys, how often and by whom it was repeated."""
@@ -72,6 +93,8 @@ class Story:
     source: str = ""
     copies: int = 1
     sources: list[str] = field(default_factory=list)
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """The record this story was loaded from (shared with the table, so the index need not copy it)."""
 
     @classmethod
     def first(cls, f: Features, now: float) -> Story:
@@ -86,16 +109,35 @@ class Story:
         return False
 
     def dumps(self) -> bytes:
-        return orjson.dumps({"t": self.first_seen, "u": self.url, "c": self.content,
-                             "s": base64.b64encode(similarity.pack(self.sig)).decode() if self.sig else "",
-                             "src": self.source, "n": self.copies, "by": self.sources})
+        """The compact binary record (url and content kept as their first 64 bits, all the index uses)."""
+        sig = similarity.pack(self.sig) if self.sig is not None else b""
+        names = _SEP.join(n.replace(_SEP, " ") for n in (self.source, *self.sources))
+        self.raw = (_HEAD.pack(_VERSION, self.first_seen, self.copies, _raw8(self.url), _raw8(self.content),
+                               len(sig)) + sig + names.encode("utf-8", "surrogatepass"))
+        return self.raw
 
     @classmethod
     def loads(cls, story_id: str, raw: bytes) -> Story:
-        d = orjson.loads(raw)
-        sig = similarity.unpack(base64.b64decode(d["s"])) if d.get("s") else None
-        return cls(story_id, d["t"], d.get("u", ""), d.get("c", ""), sig, d.get("src", ""), d.get("n", 1),
-                   list(d.get("by", ())))
+        if raw[:1] == b"{":  # a JSON record of the first version (the signature format changed since)
+            d = orjson.loads(raw)
+            return cls(story_id, d["t"], d.get("u", ""), d.get("c", ""), None, d.get("src", ""), d.get("n", 1),
+                       list(d.get("by", ())))
+        _, first_seen, copies, url, content, n = _HEAD.unpack_from(raw)
+        end = _HEAD.size + n
+        sig = similarity.unpack(raw[_HEAD.size:end]) if n else None
+        source, *sources = raw[end:].decode("utf-8", "surrogatepass").split(_SEP)
+        return cls(story_id, first_seen, _hex8(url), _hex8(content), sig, source, copies, sources, raw)
+
+    @staticmethod
+    def first_seen_of(raw: bytes) -> float:
+        return orjson.loads(raw)["t"] if raw[:1] == b"{" else _HEAD.unpack_from(raw)[1]
+
+    @staticmethod
+    def sig_of(raw: bytes) -> tuple[int, ...] | None:
+        if raw[:1] == b"{":
+            return None
+        n = _HEAD.unpack_from(raw)[5]
+        return similarity.unpack(raw[_HEAD.size:_HEAD.size + n]) if n == similarity.PACKED_SIZE else None
 
 
 def _int(hexdigest: str) -> int:
@@ -105,20 +147,19 @@ def _int(hexdigest: str) -> int:
 class DedupIndex:
     """Lookup of stories by id, url, content and LSH band (pure, in memory, bounded by the horizon)."""
 
-    def __init__(self, threshold: float = 0.6) -> None:
+    def __init__(self, threshold: float = 0.45) -> None:
         self.threshold = threshold
-        self.first_seen: dict[str, float] = {}  # story id -> arrival (insertion order ~ time order)
+        self.records: dict[str, bytes] = {}  # story id -> its record (insertion order ~ arrival order)
         self.by_url: dict[int, str] = {}
         self.by_content: dict[int, str] = {}
         self.by_band: dict[int, str] = {}
-        self.sigs: dict[str, bytes] = {}
 
     def __len__(self) -> int:
-        return len(self.first_seen)
+        return len(self.records)
 
     def check(self, f: Features) -> tuple[str | None, str]:
         """The story ``f`` repeats and why (``id|url|content|near``), or ``(None, "")`` for a new story."""
-        if f.item_id in self.first_seen:
+        if f.item_id in self.records:
             return f.item_id, "id"
         if f.url and (sid := self.by_url.get(_int(f.url))):
             return sid, "url"
@@ -131,29 +172,33 @@ class DedupIndex:
                 if sid is None or sid in seen:
                     continue
                 seen.add(sid)
-                other = self.sigs.get(sid)
-                if other and similarity.similarity(f.sig, similarity.unpack(other)) >= self.threshold:
+                raw = self.records.get(sid)
+                other = Story.sig_of(raw) if raw else None
+                if other and similarity.similarity(f.sig, other) >= self.threshold:
                     return sid, "near"
         return None, ""
 
     def add(self, story: Story) -> None:
-        """Index a new story (first writer wins on every key)."""
+        """Index a new story (first writer wins on every key); keeps ``story.raw`` (dumped if unset)."""
         sid = story.story_id
-        self.first_seen[sid] = story.first_seen
+        self.records[sid] = story.raw if story.raw is not None else story.dumps()
         if story.url:
             self.by_url.setdefault(_int(story.url), sid)
         if story.content:
             self.by_content.setdefault(_int(story.content), sid)
         if story.sig is not None:
-            self.sigs[sid] = similarity.pack(story.sig)
             for key in similarity.band_keys(story.sig):
                 self.by_band.setdefault(key, sid)
+
+    def update(self, sid: str, raw: bytes) -> None:
+        """Replace a known story's record (a repeat was counted); its keys do not change."""
+        if sid in self.records:
+            self.records[sid] = raw
 
     def remove(self, story: Story) -> None:
         """Forget a story (only the keys that still point to it)."""
         sid = story.story_id
-        self.first_seen.pop(sid, None)
-        self.sigs.pop(sid, None)
+        self.records.pop(sid, None)
         if story.url and self.by_url.get(k := _int(story.url)) == sid:
             del self.by_url[k]
         if story.content and self.by_content.get(k := _int(story.content)) == sid:
@@ -166,14 +211,14 @@ class DedupIndex:
     def expired(self, now: float, horizon: float) -> list[str]:
         """Ids of the stories first seen more than ``horizon`` seconds before ``now`` (oldest first)."""
         out = []
-        for sid, t in self.first_seen.items():
-            if now - t <= horizon:
+        for sid, raw in self.records.items():
+            if now - Story.first_seen_of(raw) <= horizon:
                 break
             out.append(sid)
         return out
 
     def clear(self) -> None:
-        for d in (self.first_seen, self.by_url, self.by_content, self.by_band, self.sigs):
+        for d in (self.records, self.by_url, self.by_content, self.by_band):
             d.clear()
 
     def rebuild(self, stories) -> None:
