@@ -12,6 +12,7 @@ restart through its changelog; ``alert`` turns tagged items into per-item alerts
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -28,6 +29,7 @@ from streams.alerting import build_alerts
 from streams.analytics.cooldown import cooldown_key
 from streams.analytics.dedup import Features
 from streams.analytics.trend import event_time
+from streams.kafka_io import create_topics
 from streams.metrics import Metrics
 from streams.records import InvalidItem, dead_letter, now_iso, parse_item, tagged_item
 from streams.settings import Settings
@@ -48,6 +50,29 @@ def _credentials(settings: Settings):
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _create_changelogs_first(app: faust.App, settings: Settings, tables) -> None:
+    """Create the topics and the tables' changelog topics before the worker's consumer starts.
+
+    Faust creates a changelog itself, but while the agents already run, and its first table write then
+    checks the partition count against a consumer metadata snapshot that may list the new changelog
+    with 0 partitions (PartitionsMismatch, see streams.agents.analytics.changelogs_ready). Created here,
+    in the app's first-start hook (before the consumer and agents start), the changelogs exist in the
+    first metadata the consumer fetches."""
+    names = [table.changelog_topic_name for table in tables]
+    first_start = app.on_first_start
+
+    async def on_first_start() -> None:
+        try:
+            created = await asyncio.to_thread(create_topics, settings, names)
+            if created:
+                log.info("created topics: %s", ", ".join(created))
+        except Exception as exc:  # noqa: BLE001 - Faust creates what is missing itself
+            log.warning("could not create topics before start (%s); Faust will create the changelogs", exc)
+        await first_start()
+
+    app.on_first_start = on_first_start
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> faust.App:
@@ -102,6 +127,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     stages = analytics.install(app, settings, metrics, accepted=accepted, tagged_topic=tagged_topic,
                                alert_topics=alert_topics, lexicon_version=lambda: tagger.version)
     dedup_topic, candidates = stages["dedup"], stages["candidates"]
+    _create_changelogs_first(app, settings, [seen, *stages["tables"]])
 
     @app.agent(raw)
     async def ingest(stream):

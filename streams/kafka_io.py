@@ -83,14 +83,17 @@ def admin(settings: Settings) -> KafkaAdminClient:
         raise _unavailable(settings) from None
 
 
-def create_topics(settings: Settings) -> list[str]:
-    """Create every signalwatch topic that does not exist yet; return the names created."""
+def create_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str]:
+    """Create every signalwatch topic that does not exist yet, and the ``compacted`` ones (a worker's table
+    changelogs, ``{app_id}-{table}-changelog``: same partition count, ``cleanup.policy=compact``, as Faust
+    would create them); return the names created."""
     client = admin(settings)
     try:
         existing = set(client.list_topics())
-        wanted = settings.topics.all()
         new = [NewTopic(name, settings.partitions, settings.replication)
-               for name in wanted if name not in existing]
+               for name in settings.topics.all() if name not in existing]
+        new += [NewTopic(name, settings.partitions, settings.replication, topic_configs={"cleanup.policy": "compact"})
+                for name in dict.fromkeys(compacted) if name not in existing]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another client was faster
                 client.create_topics(new)

@@ -170,10 +170,12 @@ def validate_item(item: dict) -> dict:
             item[name] = value.strip()
         else:
             item[name] = ""
-    try:
-        item["id"] = derive_id(item)
-    except ValueError as exc:  # urlsplit: bad IPv6 host, port out of range
-        raise InvalidItem("schema", f"url: not a valid URL ({exc})"[:200]) from None
+    if item.get("url"):  # later stages normalise it (ids, dedup): an unusable url is rejected here
+        try:
+            normalise_url(item["url"])
+        except ValueError as exc:  # urlsplit: bad IPv6 host, port out of range
+            raise InvalidItem("schema", f"url: not a valid URL ({exc})"[:200]) from None
+    item["id"] = derive_id(item)
     return item
 
 

@@ -279,4 +279,4 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
                     {"received_at": envelope["received_at"]})))
 
     return {"dedup": dedup_topic, "candidates": candidates, "corroborations": corroborations,
-            "signals": signals_topic, "severities": SEVERITIES}
+            "signals": signals_topic, "severities": SEVERITIES, "tables": [stories, windows, last_alert]}

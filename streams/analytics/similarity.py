@@ -26,12 +26,13 @@ sizeable share of runs (whenever an edited copy arrived first).
 
 from __future__ import annotations
 
+import re
 import struct
 import unicodedata
 import zlib
 from bisect import bisect_right
 from itertools import repeat
-from operator import and_, mul, rshift
+from operator import and_, rshift
 
 BINS = 128
 ROWS = 2
@@ -53,13 +54,16 @@ def fold(title: str, text: str) -> str:
     return " ".join(folded.split())[:MAX_CHARS]
 
 
+_TOKEN = re.compile(rb" [^ ]+")
+
+
 def shingles(doc: str) -> set[int]:
-    """Distinct 32-bit hashes of the words and word pairs of ``doc``: ``crc32(word)`` and
-    ``crc32(word + " " + next word)``, the latter continued from the former's crc (no copying)."""
-    words = doc.encode("utf-8", "surrogatepass").split()
-    crcs = list(map(zlib.crc32, words))
+    """Distinct 32-bit hashes of the words and word pairs of ``doc``: ``crc32(" " + word)`` and
+    ``crc32(" " + word + " " + next word)``, the latter continued from the former's crc (no copying)."""
+    tokens = _TOKEN.findall(b" " + doc.encode("utf-8", "surrogatepass"))
+    crcs = list(map(zlib.crc32, tokens))
     grams = set(crcs)
-    grams.update(map(zlib.crc32, words[1:], map(zlib.crc32, repeat(b" "), crcs)))
+    grams.update(map(zlib.crc32, tokens[1:], crcs))
     return grams
 
 
@@ -71,8 +75,8 @@ def signature(title: str, text: str) -> tuple[int, ...] | None:
     grams = shingles(fold(title, text))
     if not grams:
         return None
-    hashes = sorted(grams, reverse=True)
-    mins = dict(zip(map(rshift, hashes, repeat(_SHIFT)), hashes))  # bin -> its smallest hash (written last)
+    hashes = sorted(grams, reverse=True)  # crc32 of distinct strings is uniform enough: no extra mix
+    mins = dict(zip(map(rshift, hashes, repeat(_SHIFT)), hashes, strict=True))  # bin -> its smallest hash (written last)
     full = list(map(mins.get, range(BINS)))
     if len(mins) < BINS:  # densify: an empty bin borrows the next filled bin's value (rotation)
         filled = sorted(mins)

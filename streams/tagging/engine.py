@@ -17,16 +17,16 @@ How a text is read:
    nearest conditional / agreed / proposed / open / hedge cue decides. Escalation triggers that are
    denied or negated are dropped; under a threat, plan or hedge cue they are ``threatened``.
 
-Cost model (``bench/bench_tagging.py``): one C pass of the automaton over the document yields every
-trigger, actor, place, context word and stance cue; one C regex scan yields the sentence starts; the
-Python work left is per hit (a few tuple appends) and per emitted signal. Sentences without a
-trigger cost nothing beyond those scans.
+Cost model (``bench/bench_tagging.py``, measured with callgrind): the automaton scans (about 90
+instructions per character in pyahocorasick) and the Python work per hit, per sentence holding a
+trigger and per emitted signal dominate. Sentences without a trigger cost only the document scan and
+the sentence-start scan (``str.find`` / literal-first regexes, both C).
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -40,6 +40,7 @@ from .morph import expand_term
 _PUNCT_TABLE = bytes(b if (b >= 128 or chr(b).isalnum()) else 32 for b in range(256))
 _UNICODE_PUNCT = "\u2019\u2018\u201c\u201d\u201e\u00ab\u00bb\u2014\u2013\u2026\u00a0\u2032\u00b7\u2011\u2012"
 _WORD_REST = re.compile(r"\w*")
+_INNER_SPACES = re.compile(" +")
 # Sentence separators (after "!?;" were mapped to "."): end punctuation + space, also with a closing
 # quote or bracket between; newlines; " | " / " - " separators of headline sources; a colon before a
 # quotation. ``(separator, offset of the next sentence start)``; the ones after "." skip initials.
@@ -55,6 +56,15 @@ _DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))[\"')]? [ \t\n\r]*")
 _NEWLINE_RE = re.compile("\n[ \t\n\r]*")
 _BAR_RE = re.compile("\\|(?<= \\|) [ \t\n\r]*")
 _QUOTE_RE = re.compile(': (?=")')
+
+#: pyahocorasick scans a node's children in insertion order: adding keys in order of letter frequency
+#: puts the common letters first (about 10% fewer instructions per scanned character)
+_LETTER_RANK = {c: i for i, c in enumerate(" etaoinsrhldcumfpgwybvkxjqz0123456789")}
+
+
+def _trie_order(key: str) -> list[int]:
+    return [_LETTER_RANK.get(c, 100 + ord(c)) for c in key]
+
 
 NEGOTIATION_STANCES = ("proposed", "open", "agreed", "conditional", "rejected", "denied")
 ESCALATION_STANCES = ("reported", "threatened")
@@ -162,12 +172,26 @@ class Tagger:
         for grp, terms in (pack.get("contexts") or {}).items():
             for t, case in entries(terms):
                 self._add(table, t, case, 6, grp)
-        # One automaton finds triggers, actors, places, context words and stance cues in a single pass.
+        # Two automata. The document automaton finds triggers, actors and places in one pass over the
+        # whole text; the sentence automaton finds stance cues and context words, and runs only over
+        # the sentences that hold a trigger (most sentences of a news item hold none).
         self._automaton = ahocorasick.Automaton()
-        for key, (prefix, case_form, metas, actor, place, bits, ctxs) in table.items():
-            self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place,
-                                           frozenset(ctxs) if ctxs else None, bits))
+        self._sent_automaton = ahocorasick.Automaton()
+        self._sent_key_len = 1
+        self._sent_space_run = 1  # longest run of spaces inside a sentence-automaton key
+        for key in sorted(table, key=_trie_order):
+            prefix, case_form, metas, actor, place, bits, ctxs = table[key]
+            if metas or actor is not None or place is not None:
+                self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place))
+            if bits or ctxs:
+                self._sent_automaton.add_word(key, (len(key), prefix, case_form, bits,
+                                                    frozenset(ctxs) if ctxs else None))
+                self._sent_key_len = max(self._sent_key_len, len(key))
+                self._sent_space_run = max([self._sent_space_run, *map(len, _INNER_SPACES.findall(key.strip()))])
         self._automaton.make_automaton()
+        self._sent_automaton.make_automaton()
+        #: a sentence ending in this many spaces has no context word running on past its end
+        self._sent_break = " " * (self._sent_space_run + 1)
 
     @staticmethod
     def _add(table: dict[str, list[Any]], term: str, case: bool, slot: int, value: Any) -> None:
@@ -252,21 +276,42 @@ class Tagger:
                 last = i
         return starts
 
-    @staticmethod
-    def _sentence_cues(cues: list[tuple[int, int, int, int]], ss: int, se: int) -> list[tuple[int, int, int, int]]:
-        """The stance cues ``(start, end, bits, key length)`` of the sentence ``[ss, se)``; ``cues`` sorted."""
-        lo = bisect_left(cues, (ss,))
-        hi = bisect_left(cues, (se,), lo)
-        sc = cues[lo:hi]
-        for c in sc:
-            if c[1] > se:  # a cue running on across a newline belongs to no sentence
-                sc = [c for c in sc if c[1] <= se]
-                break
-        for c in sc:
-            if c[3] > 8:  # a breaker word inside a longer cue ("as long as") is not a breaker
-                spans = [(a, b) for a, b, bits, _ in sc if not bits & BREAKER and b - a > 4]
-                return [h for h in sc if not h[2] & BREAKER or not any(a <= h[0] and h[1] <= b for a, b in spans)]
-        return sc
+    def _read_sentence(self, norm: str, doc: str, ss: int, se: int) -> tuple[list, list]:
+        """Stance cues ``[(start, end, bits)]`` (sorted) and context words ``[(start, end, groups)]``
+        of the sentence ``doc[ss:se]``.
+
+        A cue lies inside the sentence; a context word starts inside it and may run on across a
+        sentence break of fewer spaces than it has inside (a newline), hence the scan then reaches up
+        to one key length past the sentence end.
+        """
+        cues: list[tuple[int, int, int]] = []
+        ctxs: list[tuple[int, int, frozenset]] = []
+        multi = False
+        brk = self._sent_break
+        if se < len(norm) and (se < len(brk) or not norm.startswith(brk, se - len(brk))):
+            seg = norm[ss:se + self._sent_key_len]
+        else:
+            seg = norm[ss:se]
+        base = ss - 1  # doc offset of position 0 of " {seg} "
+        for end, (klen, prefix, case_form, bits, ctx) in self._sent_automaton.iter(f" {seg} "):
+            start = base + end - klen + 2
+            if start >= se:
+                continue
+            e = _WORD_REST.match(norm, base + end + 1).end() if prefix else base + end
+            if case_form is not None and doc[start:e] != case_form:
+                continue
+            if ctx is not None:
+                ctxs.append((start, e, ctx))
+            if bits and e <= se:
+                cues.append((start, e, bits))
+                if klen > 8:
+                    multi = True
+        if multi:  # a breaker word inside a longer cue ("as long as") is not a breaker
+            spans = [(a, b) for a, b, bits in cues if not bits & BREAKER and b - a > 4]
+            cues = [h for h in cues if not h[2] & BREAKER or not any(a <= h[0] and h[1] <= b for a, b in spans)]
+        if len(cues) > 1:
+            cues.sort()
+        return cues, ctxs
 
     # ------------------------------------------------------------------ tagging
     def tag(self, title: str, text: str) -> dict[str, Any]:
@@ -288,19 +333,13 @@ class Tagger:
         terms: list[tuple[int, int, tuple]] = []  # (start, -end, metas)
         actors_at: list[tuple[int, str]] = []
         places: list[str] = []
-        ctxs: list[tuple[int, int, frozenset]] = []
-        cues: list[tuple[int, int, int, int]] = []
-        for end, (klen, prefix, case_form, metas, actor, place, ctx, bits) in self._automaton.iter(f" {norm} "):
+        for end, (klen, prefix, case_form, metas, actor, place) in self._automaton.iter(f" {norm} "):
             start = end - klen + 1
             e = word_rest(norm, end).end() if prefix else end - 1
             if case_form is not None and doc[start:e] != case_form:
                 continue
             if metas:
                 terms.append((start, -e, metas))
-            if bits:
-                cues.append((start, e, bits, klen))
-            if ctx is not None:
-                ctxs.append((start, e, ctx))
             if actor is not None:
                 actors_at.append((start, actor))
             if place is not None:
@@ -326,7 +365,6 @@ class Tagger:
             kept = terms
 
         starts = self._sentence_starts(doc)
-        cues.sort()
         nsent = len(starts)
         ndoc = len(doc)
         signals: list[dict[str, Any]] = []
@@ -344,21 +382,18 @@ class Tagger:
                 sent_index = si
                 ss = starts[si]
                 se = starts[si + 1] if si + 1 < nsent else ndoc
-                scues = self._sentence_cues(cues, ss, se) if cues else cues
-                sctx = None
+                cues, sctx = self._read_sentence(norm, doc, ss, se)
                 sent_actors = list(dict.fromkeys([a for pos, a in actors_at if ss <= pos < se])) if actors_at else []
                 aw = max([weights[a] for a in sent_actors], default=0.0)
             for meta in metas:
                 req = meta.requires
                 if req:
-                    if sctx is None:
-                        sctx = [c for c in ctxs if ss <= c[0] < se]
                     for cs, ce, groups in sctx:
                         if (cs < s or ce > e) and not req.isdisjoint(groups):
                             break
                     else:
                         continue
-                stance = stance_of(meta, s, e, scues) if scues else (meta.stance or meta.default)
+                stance = stance_of(meta, s, e, cues) if cues else (meta.stance or meta.default)
                 if stance is None:
                     continue
                 factor = 1.0 if stance == meta.default else factors.get(stance, 1.0)
@@ -379,7 +414,7 @@ class Tagger:
         return self._result(signals, item_actors, locations, _noisy_or(list(best_esc.values())),
                             _noisy_or(list(best_neg.values())), has_esc, has_neg)
 
-    def _stance(self, meta: _TermMeta, s: int, e: int, cues: list[tuple[int, int, int, int]]) -> str | None:
+    def _stance(self, meta: _TermMeta, s: int, e: int, cues: list[tuple[int, int, int]]) -> str | None:
         """Stance of a trigger at ``[s, e)`` from the cues of its sentence; ``None`` drops the signal."""
         lo = s - self._before
         hi = e + self._after
@@ -387,7 +422,7 @@ class Tagger:
         neg_d = rej_d = _FAR
         near_b = near_a = 0  # bits of the nearest cue before / after that decides by proximity
         near_bd = near_ad = _FAR
-        for cs, ce, bits, _ in cues:
+        for cs, ce, bits in cues:
             if cs < lo:
                 continue
             if cs >= hi:

@@ -173,3 +173,21 @@ def test_cooldown_holds_unless_severity_rises():
     assert cooldown.decide(raised, "a4", "high", 2500.0, 1800)[:2] == (False, "cooldown")
     assert cooldown.decide(state, "a5", "medium", 2800.1, 1800)[:2] == (True, "cooled_down")
     assert cooldown.decide(state, "a6", "medium", 1001.0, 0)[:2] == (True, "cooled_down")
+
+
+def test_internal_records_match_their_schemas():
+    from streams.records import validator
+
+    signal = {"key": "escalation/shelling", "t": 1704067260.0, "id": "a", "ev": "Shelling of Nikopol",
+              "actors": ["Russia"], "lv": "v"}
+    alert = trend.surge_alert("escalation/shelling", 900, 1704067200, 5, 1.0, 0.0, item_ids=["a"], evidence=[],
+                              actors=[], lexicon_version="v", created_at="2026-11-24T00:00:00Z")
+    story = Story.first(_features("a", STORY, source="reuters"), 0.0)
+    story.repeat("ap")
+    corroboration = {"id": story.story_id, "sources": story.sources, "copies": story.copies}
+    for name, record in [("news-signal.v1.json", signal), ("corroboration.v1.json", corroboration),
+                         ("alert-candidate.v1.json", {"at": 1704067260.0, "alert": alert}),
+                         ("alert-candidate.v1.json", {"at": 1.0, "received_at": "2026-11-24T00:00:00.000Z",
+                                                      "alert": alert})]:
+        assert not list(validator(name).iter_errors(record)), (name, record)
+    assert list(validator("news-signal.v1.json").iter_errors({**signal, "key": "shelling"}))

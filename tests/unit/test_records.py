@@ -79,3 +79,8 @@ def test_dead_letter_keeps_the_original_bytes_and_reason():
 @pytest.mark.parametrize("stamp", ["2026-13-01T00:00:00Z", "2026-11-20T08:00:00", "20 Nov 2026"])
 def test_timestamps_must_be_rfc3339_with_zone(stamp):
     assert reason_of(orjson.dumps({"text": "ok", "published_at": stamp})) == "schema"
+
+
+@pytest.mark.parametrize("url", ["http://[bad", "https://a:99999/p"])
+def test_an_unusable_url_is_rejected_even_when_the_item_has_an_id(url):
+    assert reason_of(orjson.dumps({"id": "x1", "text": "ok", "url": url})) == "schema"
