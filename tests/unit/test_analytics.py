@@ -191,3 +191,14 @@ def test_internal_records_match_their_schemas():
                                                       "alert": alert})]:
         assert not list(validator(name).iter_errors(record)), (name, record)
     assert list(validator("news-signal.v1.json").iter_errors({**signal, "key": "shelling"}))
+
+
+def test_story_records_are_compact_binary_and_old_json_records_still_load():
+    story = Story.first(_features("a", STORY, url="https://x.org/1", source="reuters"), 12.5)
+    raw = story.dumps()
+    assert len(raw) < 320 and Story.first_seen_of(raw) == 12.5 and Story.sig_of(raw) == story.sig
+    again = Story.loads("a", raw)
+    assert (again.first_seen, again.url, again.content, again.sig, again.sources) == \
+        (12.5, story.url[:16], story.content[:16], story.sig, ["reuters"])
+    old = Story.loads("b", b'{"t": 3.0, "u": "", "c": "", "s": "", "src": "ap", "n": 2, "by": ["ap"]}')
+    assert (old.first_seen, old.copies, old.sources, old.sig) == (3.0, 2, ["ap"], None)
