@@ -124,23 +124,9 @@ def start_worker(kafka, tmp_path_factory) -> Iterator[Callable[..., WorkerProces
 
     def _start(app_id: str | None = None, web_port: int | None = None, ready: bool = True,
                extra_env: dict | None = None) -> WorkerProcess:
-        home = tmp_path_factory.mktemp("worker")
-        env = dict(os.environ,
-                   SIGNALWATCH_BROKER=kafka.url,
-                   SIGNALWATCH_APP_ID=app_id or f"sw-test-{uuid.uuid4().hex[:8]}",
-                   SIGNALWATCH_WEB_PORT=str(web_port or free_port()),
-                   SIGNALWATCH_HOME=str(home),
-                   SIGNALWATCH_LOG_LEVEL="info",
-                   **(extra_env or {}))
-        settings = Settings.from_env(env)
-        log = home / "worker.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        worker = WorkerProcess(proc, settings, log, env)
+        worker = launch_worker(kafka.url, tmp_path_factory.mktemp("worker"), app_id=app_id, web_port=web_port,
+                               ready=ready, extra_env=extra_env)
         started.append(worker)
-        if ready:
-            wait_ready(worker)
         return worker
 
     yield _start
