@@ -53,7 +53,15 @@ def _unavailable(settings: Settings) -> KafkaUnavailable:
             f"the broker at {settings.broker} did not accept SASL authentication "
             f"({settings.security_protocol}, {settings.sasl_mechanism or 'no mechanism'}): check "
             "SIGNALWATCH_SECURITY_PROTOCOL and SIGNALWATCH_SASL_MECHANISM against the broker's listener")
-    if settings.bootstrap_servers and _port_answers(settings.bootstrap_servers[0]):
+    answers = bool(settings.bootstrap_servers) and _port_answers(settings.bootstrap_servers[0])
+    if answers and settings.security_protocol.startswith("SASL"):
+        # kafka-python does not always log the broker's reason before its bootstrap gives up
+        return KafkaUnavailable(
+            f"the broker at {settings.broker} answers but no SASL session could be set up as user "
+            f"{settings.sasl_username!r} with {settings.sasl_mechanism}: wrong credentials are the usual cause; "
+            "check SIGNALWATCH_SASL_PASSWORD and SIGNALWATCH_SASL_USERNAME, then SIGNALWATCH_SASL_MECHANISM and "
+            "SIGNALWATCH_SECURITY_PROTOCOL against the broker's listener")
+    if answers:
         return KafkaUnavailable(
             f"{settings.broker} accepts connections but no Kafka session could be set up with "
             f"SIGNALWATCH_SECURITY_PROTOCOL={settings.security_protocol}: if the broker needs SASL or TLS, set "
