@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -125,14 +125,12 @@ def metric(port: int, name: str) -> float:
 
 class Worker:
     def __init__(self, broker: LocalBroker, home: Path, app_id: str, module: str = "streams.cli",
-                 extra_env: dict | None = None, profile: Path | None = None) -> None:
+                 extra_env: dict | None = None) -> None:
         self.port = free_port()
         env = dict(os.environ, SIGNALWATCH_BROKER=broker.url, SIGNALWATCH_APP_ID=app_id,
                    SIGNALWATCH_WEB_PORT=str(self.port), SIGNALWATCH_HOME=str(home / app_id),
                    SIGNALWATCH_LOG_LEVEL="warning", PYTHONPATH=str(ROOT), **(extra_env or {}))
         cmd = [sys.executable, "-m", module, "worker"]
-        if profile is not None:
-            cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(profile), "-m", module, "worker"]
         self.log = open(home / f"{app_id}-{uuid.uuid4().hex[:4]}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -168,9 +166,50 @@ def drain(done, workers: list[Worker], timeout: float, sample=None) -> tuple[flo
     raise RuntimeError(f"not drained within {timeout:.0f}s (count {done()[0]})")
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float | None:
     s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+    return s[min(len(s) - 1, int(q * len(s)))] if s else None
+
+
+def _num(value: float | None, digits: int) -> float | None:
+    """Rounded, or None (JSON null) when there is no value: JSON has no NaN."""
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def wait_drained(worker: Worker, timeout: float) -> float | None:
+    """Seconds until the worker's summed consumer lag (all stages) reads 0 twice in a row; None on timeout."""
+    start = time.monotonic()
+    zeros = 0
+    while time.monotonic() - start < timeout:
+        lag = metric(worker.port, "signalwatch_consumer_lag")
+        zeros = zeros + 1 if lag == 0 else 0
+        if zeros >= 2:
+            return round(time.monotonic() - start, 1)
+        time.sleep(2.5)  # the lag gauge is refreshed every 5 s
+    return None
+
+
+def profile(worker: Worker, out: Path, seconds: int = 30) -> subprocess.Popen:
+    """Sample ``worker`` with py-spy for ``seconds`` (raw collapsed stacks to ``out``)."""
+    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(worker.proc.pid),
+                             "-d", str(seconds), "-r", "100", "-f", "raw", "-o", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarise_profile(raw: Path, out: Path, top: int = 40) -> None:
+    """Inclusive share of samples per function (the hot path), from py-spy's collapsed stacks."""
+    if not raw.exists():
+        return
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        total += int(n)
+        for frame in {f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0] for f in stack.split(";")}:
+            inclusive[frame] = inclusive.get(frame, 0) + int(n)
+    lines = [f"{n / total * 100:5.1f}%  {name}" for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]]
+    out.write_text(f"py-spy, {total} samples, inclusive share per function\n" + "\n".join(lines) + "\n")
+    print(f"profile: {out}", flush=True)
 
 
 # ---------------------------------------------------------------- phases
@@ -233,7 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--loads", default="200,1000,2000")
     ap.add_argument("--load-seconds", type=float, default=8.0)
     ap.add_argument("--quick", action="store_true", help="5k items, short loads (a smoke run)")
-    ap.add_argument("--profile", action="store_true", help="run the 1-worker pipeline under pyinstrument")
+    ap.add_argument("--profile", action="store_true",
+                    help="sample the 1-worker pipeline with py-spy; writes bench/results/profile.txt")
     ap.add_argument("--skip-scale", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
@@ -273,9 +313,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"no-op   : {results['noop_items_per_s']:>9,.0f} items/s", flush=True)
 
         # the pipeline, one worker
-        one = Worker(broker, work, "bench-p1", extra_env={"SIGNALWATCH_ALERT_COOLDOWN": "0"},
-                     profile=work / "profile.txt" if args.profile else None)
+        one = Worker(broker, work, "bench-p1", extra_env={"SIGNALWATCH_ALERT_COOLDOWN": "0"})
         workers.append(one)
+        spy = profile(one, work / "profile.raw") if args.profile else None
         rss: list[tuple[float, float]] = []
         time.sleep(0.5)
         base_rss = rss_mb(one.proc.pid)
@@ -286,6 +326,9 @@ def main(argv: list[str] | None = None) -> dict:
 
         secs, _ = drain(pipeline_done([one], args.items), [one], 420, sample)
         rss.append((args.items, rss_mb(one.proc.pid)))
+        if spy is not None:
+            spy.wait()
+            summarise_profile(work / "profile.raw", RESULTS.parent / "profile.txt")
         results["pipeline_items_per_s"] = round(args.items / secs, 1)
         results["pipeline_vs_noop_ratio"] = round(results["pipeline_items_per_s"] / results["noop_items_per_s"], 3)
         results["pipeline_duplicates"] = metric(one.port, "signalwatch_items_duplicate_total")
@@ -305,22 +348,23 @@ def main(argv: list[str] | None = None) -> dict:
         results["rss_growth_note"] = (f"extrapolated linearly from {args.items - warm_at:.0f} items "
                                       f"({growth:.1f} MB) to 1M; 1M items do not fit the 10-minute budget")
 
-        # latency at fixed offered loads, into the running worker
+        # latency at fixed offered loads, into the running worker, once every stage has drained the backlog
+        # (the analytics stages run behind ingest; items offered earlier would queue behind it)
         lat: dict = {}
         for rate in loads:
+            drained = wait_drained(one, timeout=300)
+            print(f"drained: {drained}s before the load of {rate}/s" if drained is not None
+                  else "not drained within 300 s: the latency below includes the queue", flush=True)
             r = run_latency(settings, rate, args.load_seconds, rnd)
+            r["waited_for_drain_s"] = drained
             lat[str(rate)] = r
-            print(f"latency @{rate:>5}/s: achieved {r['achieved']:.0f}/s p50 {r['p50']:.3f}s "
-                  f"p95 {r['p95']:.3f}s p99 {r['p99']:.3f}s ({r['alerts']} alerts, {r['missing']} missing)",
-                  flush=True)
-        results["latency_p99_s"] = {k: round(v["p99"], 4) for k, v in lat.items()}
-        results["latency_p50_s"] = {k: round(v["p50"], 4) for k, v in lat.items()}
-        results["latency_p95_s"] = {k: round(v["p95"], 4) for k, v in lat.items()}
+            shown = " ".join(f"{q} {r[q]:.3f}s" if r[q] is not None else f"{q} -" for q in ("p50", "p95", "p99"))
+            print(f"latency @{rate:>5}/s: achieved {r['achieved']:.0f}/s {shown} ({r['alerts']} alerts, "
+                  f"{r['missing']} missing)", flush=True)
+        for q in ("p50", "p95", "p99"):
+            results[f"latency_{q}_s"] = {k: _num(v[q], 4) for k, v in lat.items()}
         results["latency_detail"] = lat
         one.stop()
-        if args.profile:
-            print(f"profile: {work / 'profile.txt'}")
-            shutil.copy(work / "profile.txt", ROOT / "bench" / "results" / "profile.txt")
 
         # scale-out: two workers in one group over 8 partitions vs phase 3's one worker
         if not args.skip_scale:

@@ -60,6 +60,18 @@ def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> s
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 
+def corroborated(alert: dict, sources: list[str], copies: int) -> dict | None:
+    """The alert one severity level higher because ``sources`` (its own first) reported the same story.
+
+    The alert keeps its id (it is a new version of the same alert); None when it is already critical.
+    """
+    rank = severity_rank(alert["severity"])
+    if rank + 1 >= len(SEVERITIES):
+        return None
+    return dict(alert, severity=SEVERITIES[rank + 1], created_at=now_iso(),
+                corroboration={"sources": list(sources), "copies": int(copies)})
+
+
 def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
     """The per-item alerts for one tagged item, at or above ``min_severity``."""
     alerts = []

@@ -1,13 +1,16 @@
 """The Faust application: topics, agents and web pages, built by :func:`create_app`.
 
-Flow (DESIGN.md)::
+Flow (DESIGN.md, streams.agents.analytics)::
 
-    news.raw ─ingest─► news.accepted (keyed by item id) ─tag─► news.tagged ─alert─► alerts.*
-       └──────────────► news.deadletter
+    news.raw ─ingest─► news.dedup ─dedup─► news.accepted (keyed by item id) ─tag─► news.tagged
+       └──────────────► news.deadletter                                         ├─► alerts.candidates ─notify─► alerts.*
+                                                                                └─► news.signals ─trend─► alerts.candidates
 
-``ingest`` parses and validates each message and dead-letters what it cannot accept; ``tag`` runs on
-a topic keyed by item id, so its duplicate table is co-partitioned with its input and survives a
-restart through its changelog; ``alert`` turns tagged items into per-item alerts.
+``ingest`` parses and validates each message, dead-letters what it cannot accept and sends the rest with
+their dedup features to the dedup shard; ``tag`` runs on a topic keyed by item id, so its table of seen
+items is co-partitioned with its input and survives a restart through its changelog. It tags each new
+item, sends it to news.tagged, its alerts to the cooldown stage and its signals to the trend windows in
+one step (each extra hop through Kafka costs about as much as the tagging itself).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from streams import __version__, observability, web
 from streams.agents import analytics
-from streams.agents.analytics import DEDUP_SHARD
-from streams.alerting import build_alerts
+from streams.agents.analytics import CORROBORATION, DEDUP_SHARD, KIND_HEADER, SWEEP_EVERY
+from streams.alerting import build_alerts, corroborated, severity_rank
 from streams.analytics.cooldown import cooldown_key
 from streams.analytics.dedup import Features
+from streams.analytics.seen import Expiry, SeenEntry
 from streams.analytics.trend import event_time
 from streams.kafka_io import create_topics
 from streams.metrics import Metrics
@@ -124,9 +128,8 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     seen = app.Table("seen_ids", default=None, partitions=settings.partitions, key_type=bytes,
                      value_type=bytes)
     # dedup (news.dedup -> news.accepted), trend windows (news.signals), cooldown (alerts.candidates)
-    stages = analytics.install(app, settings, metrics, accepted=accepted, tagged_topic=tagged_topic,
-                               alert_topics=alert_topics, lexicon_version=lambda: tagger.version)
-    dedup_topic, candidates = stages["dedup"], stages["candidates"]
+    stages = analytics.install(app, settings, metrics, accepted=accepted, alert_topics=alert_topics)
+    dedup_topic, candidates, fan_out, dirty = stages["dedup"], stages["candidates"], stages["fan_out"], stages["dirty"]
     _create_changelogs_first(app, settings, [seen, *stages["tables"]])
 
     @app.agent(raw)
@@ -156,12 +159,49 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             features = Features.of(item, settings.dedup_stories)
             await dedup_topic.send(key=DEDUP_SHARD, value=orjson.dumps(item), headers=features.headers())
 
+    min_rank = severity_rank(settings.alert_min_severity)
+    expiry = Expiry()
+    sweep = {"at": time.time()}
+
+    async def send_alerts(alerts: list[dict], at: float, received_at: str | None) -> None:
+        for a in alerts:
+            if severity_rank(a["severity"]) >= min_rank:
+                await candidates.send(key=cooldown_key(a).encode(), value=orjson.dumps(
+                    {"at": at, "received_at": received_at, "alert": a}))
+
+    async def corroborate(message) -> None:
+        """Send the story's alerts one severity level higher, with the sources that reported it."""
+        raw = seen.get(message.key)
+        if raw is None:  # the first copy was not tagged (dead-lettered) or has expired
+            return
+        record = orjson.loads(message.value)
+        entry = SeenEntry.loads(raw, time.time())
+        raised = [r for r in (corroborated(a, record["sources"], record["copies"]) for a in entry.alerts) if r]
+        metrics.corroborations.inc()
+        await send_alerts(raised, entry.at, None)
+
+    def forget_expired(partition: int, now: float) -> None:
+        """Delete the seen entries of ``partition`` older than the dedup horizon (see streams.analytics.seen)."""
+        if dirty.seen:
+            expiry.rebuild((k, SeenEntry.loads(v, now)) for k, v in seen.items() if v)
+            dirty.seen = False
+        if now - sweep["at"] > SWEEP_EVERY:
+            sweep["at"] = now
+            for key in expiry.expired(partition, now, settings.dedup_horizon):
+                seen.pop(key, None)
+
     @app.agent(accepted)
     async def tag(stream):
-        """Drop repeated ids, tag each new item and write it to news.tagged."""
+        """Tag each new item; send it to news.tagged, its alerts to the cooldown stage and its signals to the
+        trend windows. Repeated ids are dropped; a corroboration record raises the story's alerts a level."""
         await analytics.changelogs_ready(app, seen, sources=(t.accepted,))
         async for event in stream.events():
             message = event.message
+            now = time.time()
+            forget_expired(message.partition, now)
+            if dict(message.headers or ()).get(KIND_HEADER) == CORROBORATION:
+                await corroborate(message)
+                continue
             if seen.get(message.key) is not None:
                 metrics.items_duplicate.inc()
                 continue
@@ -169,6 +209,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
                 item = orjson.loads(message.value)
                 received_at = item.pop("received_at")
                 out = tagged_item(item, tagger.tag(item["title"], item["text"]), received_at)
+                alerts = build_alerts(out, "low")
             except Exception as exc:  # a tagger bug must not stop the worker or lose the item
                 log.exception("tagging failed on %s[%s]@%s", message.topic, message.partition, message.offset)
                 metrics.items_invalid.labels("internal_error").inc()
@@ -177,20 +218,16 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
                     partition=message.partition, offset=message.offset, key=message.key))
                 continue
             # Send before marking as seen: a crash in between repeats the item (same id), never loses it.
+            at = event_time(out)
             await tagged_topic.send(key=message.key, value=orjson.dumps(out))
-            seen[message.key] = received_at.encode()
+            await send_alerts(alerts, at, received_at)
+            await fan_out(out)
+            received = _epoch(received_at)
+            raisable = [a for a in alerts if a["severity"] != "critical"]  # what a corroboration can raise
+            seen[message.key] = SeenEntry(received, message.partition, at, raisable).dumps()
+            expiry.add(message.partition, received, message.key)
             metrics.record_tagged(out)
-            metrics.processing_seconds.observe(max(0.0, time.time() - _epoch(received_at)))
-
-    @app.agent(tagged_topic)
-    async def alert(stream):
-        """Build the per-item alerts of each tagged item; the notify agent applies the cooldown and sends."""
-        async for value in stream:
-            tagged = orjson.loads(value)
-            at = event_time(tagged)
-            for a in build_alerts(tagged, settings.alert_min_severity):
-                await candidates.send(key=cooldown_key(a).encode(), value=orjson.dumps(
-                    {"at": at, "received_at": tagged["received_at"], "alert": a}))
+            metrics.processing_seconds.observe(max(0.0, time.time() - received))
 
     observability.install(app, metrics)  # consumer lag timer
     web.install(app, settings, metrics)  # POST /news, live alert page at /

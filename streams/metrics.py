@@ -62,6 +62,9 @@ class Metrics:
         self.duplicate_reasons = Counter(
             "signalwatch_duplicate_reasons", "Duplicates dropped, by what matched (id, url, content, near).",
             ["reason"], registry=r)
+        self.corroborations = Counter(
+            "signalwatch_corroborations",
+            "Stories reported by enough distinct sources to raise their alerts a severity level.", registry=r)
         self.alerts_suppressed = Counter(
             "signalwatch_alerts_suppressed", "Alerts not sent because of the cooldown or as repeats, by type.",
             ["type"], registry=r)

@@ -46,7 +46,8 @@ class Topics:
 
     raw: str = "news.raw"
     accepted: str = "news.accepted"
-    """Internal: valid items re-keyed by item id, between the ingest and tag agents."""
+    """Internal: first copies of stories keyed by item id (dedup → tag), and corroboration records
+    (header ``sw-kind: corroboration``, ``schemas/corroboration.v1.json``) under the story's id."""
     tagged: str = "news.tagged"
     escalation: str = "alerts.escalation"
     negotiation: str = "alerts.negotiation"
@@ -58,8 +59,6 @@ class Topics:
     """Internal: one record per (tagged item, trend key), keyed by the trend key (kind/category, actor)."""
     candidates: str = "alerts.candidates"
     """Internal: alerts before cooldown, keyed by the cooldown key (type|category|main actor)."""
-    corroborations: str = "news.corroborations"
-    """Internal: sources that repeated a story, keyed by the story's (first copy's) item id."""
 
     def alerts(self) -> list[str]:
         """The alert topics, in display order."""
@@ -68,7 +67,7 @@ class Topics:
     def all(self) -> list[str]:
         """Every topic signalwatch creates."""
         return [self.raw, self.accepted, self.tagged, self.escalation, self.negotiation, self.trend, self.deadletter,
-                self.dedup, self.signals, self.candidates, self.corroborations]
+                self.dedup, self.signals, self.candidates]
 
 
 @dataclass

@@ -105,8 +105,10 @@ def wait_ready(worker: WorkerProcess, timeout: float = 90) -> None:
     """Wait until the worker tags a probe item end to end (consumer group joined, agents running)."""
     probe = f"probe-{uuid.uuid4().hex}"
     deadline = time.monotonic() + timeout
-    # the text carries the id: a fixed text would be a duplicate story of an earlier worker's probe
-    send_items(worker.settings, [{"id": probe, "text": f"readiness probe {probe}"}], [probe.encode()])
+    # the text is the id's hex in 4-letter words: with a fixed text, or with the id as one word among a few
+    # fixed ones (4 of 8 shingles shared), it would be a (near-)duplicate story of an earlier worker's probe
+    words = " ".join(probe[i:i + 4] for i in range(6, len(probe), 4))
+    send_items(worker.settings, [{"id": probe, "text": f"readiness probe {words}"}], [probe.encode()])
     while time.monotonic() < deadline:
         if worker.proc.poll() is not None:
             raise RuntimeError(f"worker exited with {worker.proc.returncode}:\n{worker.log.read_text()[-4000:]}")

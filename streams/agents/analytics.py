@@ -5,14 +5,17 @@ partition its state belongs to, so the changelog partition matches the input par
 or rebalance restores exactly the state of the partitions a worker owns)::
 
     news.dedup (key: dedup shard)  ─dedup─►  news.accepted (key: item id)      table dedup_stories
-    news.tagged (key: item id)     ─fanout─► news.signals (key: trend key)
+    tag (streams.app) ─fan_out─► news.signals (key: trend key)
     news.signals                   ─trend──► alerts.candidates                 table trend_windows
     alerts.candidates (key: type|category|main actor) ─notify─► alerts.*       table alert_cooldown
 
 * dedup: every copy of a story has to meet the first one, and near-duplicates have different ids and
   urls, so all items go to one shard key (one partition). The stage only does dictionary lookups
-  (ingest computes the sketch in parallel and sends it in headers), so one partition handles >10k items/s;
-  the tagger stays scaled out over all partitions.
+  (ingest computes the sketch in parallel and sends it in headers); the tagger stays scaled out over all
+  partitions. When a story's copies have come from ``corroboration_sources`` distinct sources, dedup
+  sends a corroboration record (header ``sw-kind: corroboration``) to news.accepted under the story's id:
+  it lands on the partition of the story's first copy, after it, where the tag stage raises the story's
+  alerts a severity level.
 * trend: a re-key (group-by) of each tagged item into one record per trend key, so every count of a key
   is on one partition. Counts are idempotent: each window entry stores the input offset it has applied.
 * notify: alerts re-keyed by their cooldown key; a cooldown decision needs the last alert of its key.
@@ -23,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 import faust
 import orjson
@@ -32,11 +34,13 @@ from streams.analytics import cooldown, trend
 from streams.analytics.dedup import DedupIndex, Features, Story
 from streams.metrics import Metrics
 from streams.records import now_iso
-from streams.settings import SEVERITIES, Settings
+from streams.settings import Settings
 
 log = logging.getLogger("signalwatch.analytics")
 
 DEDUP_SHARD = b"dedup"
+KIND_HEADER = "sw-kind"
+CORROBORATION = b"corroboration"
 SWEEP_EVERY = 30.0
 """Seconds (wall clock) between two sweeps of expired state."""
 MAX_IDS = 5
@@ -86,18 +90,23 @@ class _Dirty:
     def __init__(self, app: faust.App) -> None:
         self.dedup = True
         self.trend = True
+        self.seen = True
 
         async def _mark(*_args, **_kw) -> None:
             self.dedup = True
             self.trend = True
+            self.seen = True
 
         app.on_partitions_assigned.connect(_mark)
         app.on_partitions_revoked.connect(_mark)
 
 
-def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, tagged_topic,
-            alert_topics: dict, lexicon_version: Callable[[], str]) -> dict:
-    """Add the dedup, trend and notify agents; return the internal topics (``dedup``, ``candidates``)."""
+def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
+            alert_topics: dict) -> dict:
+    """Add the dedup, trend and notify agents.
+
+    Returns the internal topics (``dedup``, ``candidates``), the tables, ``dirty`` (rebalance flags) and
+    ``fan_out``, the coroutine the tag stage calls with each tagged item to feed the trend windows."""
     t = settings.topics
     dedup_topic = app.topic(t.dedup, value_type=bytes, key_type=bytes, partitions=settings.partitions)
     signals_topic = app.topic(t.signals, value_type=bytes, key_type=bytes, partitions=settings.partitions)
@@ -108,7 +117,6 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
                         value_type=bytes)
     last_alert = app.Table("alert_cooldown", default=None, partitions=settings.partitions, key_type=bytes,
                            value_type=bytes)
-    corroborations = app.topic(t.corroborations, value_type=bytes, key_type=bytes, partitions=settings.partitions)
     dirty = _Dirty(app)
     index = DedupIndex(settings.near_dup_threshold)
     sizes = settings.window_sizes
@@ -147,8 +155,9 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
                 if raw:
                     story = Story.loads(sid, raw)
                     if story.repeat(features.source) and len(story.sources) == settings.corroboration_sources:
-                        await corroborations.send(key=sid.encode(), value=orjson.dumps(
-                            {"id": sid, "sources": story.sources, "copies": story.copies}))
+                        await accepted.send(key=sid.encode(), headers=[(KIND_HEADER, CORROBORATION)],
+                                            value=orjson.dumps({"id": sid, "sources": story.sources,
+                                                                "copies": story.copies}))
                     stories[sid.encode()] = story.dumps()
                     index.update(sid, story.raw)  # the index and the table share one record
                 continue
@@ -159,20 +168,19 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
             index.add(story)  # keeps story.raw, the bytes object the table holds
 
     # ------------------------------------------------------------------ trend
-    @app.agent(tagged_topic)
-    async def trend_fanout(stream):
-        """Re-key each tagged item with signals into one record per trend key (group-by before counting)."""
-        async for value in stream:
-            item = orjson.loads(value)
-            keys = trend.trend_keys(item)
-            if not keys:
-                continue
-            at = trend.event_time(item)
-            evidence = item.get("title") or next((s["text"] for s in item["signals"]), "")
-            for key in keys:
-                record = {"key": key, "t": at, "id": item["id"], "ev": evidence[:200],
-                          "actors": item.get("actors", [])[:4], "lv": item.get("lexicon_version", "")}
-                await signals_topic.send(key=trend.routing_key(key).encode(), value=orjson.dumps(record))
+    async def fan_out(item: dict) -> None:
+        """Re-key a tagged item with signals by trend key (group-by before counting): one record per
+        news.signals partition, holding the item's keys counted there (``trend.route``)."""
+        keys = trend.trend_keys(item)
+        if not keys:
+            return
+        at = trend.event_time(item)
+        evidence = (item.get("title") or next((s["text"] for s in item["signals"]), ""))[:200]
+        actors, lv = item.get("actors", [])[:4], item.get("lexicon_version", "")
+        for partition, group in trend.route(keys, settings.partitions).items():
+            record = {"keys": group, "t": at, "id": item["id"], "ev": evidence, "actors": actors, "lv": lv}
+            await signals_topic.send(key=trend.routing_key(group[0]).encode(), value=orjson.dumps(record),
+                                     partition=partition)
 
     def _entry(size: int, key: str, start: int) -> bytes:
         return f"{size}|{key}|{start}".encode()
@@ -210,39 +218,44 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
                 state["trend_sweep"] = now
                 _sweep(message.partition, now)
             rec = orjson.loads(message.value)
-            key, at = rec["key"], rec["t"]
-            for size in sizes:
-                start = trend.window_start(at, size)
-                entry = _entry(size, key, start)
-                raw = windows.get(entry)
-                d = orjson.loads(raw) if raw else {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
-                if d["o"] >= message.offset:  # already applied before a restart
-                    continue
-                d["n"] += 1
-                d["o"] = message.offset
-                d["p"] = message.partition
-                d["w"] = now
-                if len(d["ids"]) < MAX_IDS:
-                    d["ids"].append(rec["id"])
-                if rec["ev"] and rec["ev"] not in d["ev"] and len(d["ev"]) < MAX_EVIDENCE:
-                    d["ev"].append(rec["ev"])
-                if start >= latest.get((size, key), start):
-                    latest[(size, key)] = start
-                kind, _, category = key.partition("/")
-                if kind != "actor" and category != trend.KIND_TOTAL and not d["f"]:
-                    mean, std = _baseline(size, key, start)
-                    if d["n"] >= trend.threshold(mean, std, settings.trend_min_count, settings.trend_z):
-                        alert = trend.surge_alert(key, size, start, d["n"], mean, std, item_ids=d["ids"],
-                                                  evidence=d["ev"], actors=rec["actors"],
-                                                  lexicon_version=rec["lv"], created_at=now_iso())
-                        await candidates.send(key=cooldown.cooldown_key(alert).encode(),
-                                              value=orjson.dumps({"at": at, "alert": alert}))
-                        d["f"] = True
-                windows[entry] = orjson.dumps(d)
-                touched[entry] = (message.partition, now)
-                metrics.trend_window_count.labels(str(size), key).set(d["n"])
-                if category == trend.KIND_TOTAL:
-                    await _kind_totals(size, start, kind, d, rec, at, message.partition, now)
+            at = rec["t"]
+            for key in rec.get("keys") or [rec["key"]]:  # (records of the first format: one "key")
+                await _count_one(key, at, rec, message, now)
+
+    async def _count_one(key: str, at: float, rec: dict, message, now: float) -> None:
+        """Count ``key`` once in each window size (unless this input offset was applied already)."""
+        for size in sizes:
+            start = trend.window_start(at, size)
+            entry = _entry(size, key, start)
+            raw = windows.get(entry)
+            d = orjson.loads(raw) if raw else {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
+            if d["o"] >= message.offset:  # already applied before a restart
+                continue
+            d["n"] += 1
+            d["o"] = message.offset
+            d["p"] = message.partition
+            d["w"] = now
+            if len(d["ids"]) < MAX_IDS:
+                d["ids"].append(rec["id"])
+            if rec["ev"] and rec["ev"] not in d["ev"] and len(d["ev"]) < MAX_EVIDENCE:
+                d["ev"].append(rec["ev"])
+            if start >= latest.get((size, key), start):
+                latest[(size, key)] = start
+            kind, _, category = key.partition("/")
+            if kind != "actor" and category != trend.KIND_TOTAL and not d["f"]:
+                mean, std = _baseline(size, key, start)
+                if d["n"] >= trend.threshold(mean, std, settings.trend_min_count, settings.trend_z):
+                    alert = trend.surge_alert(key, size, start, d["n"], mean, std, item_ids=d["ids"],
+                                              evidence=d["ev"], actors=rec["actors"],
+                                              lexicon_version=rec["lv"], created_at=now_iso())
+                    await candidates.send(key=cooldown.cooldown_key(alert).encode(),
+                                          value=orjson.dumps({"at": at, "alert": alert}))
+                    d["f"] = True
+            windows[entry] = orjson.dumps(d)
+            touched[entry] = (message.partition, now)
+            metrics.trend_window_count.labels(str(size), key).set(d["n"])
+            if category == trend.KIND_TOTAL:
+                await _kind_totals(size, start, kind, d, rec, at, message.partition, now)
 
     async def _kind_totals(size: int, start: int, kind: str, d: dict, rec: dict, at: float, partition: int,
                            now: float) -> None:
@@ -287,5 +300,5 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted, t
                 metrics.alert_latency_seconds.observe(max(0.0, _wall() - trend.event_time(
                     {"received_at": envelope["received_at"]})))
 
-    return {"dedup": dedup_topic, "candidates": candidates, "corroborations": corroborations,
-            "signals": signals_topic, "severities": SEVERITIES, "tables": [stories, windows, last_alert]}
+    return {"dedup": dedup_topic, "candidates": candidates, "signals": signals_topic, "fan_out": fan_out,
+            "dirty": dirty, "tables": [stories, windows, last_alert]}

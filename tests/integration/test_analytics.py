@@ -215,3 +215,96 @@ def test_a_restart_in_the_middle_neither_loses_nor_double_counts_a_window(isolat
     time.sleep(3)
     assert _windows(settings, app_id, entry, timeout=5) == {entry[0]: 26}
     again.stop()
+
+
+def _negotiation(rid: str, i: int, t: float) -> dict:
+    return {"id": f"{rid}-n{i}", "title": "", "published_at": _iso(t), "source": "wire",
+            "text": f"The Kremlin said it was ready for negotiations with Kyiv, statement {rid} number {i}."}
+
+
+def test_talks_while_strikes_surge_raise_one_divergence_alert_for_the_right_window(isolated_kafka):
+    from streams.records import validator
+
+    env = {**NO_STORY_DEDUP, "SIGNALWATCH_ALERT_COOLDOWN": "86400", "SIGNALWATCH_TREND_WINDOWS": "900"}
+    worker = isolated_kafka.start_worker(app_id=f"sw-div-{uuid.uuid4().hex[:6]}", extra_env=env)
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:10]
+    t0 = _epoch_range(3)
+    quiet = [make(rid, k, t0 + k * 900 + 60) for k in range(8) for make in (_shelling, _negotiation)]
+    send_items(settings, quiet, [i["id"].encode() for i in quiet])
+    baseline = {_entry(900, f"{kind}/*", t0 + k * 900): 1 for k in range(8) for kind in ("escalation", "negotiation")}
+    got = _windows(settings, worker.settings.app_id, list(baseline), expect=baseline)
+    assert got == baseline, got
+    burst_start = t0 + 8 * 900
+    burst = [make(rid, 100 + j, burst_start + 30 * j) for j in range(8) for make in (_shelling, _negotiation)]
+    send_items(settings, burst, [i["id"].encode() for i in burst])
+    after = {_entry(900, f"{kind}/*", burst_start): 8 for kind in ("escalation", "negotiation")}
+    got = _windows(settings, worker.settings.app_id, list(after), expect=after)
+    assert got == after, got
+
+    def ours(a):
+        return a.get("rule") == "divergence" and any(i.startswith(rid) for i in a["item_ids"])
+
+    found = collect(settings, settings.topics.trend, ours, 1, timeout=60, settle=5)
+    assert len(found) == 1, found  # one window surged; the 8 quiet ones did not
+    alert = found[0]
+    assert (alert["window_start"], alert["window_end"]) == (trend.iso(burst_start), trend.iso(burst_start + 900))
+    # it fires when the second kind reaches the surge threshold: max(min count 5, 1 + 3 * 1) over a baseline of 1
+    assert min(alert["counts"].values()) == 5 and max(alert["counts"].values()) <= 8, alert["counts"]
+    assert alert["baseline"] == 2.0
+    assert not list(validator("alert.v1.json").iter_errors(alert)), orjson.dumps(alert)
+    worker.stop()
+
+
+# ---------------------------------------------------------------- corroboration
+TALKS = ("Turkish mediators said they were open to hosting peace talks between Kyiv and Moscow next month, "
+         "the foreign ministry in Ankara said on Tuesday. Diplomats described the offer as serious. {rid}")
+MINOR = "Officials in Odesa discussed a possible prisoner exchange with local volunteers. {rid}"
+
+
+def test_copies_from_three_sources_raise_the_story_alert_one_level(isolated_kafka):
+    from streams.records import validator
+
+    worker = isolated_kafka.start_worker(app_id=f"sw-corr-{uuid.uuid4().hex[:6]}")
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:10]
+    rng = random.Random(5)
+    text = TALKS.format(rid=rid)
+    first = {"id": f"{rid}-t0", "title": "", "text": text, "source": "wire-a", "url": f"https://a.example/{rid}"}
+    send_items(settings, [first], [first["id"].encode()])
+
+    def talks(a):
+        return first["id"] in a["item_ids"]
+
+    alerts = collect(settings, settings.topics.negotiation, talks, 1, timeout=60)
+    assert [a["severity"] for a in alerts] == ["medium"] and "corroboration" not in alerts[0]
+    # a repeat from the same source corroborates nothing; two more sources (edited copies) do
+    copies = [dict(first, id=f"{rid}-t1", url=f"https://a.example/{rid}/again"),
+              {"id": f"{rid}-t2", "title": "", "text": _edited(text, rng), "source": "wire-b",
+               "url": f"https://b.example/{rid}"},
+              {"id": f"{rid}-t3", "title": "", "text": _edited(text, rng), "source": "wire-c",
+               "url": f"https://c.example/{rid}"}]
+    send_items(settings, copies, [c["id"].encode() for c in copies])
+    alerts = collect(settings, settings.topics.negotiation, talks, 2, timeout=60, settle=4)
+    assert [a["severity"] for a in alerts] == ["medium", "high"], alerts
+    raised = alerts[1]
+    assert raised["alert_id"] == alerts[0]["alert_id"]  # a new version of the same alert
+    # the first copy's source first; the copies' partitions interleave, so their order is free
+    sources = raised["corroboration"]["sources"]
+    assert sources[0] == "wire-a" and sorted(sources[1:]) == ["wire-b", "wire-c"], raised["corroboration"]
+    assert raised["corroboration"]["copies"] in (3, 4)  # wire-a's repeat may come before or after the third source
+    assert not list(validator("alert.v1.json").iter_errors(raised)), orjson.dumps(raised)
+
+    # a story too minor for an alert becomes one when three sources carry it
+    minor = [{"id": f"{rid}-m{i}", "title": "", "text": MINOR.format(rid=rid), "source": f"paper-{i}"}
+             for i in range(3)]
+    send_items(settings, minor[:1], [minor[0]["id"].encode()])
+    assert collect(settings, settings.topics.tagged, lambda v: v.get("id") == minor[0]["id"], 1, timeout=60)
+    send_items(settings, minor[1:], [m["id"].encode() for m in minor[1:]])
+    got = collect(settings, settings.topics.negotiation, lambda a: minor[0]["id"] in a["item_ids"], 1,
+                  timeout=60, settle=4)
+    assert [(a["severity"], a["corroboration"]["sources"][0], sorted(a["corroboration"]["sources"])) for a in got] \
+        == [("medium", "paper-0", ["paper-0", "paper-1", "paper-2"])], got
+    # counted (this worker's group also replays the module's earlier stories, so at least these two)
+    assert _metric(worker.metrics(), "signalwatch_corroborations_total") >= 2
+    worker.stop()

@@ -57,3 +57,14 @@ def test_alert_evidence_quotes_whole_sentences_of_the_text():
     item = tagged("", "Officials met in Geneva. Russia fired ballistic missiles at Kharkiv overnight. Weather was mild.")
     (alert,) = build_alerts(item, "low")
     assert alert["evidence"] == ["Russia fired ballistic missiles at Kharkiv overnight."]
+
+
+def test_a_corroborated_alert_keeps_its_id_and_rises_one_level():
+    from streams.alerting import corroborated
+
+    alert = {"alert_id": "esc-1", "type": "escalation", "severity": "medium", "summary": "s"}
+    raised = corroborated(alert, ["a", "b", "c"], 5)
+    assert raised["alert_id"] == "esc-1" and raised["severity"] == "high"
+    assert raised["corroboration"] == {"sources": ["a", "b", "c"], "copies": 5}
+    assert alert["severity"] == "medium" and "corroboration" not in alert  # the original is untouched
+    assert corroborated(dict(alert, severity="critical"), ["a"], 2) is None

@@ -178,7 +178,7 @@ def test_cooldown_holds_unless_severity_rises():
 def test_internal_records_match_their_schemas():
     from streams.records import validator
 
-    signal = {"key": "escalation/shelling", "t": 1704067260.0, "id": "a", "ev": "Shelling of Nikopol",
+    signal = {"keys": ["escalation/shelling", "actor/Russia"], "t": 1704067260.0, "id": "a", "ev": "Shelling of Nikopol",
               "actors": ["Russia"], "lv": "v"}
     alert = trend.surge_alert("escalation/shelling", 900, 1704067200, 5, 1.0, 0.0, item_ids=["a"], evidence=[],
                               actors=[], lexicon_version="v", created_at="2026-11-24T00:00:00Z")
@@ -190,7 +190,18 @@ def test_internal_records_match_their_schemas():
                          ("alert-candidate.v1.json", {"at": 1.0, "received_at": "2026-11-24T00:00:00.000Z",
                                                       "alert": alert})]:
         assert not list(validator(name).iter_errors(record)), (name, record)
-    assert list(validator("news-signal.v1.json").iter_errors({**signal, "key": "shelling"}))
+    assert list(validator("news-signal.v1.json").iter_errors({**signal, "keys": ["shelling"]}))
+
+
+def test_an_items_trend_keys_are_grouped_by_a_stable_partition():
+    keys = ["escalation/shelling", "escalation/*", "negotiation/*", "actor/Russia", "actor/Ukraine"]
+    groups = trend.route(keys, 8)
+    assert sorted(k for g in groups.values() for k in g) == sorted(keys)  # every key once
+    assert all(trend.partition_of(k, 8) == p for p, g in groups.items() for k in g)
+    # the kind totals share a partition (divergence needs both); a key's partition never changes
+    assert trend.partition_of("escalation/*", 8) == trend.partition_of("negotiation/*", 8)
+    assert trend.partition_of("actor/Russia", 8) == trend.partition_of("actor/Russia", 8) < 8
+    assert len({trend.partition_of(f"actor/{i}", 8) for i in range(100)}) == 8  # keys spread over all
 
 
 def test_story_records_are_compact_binary_and_old_json_records_still_load():
