@@ -119,7 +119,8 @@ class Settings:
     Copies of a 50-word story with three words edited and a byline score ~0.75 against the original and
     0.68 +- 0.06 against each other (min 0.48 in 14,700 pairs); unrelated ~1 KB items ~0.07 (max 0.16)."""
     trend_windows: str = "900,3600"
-    """SIGNALWATCH_TREND_WINDOWS: tumbling event-time window sizes in seconds, comma-separated."""
+    """SIGNALWATCH_TREND_WINDOWS: tumbling event-time window sizes in seconds, comma-separated; each a
+    multiple of the smallest (only the smallest is stored, a larger window is the sum of its parts)."""
     trend_lookback: int = 8
     """SIGNALWATCH_TREND_LOOKBACK: previous windows that make the rolling (EWMA) baseline of a surge."""
     trend_min_count: int = 5
@@ -158,9 +159,10 @@ class Settings:
             sizes = self.window_sizes
         except ValueError:
             sizes = []
-        if not sizes or sizes[0] <= 0:
+        if not sizes or sizes[0] <= 0 or any(size % sizes[0] for size in sizes):
             raise SettingsError(
-                f"SIGNALWATCH_TREND_WINDOWS={self.trend_windows!r}: use window sizes in seconds, e.g. 900,3600")
+                f"SIGNALWATCH_TREND_WINDOWS={self.trend_windows!r}: use window sizes in seconds, each a multiple "
+                "of the smallest (larger windows are sums of the smallest), e.g. 900,3600")
         if self.trend_lookback < 1 or self.trend_min_count < 1:
             raise SettingsError("SIGNALWATCH_TREND_LOOKBACK and SIGNALWATCH_TREND_MIN_COUNT must be at least 1")
         if "://" not in self.broker:

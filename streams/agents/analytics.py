@@ -182,12 +182,21 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
             await signals_topic.send(key=trend.routing_key(group[0]).encode(), value=orjson.dumps(record),
                                      partition=partition)
 
+    base = sizes[0]  # only the smallest window is stored; a larger one is the sum of its base windows
+
     def _entry(size: int, key: str, start: int) -> bytes:
         return f"{size}|{key}|{start}".encode()
 
+    def _parts(size: int, key: str, start: int) -> list[dict]:
+        """The stored base windows of a window (one for the base size itself)."""
+        raws = (windows.get(_entry(base, key, s)) for s in range(start, start + size, base))
+        return [orjson.loads(raw) for raw in raws if raw]
+
     def _count(size: int, key: str, start: int) -> int:
-        raw = windows.get(_entry(size, key, start))
-        return orjson.loads(raw)["n"] if raw else 0
+        if size == base:
+            raw = windows.get(_entry(base, key, start))
+            return orjson.loads(raw)["n"] if raw else 0
+        return sum(d["n"] for d in _parts(size, key, start))
 
     def _baseline(size: int, key: str, start: int) -> tuple[float, float]:
         previous = [_count(size, key, start - i * size) for i in range(settings.trend_lookback, 0, -1)]
@@ -223,54 +232,72 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
                 await _count_one(key, at, rec, message, now)
 
     async def _count_one(key: str, at: float, rec: dict, message, now: float) -> None:
-        """Count ``key`` once in each window size (unless this input offset was applied already)."""
+        """Count ``key`` once in its base window (unless this input offset was applied already), then check
+        every window size that holds it for a surge. One table write per key and item (plus one when a
+        surge fires): each write is a changelog record, the dominant cost of this stage."""
+        start = trend.window_start(at, base)
+        entry = _entry(base, key, start)
+        raw = windows.get(entry)
+        d = orjson.loads(raw) if raw else {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
+        if d["o"] >= message.offset:  # already applied before a restart
+            return
+        d["n"] += 1
+        d["o"] = message.offset
+        d["p"] = message.partition
+        d["w"] = now
+        if len(d["ids"]) < MAX_IDS:
+            d["ids"].append(rec["id"])
+        if rec["ev"] and rec["ev"] not in d["ev"] and len(d["ev"]) < MAX_EVIDENCE:
+            d["ev"].append(rec["ev"])
+        windows[entry] = orjson.dumps(d)  # before the sums below read it
+        touched[entry] = (message.partition, now)
+        kind, _, category = key.partition("/")
+        counted = []  # (size, window start, count, item ids) per size
         for size in sizes:
-            start = trend.window_start(at, size)
-            entry = _entry(size, key, start)
-            raw = windows.get(entry)
-            d = orjson.loads(raw) if raw else {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
-            if d["o"] >= message.offset:  # already applied before a restart
+            s = trend.window_start(at, size)
+            parts = [d] if size == base else _parts(size, key, s)
+            n = sum(part["n"] for part in parts)
+            ids = [i for part in parts for i in part["ids"]][:MAX_IDS]
+            counted.append((size, s, n, ids))
+            if s >= latest.get((size, key), s):
+                latest[(size, key)] = s
+            metrics.trend_window_count.labels(str(size), key).set(n)
+            if kind == "actor" or category == trend.KIND_TOTAL:
                 continue
-            d["n"] += 1
-            d["o"] = message.offset
-            d["p"] = message.partition
-            d["w"] = now
-            if len(d["ids"]) < MAX_IDS:
-                d["ids"].append(rec["id"])
-            if rec["ev"] and rec["ev"] not in d["ev"] and len(d["ev"]) < MAX_EVIDENCE:
-                d["ev"].append(rec["ev"])
-            if start >= latest.get((size, key), start):
-                latest[(size, key)] = start
-            kind, _, category = key.partition("/")
-            if kind != "actor" and category != trend.KIND_TOTAL and not d["f"]:
-                mean, std = _baseline(size, key, start)
-                if d["n"] >= trend.threshold(mean, std, settings.trend_min_count, settings.trend_z):
-                    alert = trend.surge_alert(key, size, start, d["n"], mean, std, item_ids=d["ids"],
-                                              evidence=d["ev"], actors=rec["actors"],
-                                              lexicon_version=rec["lv"], created_at=now_iso())
-                    await candidates.send(key=cooldown.cooldown_key(alert).encode(),
-                                          value=orjson.dumps({"at": at, "alert": alert}))
+            flag = _entry(size, key, s)  # larger windows: a flag entry, written once, marks a sent surge
+            if d["f"] if size == base else windows.get(flag) is not None:
+                continue
+            mean, std = _baseline(size, key, s)
+            if n >= trend.threshold(mean, std, settings.trend_min_count, settings.trend_z):
+                evidence = list(dict.fromkeys(e for part in parts for e in part["ev"]))[:MAX_EVIDENCE]
+                alert = trend.surge_alert(key, size, s, n, mean, std, item_ids=ids, evidence=evidence,
+                                          actors=rec["actors"], lexicon_version=rec["lv"], created_at=now_iso())
+                await candidates.send(key=cooldown.cooldown_key(alert).encode(),
+                                      value=orjson.dumps({"at": at, "alert": alert}))
+                if size == base:
                     d["f"] = True
-            windows[entry] = orjson.dumps(d)
-            touched[entry] = (message.partition, now)
-            metrics.trend_window_count.labels(str(size), key).set(d["n"])
-            if category == trend.KIND_TOTAL:
-                await _kind_totals(size, start, kind, d, rec, at, message.partition, now)
+                    windows[entry] = orjson.dumps(d)
+                else:
+                    windows[flag] = orjson.dumps({"f": True, "p": message.partition, "w": now})
+                    touched[flag] = (message.partition, now)
+        if category == trend.KIND_TOTAL:
+            for size, s, n, ids in counted:
+                await _kind_totals(size, s, kind, n, ids, rec, at, message.partition, now)
 
-    async def _kind_totals(size: int, start: int, kind: str, d: dict, rec: dict, at: float, partition: int,
-                           now: float) -> None:
+    async def _kind_totals(size: int, start: int, kind: str, n: int, ids: list[str], rec: dict, at: float,
+                           partition: int, now: float) -> None:
         kinds = ("escalation", "negotiation")
-        counts = {k: (d["n"] if k == kind else _count(size, f"{k}/*", start)) for k in kinds}
+        counts = {k: (n if k == kind else _count(size, f"{k}/*", start)) for k in kinds}
         stats = {k: _baseline(size, f"{k}/*", start) for k in kinds}
         if size == sizes[0] and start >= latest.get((size, f"{kind}/*"), start):
             gauge = metrics.escalation_index if kind == "escalation" else metrics.negotiation_index
-            gauge.set(trend.index(d["n"], stats[kind][0]))
+            gauge.set(trend.index(n, stats[kind][0]))
         surging = all(counts[k] >= trend.threshold(*stats[k], settings.trend_min_count, settings.trend_z)
                       for k in kinds)
         flag = _entry(size, "divergence", start)
         if surging and windows.get(flag) is None:
             alert = trend.divergence_alert(size, start, counts, {k: stats[k][0] for k in kinds},
-                                           item_ids=d["ids"], lexicon_version=rec["lv"], created_at=now_iso())
+                                           item_ids=ids, lexicon_version=rec["lv"], created_at=now_iso())
             await candidates.send(key=cooldown.cooldown_key(alert).encode(),
                                   value=orjson.dumps({"at": at, "alert": alert}))
             windows[flag] = orjson.dumps({"n": 1, "o": -1, "ids": [], "ev": [], "f": True, "p": partition,

@@ -37,18 +37,28 @@ def _own_workers(isolated_kafka):
 
 
 def _windows(settings, app_id: str, entries: list[bytes], timeout: float = 90,
-             expect: dict[bytes, int] | None = None) -> dict[bytes, int]:
+             expect: dict[bytes, int] | None = None, base: int = 900) -> dict[bytes, int]:
     """The latest count of each trend window ``entries`` (``size|key|start``) in the app's trend_windows
-    changelog: exact per window, unlike the gauge (which shows the last window written). With ``expect``,
-    stop as soon as every entry has its expected count; without, read for ``timeout`` seconds."""
+    changelog: exact per window, unlike the gauge (which shows the last window written). Only ``base``
+    windows (the smallest size) are stored; a larger window is the sum of its base windows. With
+    ``expect``, stop as soon as every entry has its expected count; without, read for ``timeout`` seconds."""
     reader = TopicReader(settings, [f"{app_id}-trend_windows-changelog"], from_beginning=True)
+    stored: dict[bytes, int] = {}
+
+    def count(entry: bytes) -> int | None:
+        size, key, start = entry.decode().split("|")
+        parts = [_entry(base, key, s) for s in range(int(start), int(start) + int(size), base)]
+        found = [stored[part] for part in parts if part in stored]
+        return sum(found) if found else None
+
     counts: dict[bytes, int] = {}
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             for record in reader.poll(0.5):
-                if record.key in entries and record.value:
-                    counts[record.key] = orjson.loads(record.value)["n"]
+                if record.value and record.key.startswith(f"{base}|".encode()):
+                    stored[record.key] = orjson.loads(record.value).get("n", 0)
+            counts = {e: n for e in entries if (n := count(e)) is not None}
             if expect is not None and all(counts.get(k) == n for k, n in expect.items()):
                 break
     finally:
@@ -204,16 +214,16 @@ def test_a_restart_in_the_middle_neither_loses_nor_double_counts_a_window(isolat
     entry = [_entry(3600, "escalation/shelling", t0)]
     first = [_shelling(rid, i, t0 + 60 * i) for i in range(17)]
     send_items(settings, first, [i["id"].encode() for i in first])
-    assert _windows(settings, app_id, entry, expect={entry[0]: 17}) == {entry[0]: 17}
+    assert _windows(settings, app_id, entry, expect={entry[0]: 17}, base=3600) == {entry[0]: 17}
     worker.stop()
     # the restarted worker gets a fresh web port (launch_worker picks a free one)
     again = isolated_kafka.start_worker(app_id=app_id, extra_env=env)
     second = [_shelling(rid, 100 + i, t0 + 1800 + 30 * i) for i in range(9)]
     send_items(settings, second, [i["id"].encode() for i in second])
-    assert _windows(settings, app_id, entry, expect={entry[0]: 26}) == {entry[0]: 26}
+    assert _windows(settings, app_id, entry, expect={entry[0]: 26}, base=3600) == {entry[0]: 26}
     # and it stays there: nothing replayed after the restart is counted again
     time.sleep(3)
-    assert _windows(settings, app_id, entry, timeout=5) == {entry[0]: 26}
+    assert _windows(settings, app_id, entry, timeout=5, base=3600) == {entry[0]: 26}
     again.stop()
 
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from tests.conftest import TopicDrain, send_items
 from tests.slow.test_crash_restart import ENV, _account, _check, _workload
+
+pytestmark = pytest.mark.timeout(600)  # bounded; the default 300 s is for the fast suites
 
 
 def test_broker_stop_and_start_mid_run(isolated_kafka):
@@ -33,7 +37,7 @@ def test_broker_stop_and_start_mid_run(isolated_kafka):
         isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
     drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
     try:
-        result = _account(drain, settings, rid, accepted, invalid, timeout=150)
+        result = _account(drain, settings, rid, accepted, invalid, timeout=300)
     finally:
         drain.close()
     _check(*result, accepted, invalid, "broker restart")

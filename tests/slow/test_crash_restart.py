@@ -1,7 +1,7 @@
 """Crash and restart under load: every input item ends up tagged, duplicate or dead-lettered, by id.
 
-``ITEMS`` (default 10,000, not the issue's 100k: keeps each test well under 3 minutes on a shared
-2-core machine) go to news.raw with 5% invalid messages and 5% repeated ids. Mid-run the worker is
+``ITEMS`` (default 10,000, not the issue's 100k: keeps each test within a few minutes on a shared
+2-core machine; each test is bounded at 10 minutes) go to news.raw with 5% invalid messages and 5% repeated ids. Mid-run the worker is
 killed with SIGKILL and started again (same consumer group), or the broker is stopped and started.
 At-least-once delivery may repeat a tagged record; by DESIGN consumers dedupe by id, so "accounted
 exactly once" means: every accepted id is in news.tagged, each id with one content only, nothing
@@ -18,10 +18,12 @@ import uuid
 from collections import defaultdict
 
 import orjson
+import pytest
 
 from tests.conftest import TopicDrain, send_items
 
 ITEMS = int(os.environ.get("SIGNALWATCH_CRASH_ITEMS", "10000"))
+pytestmark = pytest.mark.timeout(600)  # bounded; the default 300 s is for the fast suites
 ENV = {"SIGNALWATCH_DEDUP_STORIES": "0"}  # accounting by id; near-dup stories are content-dependent
 
 
@@ -92,7 +94,7 @@ def test_kill_9_worker_mid_run_then_restart(isolated_kafka):
         assert worker.proc.returncode == -signal.SIGKILL
         # no readiness probe: it would queue behind the backlog; the accounting below proves the restart
         isolated_kafka.start_worker(app_id=app_id, extra_env=ENV, ready=False)
-        result = _account(drain, settings, rid, accepted, invalid, timeout=300)
+        result = _account(drain, settings, rid, accepted, invalid, timeout=480)
     finally:
         drain.close()
     _check(*result, accepted, invalid, "kill -9")

@@ -37,3 +37,9 @@ def test_password_is_not_in_repr():
     s = Settings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="u",
                  sasl_password="hunter2")
     assert "hunter2" not in repr(s)
+
+
+def test_larger_trend_windows_must_be_multiples_of_the_smallest():
+    assert Settings(trend_windows="3600,900").window_sizes == [900, 3600]
+    with pytest.raises(SettingsError, match="multiple of the smallest"):
+        Settings(trend_windows="900,1000")
