@@ -5,8 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SW := $(BIN)/signalwatch
 DEV_CORPUS ?= ../shared/data/dev.jsonl
-# 10k items fit the 10-minute budget at today's pipeline speed; the issue's 50k: make bench BENCH_ARGS=
-BENCH_ARGS ?= --items 10000 --loads 50,200 --load-seconds 5
+# 6k items fit the 10-minute budget at the end-to-end pipeline speed measured on 2026-11-24 (~65 items/s);
+# the issue's 50k (about 30 min here): make bench BENCH_ARGS='--items 50000' BENCH_TIMEOUT=3600
+BENCH_ARGS ?= --items 6000 --loads 50,200 --load-seconds 5
+BENCH_TIMEOUT ?= 540
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps kafka-jars run test test-unit test-integration test-slow lint format bench eval clean
@@ -54,7 +56,7 @@ format: install ## ruff format and fix imports
 	$(BIN)/ruff format streams tests bench
 
 bench: install kafka-jars ## Benchmarks (< 10 min): pipeline vs no-op, latency, scale-out, RSS, tagging -> bench/results/latest.json
-	timeout 540 $(BIN)/python bench/run.py $(BENCH_ARGS)
+	timeout $(BENCH_TIMEOUT) $(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_tagging.py
 	@$(BIN)/python bench/table.py
 

@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
         noop.stop()
         results["noop_items_per_s"] = round(args.items / secs, 1)
         print(f"no-op   : {results['noop_items_per_s']:>9,.0f} items/s", flush=True)
+        write(results)  # each phase's numbers survive a later timeout
 
         # the pipeline, one worker
         one = Worker(broker, work, "bench-p1", extra_env={"SIGNALWATCH_ALERT_COOLDOWN": "0"})
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["pipeline_duplicates"] = metric(one.port, "signalwatch_items_duplicate_total")
         print(f"pipeline: {results['pipeline_items_per_s']:>9,.0f} items/s  ratio {results['pipeline_vs_noop_ratio']}",
               flush=True)
+        write(results)  # each phase's numbers survive a later timeout
 
         # memory: RSS after the first 10% (state warm) to the end; growth per item -> per 1M items
         warm = next((r for c, r in rss if c >= args.items / 10), rss[0][1])
@@ -376,6 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
         for q in ("p50", "p95", "p99"):
             results[f"latency_{q}_s"] = {k: _num(v[q], 4) for k, v in lat.items()}
         results["latency_detail"] = lat
+        write(results)  # each phase's numbers survive a later timeout
         one.stop()
 
         # scale-out: two workers in one group over 8 partitions vs phase 3's one worker

@@ -200,7 +200,11 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             now = time.time()
             forget_expired(message.partition, now)
             if dict(message.headers or ()).get(KIND_HEADER) == CORROBORATION:
-                await corroborate(message)
+                try:
+                    await corroborate(message)
+                except Exception:  # noqa: BLE001 - a bad record costs its severity update, never the worker
+                    log.exception("corroboration failed on %s[%s]@%s", message.topic, message.partition,
+                                  message.offset)
                 continue
             if seen.get(message.key) is not None:
                 metrics.items_duplicate.inc()

@@ -8,12 +8,16 @@ tombstone would land in another changelog partition and the entry would come bac
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
+
+_ZLIB = b"z"
+"""Prefix of a compressed entry: the alerts make an entry ~1.4 KB of JSON, ~0.6 KB compressed (~30 µs)."""
 
 
 @dataclass
@@ -26,17 +30,19 @@ class SeenEntry:
     alerts: list[dict] = field(default_factory=list)
 
     def dumps(self) -> bytes:
+        """The table value: JSON, zlib-compressed (prefix ``z``) when it holds alerts."""
         record: dict = {"r": self.received, "p": self.partition, "at": self.at}
-        if self.alerts:
-            record["a"] = self.alerts
-        return orjson.dumps(record)
+        if not self.alerts:
+            return orjson.dumps(record)
+        record["a"] = self.alerts
+        return _ZLIB + zlib.compress(orjson.dumps(record), 1)
 
     @classmethod
     def loads(cls, raw: bytes, now: float) -> SeenEntry:
         """Parse a table value; a value of the first version (the receive time as ISO text) has no
         partition (-1: it never expires) and no alerts."""
-        if raw[:1] == b"{":
-            d = orjson.loads(raw)
+        if raw[:1] in (b"{", _ZLIB):
+            d = orjson.loads(zlib.decompress(raw[1:]) if raw[:1] == _ZLIB else raw)
             return cls(d["r"], d["p"], d["at"], d.get("a") or [])
         try:
             received = datetime.fromisoformat(raw.decode().replace("Z", "+00:00")).timestamp()

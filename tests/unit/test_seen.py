@@ -6,8 +6,10 @@ from streams.analytics.seen import Expiry, SeenEntry
 
 
 def test_entries_round_trip_and_legacy_values_parse():
-    entry = SeenEntry(100.5, 3, 90.0, [{"alert_id": "x", "severity": "low"}])
+    alerts = [{"alert_id": "x", "severity": "low", "summary": "negotiation: ceasefire (proposed) " * 10}]
+    entry = SeenEntry(100.5, 3, 90.0, alerts)
     assert SeenEntry.loads(entry.dumps(), 0) == entry
+    assert len(entry.dumps()) < len(str(alerts)) / 2  # entries with alerts are stored compressed
     assert SeenEntry.loads(SeenEntry(1.0, 0, 1.0).dumps(), 0).alerts == []
     legacy = SeenEntry.loads(b"2026-11-24T10:00:00Z", now=5.0)
     assert legacy.partition == -1 and legacy.received == 1795514400.0 and legacy.alerts == []
