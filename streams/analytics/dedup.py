@@ -39,6 +39,8 @@ class Features:
     content: str = ""
     sig: tuple[int, ...] | None = None
     source: str = ""
+    shingles: int = 0
+    """How many shingles the signature was made of (0: unknown); short texts need a higher similarity."""
 
     @classmethod
     def of(cls, item: dict, stories: bool = True) -> Features:
@@ -47,15 +49,15 @@ class Features:
             return cls(item["id"], "", "", None, str(item.get("source") or ""))
         url = _digest(normalise_url(item["url"])) if item.get("url") else ""
         title, text = item.get("title") or "", item.get("text") or ""
-        return cls(item["id"], url, content_fingerprint(title, text), similarity.signature(title, text),
-                   str(item.get("source") or ""))
+        sig, count = similarity.sketch(title, text)
+        return cls(item["id"], url, content_fingerprint(title, text), sig, str(item.get("source") or ""), count)
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers carrying the features."""
         out = [("sw-id", self.item_id.encode()), ("sw-url", self.url.encode()),
                ("sw-content", self.content.encode()), ("sw-source", self.source.encode())]
         if self.sig is not None:
-            out.append(("sw-sig", similarity.pack(self.sig)))
+            out += [("sw-sig", similarity.pack(self.sig)), ("sw-n", str(self.shingles).encode())]
         return out
 
     @classmethod
@@ -64,7 +66,7 @@ class Features:
         h = dict(headers.items() if hasattr(headers, "items") else headers or ())
         sig = h.get("sw-sig")
         return cls(h["sw-id"].decode(), h.get("sw-url", b"").decode(), h.get("sw-content", b"").decode(),
-                   similarity.unpack(sig) if sig else None, h.get("sw-source", b"").decode())
+                   similarity.unpack(sig) if sig else None, h.get("sw-source", b"").decode(), int(h.get("sw-n", 0)))
 
 
 _HEAD = struct.Struct("<BdI8s8sH")
@@ -168,6 +170,7 @@ class DedupIndex:
         if f.content and (sid := self.by_content.get(_int(f.content))):
             return sid, "content"
         if f.sig is not None:
+            threshold = similarity.threshold_for(f.shingles, self.threshold)
             seen: set[str] = set()
             for key in similarity.band_keys(f.sig):
                 sid = self.by_band.get(key)
@@ -176,7 +179,7 @@ class DedupIndex:
                 seen.add(sid)
                 raw = self.records.get(sid)
                 other = Story.sig_of(raw) if raw else None
-                if other and similarity.similarity(f.sig, other) >= self.threshold:
+                if other and similarity.similarity(f.sig, other) >= threshold:
                     return sid, "near"
         return None, ""
 

@@ -213,3 +213,19 @@ def test_story_records_are_compact_binary_and_old_json_records_still_load():
         (12.5, story.url[:16], story.content[:16], story.sig, ["reuters"])
     old = Story.loads("b", b'{"t": 3.0, "u": "", "c": "", "s": "", "src": "ap", "n": 2, "by": ["ap"]}')
     assert (old.first_seen, old.copies, old.sources, old.sig) == (3.0, 2, ["ap"], None)
+
+
+def test_short_texts_need_a_higher_similarity_to_be_one_story():
+    index = DedupIndex(0.45)
+    kharkiv = _features("k", "Missile strike on Kharkiv")
+    assert 0 < kharkiv.shingles < similarity.SHORT
+    index.add(Story.first(kharkiv, 0.0))
+    # another city is another event: J = 5/9 would pass the default threshold, not the short-text one
+    assert index.check(_features("o", "Missile strike on Odesa")) == (None, "")
+    headline = _features("h", "Russia launches massive drone attack on Kyiv")
+    index.add(Story.first(headline, 0.0))
+    assert index.check(_features("n", "Russia launches massive drone attack on Kyiv overnight")) == ("h", "near")
+    assert Features.from_headers(kharkiv.headers()) == kharkiv  # the count travels with the sketch
+    long = _features("l", STORY)
+    assert long.shingles >= similarity.SHORT
+    assert similarity.threshold_for(long.shingles, 0.45) == 0.45 == similarity.threshold_for(0, 0.45)
