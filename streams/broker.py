@@ -100,6 +100,9 @@ class LocalBroker:
     """With a SCRAM user, clients must authenticate: one SASL_PLAINTEXT listener with SCRAM-SHA-256
     (the broker talks to itself as this user too); without, PLAINTEXT as before."""
     scram_password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    """With TLS, the client listener is SSL (SASL_SSL with a SCRAM user) with a certificate for
+    127.0.0.1 signed by a CA made for this data directory (``ca_file``, for the clients' SSL_CAFILE)."""
 
     @property
     def bootstrap(self) -> str:
@@ -149,7 +152,12 @@ class LocalBroker:
     @property
     def security_protocol(self) -> str:
         """The client listener's security protocol."""
-        return "SASL_PLAINTEXT" if self.scram_user else "PLAINTEXT"
+        return ("SASL_" if self.scram_user else "") + ("SSL" if self.tls else "PLAINTEXT")
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate (PEM) that signed the broker's certificate (TLS only)."""
+        return self.data_dir / "tls" / "ca.pem"
 
     def client_env(self) -> dict[str, str]:
         """``SIGNALWATCH_*`` variables that point a worker or the CLI at this broker."""
@@ -157,13 +165,44 @@ class LocalBroker:
         if self.scram_user:
             env.update(SIGNALWATCH_SASL_MECHANISM=SCRAM_MECHANISM, SIGNALWATCH_SASL_USERNAME=self.scram_user,
                        SIGNALWATCH_SASL_PASSWORD=self.scram_password or "")
+        if self.tls:
+            env["SIGNALWATCH_SSL_CAFILE"] = str(self.ca_file)
         return env
 
     def _client_options(self) -> dict:
-        if not self.scram_user:
-            return {}
-        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": SCRAM_MECHANISM,
-                "sasl_plain_username": self.scram_user, "sasl_plain_password": self.scram_password}
+        opts: dict = {"security_protocol": self.security_protocol}
+        if self.scram_user:
+            opts.update(sasl_mechanism=SCRAM_MECHANISM, sasl_plain_username=self.scram_user,
+                        sasl_plain_password=self.scram_password)
+        if self.tls:
+            opts["ssl_cafile"] = str(self.ca_file)
+        return opts
+
+    def _make_certificates(self) -> tuple[Path, Path]:
+        """A CA and a broker key + certificate for 127.0.0.1/localhost (openssl); (keystore, truststore) PEM."""
+        tls = self.ca_file.parent
+        keystore, truststore = tls / "broker-keystore.pem", self.ca_file
+        if keystore.exists() and truststore.exists():
+            return keystore, truststore
+        openssl = _require("openssl", "install openssl (Debian: apt-get install -y openssl)")
+        tls.mkdir(parents=True, exist_ok=True)
+
+        def run(*args: str) -> None:
+            done = subprocess.run([openssl, *args], cwd=tls, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise BrokerError(f"openssl {args[0]} failed making the test certificates: {done.stderr.strip()}")
+
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=signalwatch local CA",
+            "-keyout", "ca.key", "-out", "ca.pem")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "broker.key",
+            "-out", "broker.csr")
+        (tls / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "30", "-extfile", "san.cnf", "-out", "broker.pem")
+        run("pkcs8", "-topk8", "-nocrypt", "-in", "broker.key", "-out", "broker.p8")
+        keystore.write_text((tls / "broker.p8").read_text() + (tls / "broker.pem").read_text()
+                            + truststore.read_text())
+        return keystore, truststore
 
     def _write_config(self, controller_port: int) -> Path:
         logs = self.data_dir / "kraft-logs"
@@ -199,6 +238,13 @@ class LocalBroker:
                 f"listener.name.{listener.lower()}.{mech}.sasl.jaas.config":
                     "org.apache.kafka.common.security.scram.ScramLoginModule required "
                     f'username="{_jaas_quote(self.scram_user)}" password="{_jaas_quote(self.scram_password or "")}";',
+            })
+        if self.tls:
+            keystore, truststore = self._make_certificates()
+            props.update({
+                "ssl.keystore.type": "PEM", "ssl.keystore.location": str(keystore),
+                "ssl.truststore.type": "PEM", "ssl.truststore.location": str(truststore),
+                "ssl.endpoint.identification.algorithm": "",  # the broker calls itself on 127.0.0.1
             })
         config = self.data_dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))

@@ -61,6 +61,12 @@ def _unavailable(settings: Settings) -> KafkaUnavailable:
             f"{settings.sasl_username!r} with {settings.sasl_mechanism}: wrong credentials are the usual cause; "
             "check SIGNALWATCH_SASL_PASSWORD and SIGNALWATCH_SASL_USERNAME, then SIGNALWATCH_SASL_MECHANISM and "
             "SIGNALWATCH_SECURITY_PROTOCOL against the broker's listener")
+    if answers and settings.security_protocol == "SSL":
+        return KafkaUnavailable(
+            f"{settings.broker} accepts connections but no TLS session could be set up: check that "
+            f"SIGNALWATCH_SSL_CAFILE ({settings.ssl_cafile or 'unset: the system CAs'}) holds the CA that signed "
+            "the broker's certificate and that the certificate names this host, and that the listener is TLS "
+            "(SIGNALWATCH_SECURITY_PROTOCOL=SSL; SASL_SSL with SASL settings if it also needs a login)")
     if answers:
         return KafkaUnavailable(
             f"{settings.broker} accepts connections but no Kafka session could be set up with "
