@@ -6,22 +6,18 @@ Accounting as in test_crash_restart.py.
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
 from tests.conftest import TopicDrain, send_items
-from tests.slow.test_crash_restart import ENV, _account, _check, _workload
+from tests.slow.test_crash_restart import ENV, _account, _check, _start_run
 
 pytestmark = pytest.mark.timeout(600)  # bounded; the default 300 s is for the fast suites
 
 
 def test_broker_stop_and_start_mid_run(isolated_kafka):
-    app_id = f"sw-bounce-{uuid.uuid4().hex[:6]}"
-    worker = isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
+    app_id, worker, rid, values, keys, accepted, invalid = _start_run(isolated_kafka, "bounce")
     settings = worker.settings
-    rid = uuid.uuid4().hex[:8]
-    values, keys, accepted, invalid = _workload(rid)
     send_items(settings, values, keys)
     drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
     try:

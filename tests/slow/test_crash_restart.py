@@ -79,12 +79,18 @@ def _check(finished, tagged, dead, contents, missing, accepted, invalid, label):
     assert set(dead) == invalid, "every invalid message is dead-lettered under its own key, nothing else"
 
 
-def test_kill_9_worker_mid_run_then_restart(isolated_kafka):
-    app_id = f"sw-crash-{uuid.uuid4().hex[:6]}"
+def _start_run(isolated_kafka, name: str):
+    """A worker under a fresh app id, and the workload of a fresh run id (not sent yet):
+    ``(app_id, worker, rid, values, keys, accepted, invalid)``."""
+    app_id = f"sw-{name}-{uuid.uuid4().hex[:6]}"
     worker = isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
-    settings = worker.settings
     rid = uuid.uuid4().hex[:8]
-    values, keys, accepted, invalid = _workload(rid)
+    return (app_id, worker, rid, *_workload(rid))
+
+
+def test_kill_9_worker_mid_run_then_restart(isolated_kafka):
+    app_id, worker, rid, values, keys, accepted, invalid = _start_run(isolated_kafka, "crash")
+    settings = worker.settings
     drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
     try:
         send_items(settings, values, keys)
