@@ -5,7 +5,7 @@ partition its state belongs to, so the changelog partition matches the input par
 or rebalance restores exactly the state of the partitions a worker owns)::
 
     news.dedup (key: dedup shard)  ─dedup─►  news.accepted (key: item id)      table dedup_stories
-    tag (streams.app) ─fan_out─► news.signals (key: trend key)
+    tag (streams.app) ─fan_out─► news.signals (key: trend shard)
     news.signals                   ─trend──► alerts.candidates                 table trend_windows
     alerts.candidates (key: type|category|main actor) ─notify─► alerts.*       table alert_cooldown
 
@@ -16,8 +16,11 @@ or rebalance restores exactly the state of the partitions a worker owns)::
   sends a corroboration record (header ``sw-kind: corroboration``) to news.accepted under the story's id:
   it lands on the partition of the story's first copy, after it, where the tag stage raises the story's
   alerts a severity level.
-* trend: a re-key (group-by) of each tagged item into one record per trend key, so every count of a key
-  is on one partition. Counts are idempotent: each window entry stores the input offset it has applied.
+* trend: every tagged item with signals is sent, with its trend keys, to one shard key (one partition),
+  where the stage counts in batches: one table write per changed entry and batch (see ``trend_count``).
+  Counts are idempotent: each window entry stores the input offset it has applied. One shard keeps every
+  count of a key, and both kind totals (the divergence rule), in one place without a re-key per trend key
+  (which cost about 6 records per item).
 * notify: alerts re-keyed by their cooldown key; a cooldown decision needs the last alert of its key.
 """
 
@@ -39,6 +42,11 @@ from streams.settings import Settings
 log = logging.getLogger("signalwatch.analytics")
 
 DEDUP_SHARD = b"dedup"
+TREND_SHARD = b"trend"
+TREND_BATCH = 500
+"""Most news.signals records the trend stage counts before writing its table."""
+TREND_BATCH_WAIT = 0.2
+"""Seconds the trend stage waits for a batch to fill (added to a trend alert's latency under light load)."""
 KIND_HEADER = "sw-kind"
 CORROBORATION = b"corroboration"
 SWEEP_EVERY = 30.0
@@ -121,7 +129,8 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
     index = DedupIndex(settings.near_dup_threshold)
     sizes = settings.window_sizes
     state = {"dedup_sweep": _wall(), "trend_sweep": _wall()}
-    touched: dict[bytes, tuple[int, float]] = {}  # trend entry -> (partition, wall time last written)
+    mirror: dict[bytes, dict] = {}  # decoded mirror of trend_windows (entry -> {"n", "o", "ids", "ev", "f", "p", "w"})
+    pending: dict[bytes, dict] = {}  # entries changed in the current batch, not yet written to the table
     latest: dict[tuple[int, str], int] = {}  # (size, key) -> latest window start seen (gauges)
 
     # ------------------------------------------------------------------ dedup
@@ -169,33 +178,52 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
 
     # ------------------------------------------------------------------ trend
     async def fan_out(item: dict) -> None:
-        """Re-key a tagged item with signals by trend key (group-by before counting): one record per
-        news.signals partition, holding the item's keys counted there (``trend.route``)."""
+        """Send a tagged item's trend keys to the trend stage: one news.signals record per item with
+        signals, all on the trend shard (``TREND_SHARD``)."""
         keys = trend.trend_keys(item)
         if not keys:
             return
-        at = trend.event_time(item)
         evidence = (item.get("title") or next((s["text"] for s in item["signals"]), ""))[:200]
-        actors, lv = item.get("actors", [])[:4], item.get("lexicon_version", "")
-        for partition, group in trend.route(keys, settings.partitions).items():
-            record = {"keys": group, "t": at, "id": item["id"], "ev": evidence, "actors": actors, "lv": lv}
-            await signals_topic.send(key=trend.routing_key(group[0]).encode(), value=orjson.dumps(record),
-                                     partition=partition)
+        record = {"keys": keys, "t": trend.event_time(item), "id": item["id"], "ev": evidence,
+                  "actors": item.get("actors", [])[:4], "lv": item.get("lexicon_version", "")}
+        await signals_topic.send(key=TREND_SHARD, value=orjson.dumps(record))
 
     base = sizes[0]  # only the smallest window is stored; a larger one is the sum of its base windows
 
     def _entry(size: int, key: str, start: int) -> bytes:
         return f"{size}|{key}|{start}".encode()
 
+    def _put(entry: bytes, d: dict) -> None:
+        """Change a trend entry in the decoded mirror, which every read uses; the table (whose changelog is
+        the durable copy) is written once per entry and batch, by ``_flush``. Reads never go to the table:
+        a surge check reads ~40 base windows (the lookback of every size)."""
+        mirror[entry] = d
+        pending[entry] = d
+
+    def _write(partition: int, entry: bytes, value: bytes | None) -> None:
+        """Write a trend entry (``None`` deletes it) to the table and to changelog partition ``partition``.
+        A plain table assignment takes the partition from the stream's current event, which the batch
+        loop (``take_events``) does not have."""
+        windows.send_changelog(partition, entry, value)
+        if value is None:
+            windows.data.pop(entry, None)
+        else:
+            windows.data[entry] = value
+
+    def _flush(partition: int) -> None:
+        for entry, d in pending.items():
+            _write(partition, entry, orjson.dumps(d))
+        pending.clear()
+
     def _parts(size: int, key: str, start: int) -> list[dict]:
         """The stored base windows of a window (one for the base size itself)."""
-        raws = (windows.get(_entry(base, key, s)) for s in range(start, start + size, base))
-        return [orjson.loads(raw) for raw in raws if raw]
+        found = (mirror.get(_entry(base, key, s)) for s in range(start, start + size, base))
+        return [d for d in found if d]
 
     def _count(size: int, key: str, start: int) -> int:
         if size == base:
-            raw = windows.get(_entry(base, key, start))
-            return orjson.loads(raw)["n"] if raw else 0
+            d = mirror.get(_entry(base, key, start))
+            return d["n"] if d else 0
         return sum(d["n"] for d in _parts(size, key, start))
 
     def _baseline(size: int, key: str, start: int) -> tuple[float, float]:
@@ -204,41 +232,56 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
 
     def _sweep(partition: int, now: float) -> None:
         keep = max(sizes) * (settings.trend_lookback + 2)
-        for entry, (p, at) in list(touched.items()):
-            if p == partition and now - at > keep:
-                windows.pop(entry, None)
-                del touched[entry]
+        for entry, d in list(mirror.items()):
+            if d.get("p", -1) == partition and now - d.get("w", now) > keep:
+                _write(partition, entry, None)
+                del mirror[entry]
 
     @app.agent(signals_topic)
     async def trend_count(stream):
-        """Count each key per event-time window, idempotently; raise surge and divergence alerts."""
+        """Count each key per event-time window, idempotently; raise surge and divergence alerts.
+
+        Records come in batches (``TREND_BATCH`` records or ``TREND_BATCH_WAIT`` seconds) and each entry a
+        batch changed is written to the table once, at its end: a changelog record per entry and batch,
+        not per key and item (the writes were this stage's dominant cost). A batch is handled one input
+        partition at a time (all records are on the trend shard's, bar records of an older version), so
+        each write lands in the changelog partition of its input partition. take_events acks a batch's
+        offsets only after it is processed, and each entry stores the last offset it has applied, so a
+        replay after a crash counts nothing twice."""
         await changelogs_ready(app, windows, sources=(t.signals,))
-        async for event in stream.events():
-            message = event.message
+        async for batch in stream.take_events(TREND_BATCH, within=TREND_BATCH_WAIT):
             now = _wall()
             if dirty.trend:
-                touched.clear()
-                for k, v in windows.items():
-                    if v:
-                        d = orjson.loads(v)
-                        touched[k] = (d.get("p", -1), d.get("w", now))
+                mirror.clear()
+                mirror.update((k, orjson.loads(v)) for k, v in windows.items() if v)
                 dirty.trend = False
-            if now - state["trend_sweep"] > SWEEP_EVERY:
-                state["trend_sweep"] = now
-                _sweep(message.partition, now)
-            rec = orjson.loads(message.value)
-            at = rec["t"]
-            for key in rec.get("keys") or [rec["key"]]:  # (records of the first format: one "key")
-                await _count_one(key, at, rec, message, now)
+            by_partition: dict[int, list] = {}
+            for event in batch:
+                by_partition.setdefault(event.message.partition, []).append(event)
+            for partition, events in by_partition.items():
+                if now - state["trend_sweep"] > SWEEP_EVERY:
+                    state["trend_sweep"] = now
+                    _sweep(partition, now)
+                for event in events:
+                    message = event.message
+                    try:
+                        rec = orjson.loads(message.value)
+                        keys = rec.get("keys") or [rec["key"]]  # (records of the first format: one "key")
+                    except (ValueError, TypeError, KeyError):
+                        log.warning("trend: unreadable record at %s[%s]@%s", message.topic, message.partition,
+                                    message.offset)
+                        continue
+                    for key in keys:
+                        await _count_one(key, rec["t"], rec, message, now)
+                _flush(partition)
 
     async def _count_one(key: str, at: float, rec: dict, message, now: float) -> None:
         """Count ``key`` once in its base window (unless this input offset was applied already), then check
-        every window size that holds it for a surge. One table write per key and item (plus one when a
-        surge fires): each write is a changelog record, the dominant cost of this stage."""
+        every window size that holds it for a surge. Changes go to the mirror (``_put``); the table is
+        written at the end of the batch (``_flush``)."""
         start = trend.window_start(at, base)
         entry = _entry(base, key, start)
-        raw = windows.get(entry)
-        d = orjson.loads(raw) if raw else {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
+        d = mirror.get(entry) or {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
         if d["o"] >= message.offset:  # already applied before a restart
             return
         d["n"] += 1
@@ -249,8 +292,7 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
             d["ids"].append(rec["id"])
         if rec["ev"] and rec["ev"] not in d["ev"] and len(d["ev"]) < MAX_EVIDENCE:
             d["ev"].append(rec["ev"])
-        windows[entry] = orjson.dumps(d)  # before the sums below read it
-        touched[entry] = (message.partition, now)
+        _put(entry, d)  # before the sums below read it
         kind, _, category = key.partition("/")
         counted = []  # (size, window start, count, item ids) per size
         for size in sizes:
@@ -265,7 +307,7 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
             if kind == "actor" or category == trend.KIND_TOTAL:
                 continue
             flag = _entry(size, key, s)  # larger windows: a flag entry, written once, marks a sent surge
-            if d["f"] if size == base else windows.get(flag) is not None:
+            if d["f"] if size == base else flag in mirror:
                 continue
             mean, std = _baseline(size, key, s)
             if n >= trend.threshold(mean, std, settings.trend_min_count, settings.trend_z):
@@ -276,10 +318,9 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
                                       value=orjson.dumps({"at": at, "alert": alert}))
                 if size == base:
                     d["f"] = True
-                    windows[entry] = orjson.dumps(d)
+                    _put(entry, d)
                 else:
-                    windows[flag] = orjson.dumps({"f": True, "p": message.partition, "w": now})
-                    touched[flag] = (message.partition, now)
+                    _put(flag, {"f": True, "p": message.partition, "w": now})
         if category == trend.KIND_TOTAL:
             for size, s, n, ids in counted:
                 await _kind_totals(size, s, kind, n, ids, rec, at, message.partition, now)
@@ -295,14 +336,12 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
         surging = all(counts[k] >= trend.threshold(*stats[k], settings.trend_min_count, settings.trend_z)
                       for k in kinds)
         flag = _entry(size, "divergence", start)
-        if surging and windows.get(flag) is None:
+        if surging and flag not in mirror:
             alert = trend.divergence_alert(size, start, counts, {k: stats[k][0] for k in kinds},
                                            item_ids=ids, lexicon_version=rec["lv"], created_at=now_iso())
             await candidates.send(key=cooldown.cooldown_key(alert).encode(),
                                   value=orjson.dumps({"at": at, "alert": alert}))
-            windows[flag] = orjson.dumps({"n": 1, "o": -1, "ids": [], "ev": [], "f": True, "p": partition,
-                                          "w": now})
-            touched[flag] = (partition, now)
+            _put(flag, {"n": 1, "o": -1, "ids": [], "ev": [], "f": True, "p": partition, "w": now})
 
     # ------------------------------------------------------------------ cooldown + send
     @app.agent(candidates)

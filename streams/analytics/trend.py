@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import zlib
 from datetime import datetime, timezone
 
 EWMA_ALPHA = 0.3
@@ -54,25 +53,6 @@ def trend_keys(tagged: dict) -> list[str]:
     keys += [f"{kind}/{KIND_TOTAL}" for kind in dict.fromkeys(s["kind"] for s in signals)]
     keys += [f"actor/{a}" for a in tagged.get("actors") or ()]
     return list(dict.fromkeys(keys))
-
-
-def routing_key(key: str) -> str:
-    """The Kafka key a trend key is counted under: kind totals share one (the divergence rule and the
-    index gauges need both kinds on one partition); every other key is its own."""
-    return "kinds" if key.endswith("/" + KIND_TOTAL) else key
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The news.signals partition a trend key is counted on (stable across workers and restarts)."""
-    return zlib.crc32(routing_key(key).encode()) % partitions
-
-
-def route(keys: list[str], partitions: int) -> dict[int, list[str]]:
-    """The trend keys of one item grouped by their partition: one news.signals record per group."""
-    groups: dict[int, list[str]] = {}
-    for key in keys:
-        groups.setdefault(partition_of(key, partitions), []).append(key)
-    return groups
 
 
 def baseline(previous: list[int], alpha: float = EWMA_ALPHA) -> tuple[float, float]:

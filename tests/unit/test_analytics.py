@@ -118,15 +118,13 @@ def test_windows_and_event_time():
     assert trend.iso(1704068100) == "2024-01-01T00:15:00Z"
 
 
-def test_trend_keys_and_routing():
+def test_trend_keys():
     item = {"signals": [{"kind": "escalation", "category": "missile_strike"},
                         {"kind": "escalation", "category": "missile_strike"},
                         {"kind": "negotiation", "category": "ceasefire"}], "actors": ["Russia", "Ukraine"]}
     keys = trend.trend_keys(item)
     assert keys == ["escalation/missile_strike", "negotiation/ceasefire", "escalation/*", "negotiation/*",
                     "actor/Russia", "actor/Ukraine"]
-    assert trend.routing_key("escalation/*") == trend.routing_key("negotiation/*") == "kinds"
-    assert trend.routing_key("actor/Russia") == "actor/Russia"
     assert trend.trend_keys({"signals": [], "actors": ["Russia"]}) == []
 
 
@@ -191,17 +189,6 @@ def test_internal_records_match_their_schemas():
                                                       "alert": alert})]:
         assert not list(validator(name).iter_errors(record)), (name, record)
     assert list(validator("news-signal.v1.json").iter_errors({**signal, "keys": ["shelling"]}))
-
-
-def test_an_items_trend_keys_are_grouped_by_a_stable_partition():
-    keys = ["escalation/shelling", "escalation/*", "negotiation/*", "actor/Russia", "actor/Ukraine"]
-    groups = trend.route(keys, 8)
-    assert sorted(k for g in groups.values() for k in g) == sorted(keys)  # every key once
-    assert all(trend.partition_of(k, 8) == p for p, g in groups.items() for k in g)
-    # the kind totals share a partition (divergence needs both); a key's partition never changes
-    assert trend.partition_of("escalation/*", 8) == trend.partition_of("negotiation/*", 8)
-    assert trend.partition_of("actor/Russia", 8) == trend.partition_of("actor/Russia", 8) < 8
-    assert len({trend.partition_of(f"actor/{i}", 8) for i in range(100)}) == 8  # keys spread over all
 
 
 def test_story_records_are_compact_binary_and_old_json_records_still_load():
