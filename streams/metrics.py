@@ -65,6 +65,9 @@ class Metrics:
         self.corroborations = Counter(
             "signalwatch_corroborations",
             "Stories reported by enough distinct sources to raise their alerts a severity level.", registry=r)
+        self.rebalances = Counter(
+            "signalwatch_rebalances", "Partition assignments this worker received (a rebalance loop shows as a "
+            "steady rise).", registry=r)
         self.alerts_suppressed = Counter(
             "signalwatch_alerts_suppressed", "Alerts not sent because of the cooldown or as repeats, by type.",
             ["type"], registry=r)

@@ -71,7 +71,12 @@ async def measure_lag(consumer: Any) -> dict[tuple[str, int], int]:
 
 
 def install(app: Any, metrics: Metrics, interval: float = LAG_INTERVAL) -> None:
-    """Add the consumer-lag timer to ``app`` (call before the worker starts)."""
+    """Add the consumer-lag timer and the rebalance counter to ``app`` (call before the worker starts)."""
+
+    async def count_rebalance(*_args, **_kw) -> None:
+        metrics.rebalances.inc()
+
+    app.on_partitions_assigned.connect(count_rebalance)
 
     @app.timer(interval=interval, name="signalwatch.consumer_lag")
     async def update_consumer_lag() -> None:

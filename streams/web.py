@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 from aiohttp import web as aioweb
 from faust import web as faust_web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.records import InvalidItem, parse_item
 from streams.settings import SEVERITIES, Settings
@@ -262,7 +263,8 @@ async def _read_capped(request: aioweb.Request, cap: int) -> bytes | None:
 
 # ---------------------------------------------------------------- install
 def install(app, settings: Settings, metrics=None) -> None:
-    """Add ``POST /news``, the live alert page and its alert reader to a Faust app (see the module doc)."""
+    """Add ``GET /metrics`` (``metrics``' registry), ``POST /news``, the live alert page and its alert reader to
+    a Faust app (see the module doc)."""
     hub = AlertHub(settings.alert_buffer)
     app.alert_hub = hub
     raw_topic = app.topic(settings.topics.raw, value_type=bytes, key_type=bytes,
@@ -344,6 +346,12 @@ def install(app, settings: Settings, metrics=None) -> None:
                 hub.unsubscribe(queue)
             return response
 
+    class Metrics(faust_web.View):
+        async def get(self, request):
+            return aioweb.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    if metrics is not None:
+        app.page("/metrics", name="metrics")(Metrics)
     app.page("/", name="alert_page")(Index)
     app.page("/news", name="news_ingest")(News)
     app.page("/alerts/recent", name="alerts_recent")(Recent)

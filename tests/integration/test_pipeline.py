@@ -141,7 +141,7 @@ def test_seed_paragraphs_raise_escalation_and_negotiation_alerts_and_tail_shows_
 def test_metrics_answer(worker):
     text = worker.metrics()
     for name in ("signalwatch_items_received_total", "signalwatch_items_invalid_total",
-                 "signalwatch_signals_total", "signalwatch_processing_seconds_bucket", "faust_messages_received"):
+                 "signalwatch_signals_total", "signalwatch_processing_seconds_bucket", "signalwatch_consumer_lag"):
         assert name in text
     received = [line for line in text.splitlines() if line.startswith("signalwatch_items_received_total")]
     assert float(received[0].split()[-1]) > 0

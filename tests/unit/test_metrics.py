@@ -114,10 +114,19 @@ class FakeConsumer:
         return self._pos[tp]
 
 
+class FakeSignal:
+    def __init__(self):
+        self.receivers = []
+
+    def connect(self, fun):
+        self.receivers.append(fun)
+
+
 class FakeApp:
     def __init__(self, consumer):
         self.consumer = consumer
         self.timers: list[tuple[float, object]] = []
+        self.on_partitions_assigned = FakeSignal()
 
     def timer(self, interval, name=None):
         def register(fun):
@@ -148,3 +157,7 @@ def test_install_on_a_real_faust_app(metrics):
     before = len(app._app_tasks)
     observability.install(app, metrics)
     assert len(app._app_tasks) == before + 1
+    assert value(metrics, "signalwatch_rebalances_total") == 0
+    asyncio.run(app.on_partitions_assigned.send(set()))
+    asyncio.run(app.on_partitions_assigned.send(set()))
+    assert value(metrics, "signalwatch_rebalances_total") == 2
