@@ -162,7 +162,8 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
 
     min_rank = severity_rank(settings.alert_min_severity)
     expiry = Expiry()
-    sweep = {"at": time.time()}
+    sweep: dict[int, float] = {}  # input partition -> when its seen entries were last swept
+    max_seen_per_partition = -(-settings.max_stories // settings.partitions)
 
     async def send_alerts(alerts: list[dict], at: float, received_at: str | None) -> None:
         for a in alerts:
@@ -182,12 +183,13 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         await send_alerts(raised, entry.at, None)
 
     def forget_expired(partition: int, now: float) -> None:
-        """Delete the seen entries of ``partition`` older than the dedup horizon (see streams.analytics.seen)."""
+        """Delete the seen entries of ``partition`` older than the dedup horizon (see streams.analytics.seen),
+        each partition every ``SWEEP_EVERY`` seconds."""
         if dirty.seen:
             expiry.rebuild((k, SeenEntry.loads(v, now)) for k, v in seen.items() if v)
             dirty.seen = False
-        if now - sweep["at"] > SWEEP_EVERY:
-            sweep["at"] = now
+        if now - sweep.setdefault(partition, now) > SWEEP_EVERY:
+            sweep[partition] = now
             for key in expiry.expired(partition, now, settings.dedup_horizon):
                 seen.pop(key, None)
 
@@ -231,6 +233,9 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             raisable = [a for a in alerts if a["severity"] != "critical"]  # what a corroboration can raise
             seen[message.key] = SeenEntry(received, message.partition, at, raisable).dumps()
             expiry.add(message.partition, received, message.key)
+            for key in expiry.overflow(message.partition, max_seen_per_partition):  # a flood: bounded memory
+                seen.pop(key, None)
+                metrics.state_evictions.labels("seen").inc()
             metrics.record_tagged(out)
             metrics.processing_seconds.observe(max(0.0, time.time() - received))
 

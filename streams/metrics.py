@@ -65,6 +65,9 @@ class Metrics:
         self.corroborations = Counter(
             "signalwatch_corroborations",
             "Stories reported by enough distinct sources to raise their alerts a severity level.", registry=r)
+        self.state_evictions = Counter(
+            "signalwatch_state_evictions", "Stories (state=stories) and tagged ids (state=seen) forgotten before "
+            "the dedup horizon because SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
         self.rebalances = Counter(
             "signalwatch_rebalances", "Partition assignments this worker received (a rebalance loop shows as a "
             "steady rise).", registry=r)

@@ -27,7 +27,7 @@ ENV_VARS = {
         "sasl_mechanism": "SASL_MECHANISM", "sasl_username": "SASL_USERNAME",
         "sasl_password": "SASL_PASSWORD", "ssl_cafile": "SSL_CAFILE",
         "max_body_bytes": "MAX_BODY_BYTES", "alert_buffer": "ALERT_BUFFER",
-        "dedup_horizon": "DEDUP_HORIZON", "dedup_stories": "DEDUP_STORIES",
+        "dedup_horizon": "DEDUP_HORIZON", "dedup_stories": "DEDUP_STORIES", "max_stories": "MAX_STORIES",
         "near_dup_threshold": "NEAR_DUP_THRESHOLD", "trend_windows": "TREND_WINDOWS",
         "trend_lookback": "TREND_LOOKBACK", "trend_min_count": "TREND_MIN_COUNT", "trend_z": "TREND_Z",
         "alert_cooldown": "ALERT_COOLDOWN", "corroboration_sources": "CORROBORATION_SOURCES",
@@ -111,6 +111,10 @@ class Settings:
     """SIGNALWATCH_SSL_CAFILE: CA bundle for TLS brokers."""
     dedup_horizon: float = 48 * 3600.0
     """SIGNALWATCH_DEDUP_HORIZON: seconds a story is remembered for duplicate detection (bounds the state)."""
+    max_stories: int = 200_000
+    """SIGNALWATCH_MAX_STORIES: most stories (and tagged ids) the worker remembers; past it the oldest are
+    forgotten before the horizon (``signalwatch_state_evictions_total``). Bounds memory under a flood:
+    about 2 KB per story (dedup index plus the tag stage's seen entry), ~400 MB at the default."""
     dedup_stories: bool = True
     """SIGNALWATCH_DEDUP_STORIES: also drop copies of a story under another id: same normalised url, same or
     near-duplicate text (0 = repeated ids only)."""
@@ -143,6 +147,7 @@ class Settings:
         self.alert_buffer = int(self.alert_buffer)
         self.data_dir = Path(self.data_dir)
         self.dedup_horizon = float(self.dedup_horizon)
+        self.max_stories = int(self.max_stories)
         if isinstance(self.dedup_stories, str):
             self.dedup_stories = self.dedup_stories.strip().lower() not in ("0", "false", "no", "off", "")
         self.near_dup_threshold = float(self.near_dup_threshold)
@@ -153,6 +158,8 @@ class Settings:
         self.corroboration_sources = int(self.corroboration_sources)
         if not 0 < self.near_dup_threshold <= 1:
             raise SettingsError("SIGNALWATCH_NEAR_DUP_THRESHOLD must be in (0, 1]")
+        if self.max_stories < 1:
+            raise SettingsError("SIGNALWATCH_MAX_STORIES must be >= 1 (stories remembered for duplicate detection)")
         if self.dedup_horizon <= 0 or self.alert_cooldown < 0:
             raise SettingsError("SIGNALWATCH_DEDUP_HORIZON must be > 0 and SIGNALWATCH_ALERT_COOLDOWN >= 0")
         try:

@@ -134,6 +134,11 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
     latest: dict[tuple[int, str], int] = {}  # (size, key) -> latest window start seen (gauges)
 
     # ------------------------------------------------------------------ dedup
+    def _forget_story(sid: str) -> None:
+        raw = stories.get(sid.encode()) or index.records.get(sid)
+        index.remove(Story.loads(sid, raw) if raw else Story(sid, 0.0))
+        stories.pop(sid.encode(), None)
+
     @app.agent(dedup_topic)
     async def dedup(stream):
         """Drop exact and near duplicates of stories seen within the horizon; forward first copies."""
@@ -147,9 +152,7 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
             if now - state["dedup_sweep"] > SWEEP_EVERY:
                 state["dedup_sweep"] = now
                 for sid in index.expired(now, settings.dedup_horizon):
-                    raw = stories.get(sid.encode()) or index.records.get(sid)
-                    index.remove(Story.loads(sid, raw) if raw else Story(sid, 0.0))
-                    stories.pop(sid.encode(), None)
+                    _forget_story(sid)
             try:
                 features = Features.from_headers(message.headers)
             except (KeyError, ValueError, TypeError):
@@ -175,6 +178,9 @@ def install(app: faust.App, settings: Settings, metrics: Metrics, *, accepted,
             story = Story.first(features, now)
             stories[features.item_id.encode()] = story.dumps()
             index.add(story)  # keeps story.raw, the bytes object the table holds
+            for sid in index.overflow(settings.max_stories):  # a flood: forget the oldest before the horizon
+                _forget_story(sid)
+                metrics.state_evictions.labels("stories").inc()
 
     # ------------------------------------------------------------------ trend
     async def fan_out(item: dict) -> None:

@@ -222,6 +222,14 @@ class DedupIndex:
             out.append(sid)
         return out
 
+    def overflow(self, max_stories: int) -> list[str]:
+        """Ids of the oldest stories beyond the ``max_stories`` newest (forget them to bound memory)."""
+        extra = len(self.records) - max_stories
+        if extra <= 0:
+            return []
+        it = iter(self.records)
+        return [next(it) for _ in range(extra)]
+
     def clear(self) -> None:
         for d in (self.records, self.by_url, self.by_content, self.by_band):
             d.clear()

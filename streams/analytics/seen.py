@@ -78,3 +78,11 @@ class Expiry:
         while queue and now - queue[0][0] > horizon:
             out.append(queue.popleft()[1])
         return out
+
+    def overflow(self, partition: int, max_keys: int) -> list[bytes]:
+        """Take the oldest keys of ``partition`` beyond its ``max_keys`` newest."""
+        queue = self._queues.get(partition)
+        out: list[bytes] = []
+        while queue and len(queue) > max_keys:
+            out.append(queue.popleft()[1])
+        return out

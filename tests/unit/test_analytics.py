@@ -96,6 +96,18 @@ def test_index_expires_and_rebuilds_from_stored_stories():
     assert rebuilt.check(_features("y", "x", url="https://x.org/1")) == ("s1", "url")
 
 
+def test_index_overflow_names_the_oldest_stories_beyond_the_cap():
+    index = DedupIndex(0.6)
+    for i, text in enumerate([STORY, OTHER, "a third story about something else entirely"]):
+        index.add(Story.first(_features(f"s{i}", text, url=f"https://x.org/{i}"), float(i)))
+    assert index.overflow(3) == []
+    assert index.overflow(1) == ["s0", "s1"]
+    for sid in index.overflow(1):
+        index.remove(Story.loads(sid, index.records[sid]))
+    assert len(index) == 1 and index.check(_features("z", STORY)) == (None, "")
+    assert index.check(_features("y", "x", url="https://x.org/2")) == ("s2", "url")
+
+
 def test_story_counts_copies_and_distinct_sources():
     story = Story.first(_features("a", STORY, source="reuters"), 0.0)
     assert story.repeat("ap") and not story.repeat("ap") and not story.repeat("reuters")

@@ -34,3 +34,14 @@ def test_rebuild_orders_by_receive_time_and_skips_legacy_entries():
                     (b"legacy", SeenEntry(5.0, -1, 0.0))])
     assert len(expiry) == 2
     assert expiry.expired(0, now=35.0, horizon=10.0) == [b"early"]
+
+
+def test_overflow_takes_the_oldest_keys_beyond_the_cap_of_one_partition():
+    expiry = Expiry()
+    for i in range(5):
+        expiry.add(0, float(i), f"k{i}".encode())
+    expiry.add(1, 0.0, b"other")
+    assert expiry.overflow(0, 2) == [b"k0", b"k1", b"k2"]
+    assert expiry.overflow(0, 2) == []
+    assert expiry.overflow(1, 2) == []
+    assert len(expiry) == 3
