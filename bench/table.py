@@ -22,7 +22,6 @@ def main() -> None:
           for k, v in (r.get("latency_p99_s") or {}).items()],
         ("tagging core (items/s/core)", r.get("tagging_items_per_s"), ">= 30000"),
         ("worker RSS start -> end (MB)", f"{r.get('rss_start_mb')} -> {r.get('rss_end_mb')}", ""),
-        ("worker RSS per story until the state cap (KB)", r.get("rss_kb_per_story_until_cap"), ""),
         ("RSS growth per 1M items, state cap reached (MB)", r.get("rss_growth_mb"), "flat"),
     ]
     width = max(len(a) for a, _, _ in rows)

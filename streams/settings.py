@@ -56,7 +56,8 @@ class Topics:
     dedup: str = "news.dedup"
     """Internal: valid items keyed by dedup shard (one key by default), so copies of a story meet."""
     signals: str = "news.signals"
-    """Internal: one record per (tagged item, trend key), keyed by the trend key (kind/category, actor)."""
+    """Internal: one record per tagged item with signals (its trend keys), all under one shard key: the trend
+    stage counts every key in one place, in batches."""
     candidates: str = "alerts.candidates"
     """Internal: alerts before cooldown, keyed by the cooldown key (type|category|main actor)."""
 
