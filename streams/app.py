@@ -240,5 +240,6 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             metrics.processing_seconds.observe(max(0.0, time.time() - received))
 
     observability.install(app, metrics)  # consumer lag timer
+    observability.install_stall_guard(app, metrics)  # faust-streaming #596: re-read stalled partitions
     web.install(app, settings, metrics)  # POST /news, live alert page at /
     return app

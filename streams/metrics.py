@@ -68,6 +68,9 @@ class Metrics:
         self.state_evictions = Counter(
             "signalwatch_state_evictions", "Stories (state=stories) and tagged ids (state=seen) forgotten before "
             "the dedup horizon because SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
+        self.partition_rereads = Counter(
+            "signalwatch_partition_rereads", "Partitions the stall guard re-read from their committed offset "
+            "(faust-streaming issue #596: records dropped after a restart with tables to recover).", registry=r)
         self.rebalances = Counter(
             "signalwatch_rebalances", "Partition assignments this worker received (a rebalance loop shows as a "
             "steady rise).", registry=r)

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from tests.conftest import TopicDrain, send_items
-from tests.slow.test_crash_restart import ENV, _account, _check, _start_run
+from tests.slow.test_crash_restart import ENV, SCALE, _account, _check, _start_run
 
-pytestmark = pytest.mark.timeout(600)  # bounded; the default 300 s is for the fast suites
+pytestmark = pytest.mark.timeout(600 * SCALE)  # bounded; the default 300 s is for the fast suites
 
 
 def test_broker_stop_and_start_mid_run(isolated_kafka):
@@ -22,7 +22,7 @@ def test_broker_stop_and_start_mid_run(isolated_kafka):
     drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
     try:
         drain.until(lambda r: sum(1 for x in r[settings.topics.tagged] if x.key.decode().startswith(rid))
-                    >= len(accepted) // 3, timeout=120)
+                    >= len(accepted) // 3, timeout=120 * SCALE)
     finally:
         drain.close()
     isolated_kafka.broker.stop()
@@ -33,7 +33,7 @@ def test_broker_stop_and_start_mid_run(isolated_kafka):
         isolated_kafka.start_worker(app_id=app_id, extra_env=ENV)
     drain = TopicDrain(settings, [settings.topics.tagged, settings.topics.deadletter])
     try:
-        result = _account(drain, settings, rid, accepted, invalid, timeout=300)
+        result = _account(drain, settings, rid, accepted, invalid, timeout=300 * SCALE)
     finally:
         drain.close()
     _check(*result, accepted, invalid, "broker restart")
