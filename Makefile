@@ -61,7 +61,7 @@ bench: install kafka-jars ## Benchmarks (< 10 min): pipeline vs no-op, latency, 
 	$(BIN)/python bench/bench_tagging.py
 	@$(BIN)/python bench/table.py
 
-test-slow: install system-deps kafka-jars ## Crash/restart tests under load (tests/slow, a few minutes)
+test-slow: install system-deps kafka-jars ## Crash/restart tests under load (tests/slow, about 15 minutes)
 	SIGNALWATCH_SLOW_TESTS=1 $(BIN)/pytest -q -ra tests/slow
 
 eval: install ## The tagger on the labelled development corpus (optional: needs $(DEV_CORPUS))
