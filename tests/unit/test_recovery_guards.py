@@ -39,3 +39,61 @@ def test_stall_guard_rereads_a_partition_only_after_it_stayed_behind_while_idle(
     assert not guard.stalled(tp, committed=400, end=1115, idle=True, now=125.0)  # the clock starts again
     assert not guard.stalled(tp, committed=1115, end=1115, idle=True, now=500.0)
     assert not guard.stalled(tp, committed=None, end=1115, idle=True, now=600.0)
+
+
+def test_stall_guard_timer_seeks_a_stalled_partition_back_to_its_committed_offset(monkeypatch):
+    import asyncio
+
+    from faust.types import TP
+
+    from streams import observability
+    from streams.metrics import Metrics
+
+    stalled, moving = TP("news.accepted", 7), TP("news.accepted", 3)
+
+    class Consumer:
+        def __init__(self):
+            self._committed_offset = {stalled: 334, moving: 10}
+            self.seeks = []
+
+        def assignment(self):
+            return {stalled, moving, TP("sw-seen_ids-changelog", 7)}  # a changelog: never committed
+
+        async def highwaters(self, *tps):
+            return {stalled: 1115, moving: 500}
+
+        async def seek(self, tp, offset):
+            self.seeks.append((tp, offset))
+
+    class Flow:
+        def is_active(self):
+            return True
+
+    class App:
+        in_recovery = False
+        flow_control = Flow()
+        agents: dict = {}
+
+        def __init__(self):
+            self.consumer = Consumer()
+            self.timers = []
+
+        def timer(self, interval, name=None):
+            def register(fun):
+                self.timers.append(fun)
+                return fun
+            return register
+
+    app, metrics, clock = App(), Metrics(), [0.0]
+    monkeypatch.setattr(observability.time, "monotonic", lambda: clock[0])
+    observability.install_stall_guard(app, metrics, stall_after=30.0)
+    [tick] = app.timers
+    for now in (0.0, 10.0, 20.0):
+        clock[0] = now
+        app.consumer._committed_offset[moving] += 50  # this one makes progress
+        asyncio.run(tick())
+    assert app.consumer.seeks == []
+    clock[0] = 30.0
+    asyncio.run(tick())
+    assert app.consumer.seeks == [(stalled, 334)]
+    assert metrics.registry.get_sample_value("signalwatch_partition_rereads_total") == 1
