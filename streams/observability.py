@@ -90,8 +90,8 @@ def install(app: Any, metrics: Metrics, interval: float = LAG_INTERVAL) -> None:
 
 
 STALL_AFTER = 30.0
-"""Seconds a partition's committed offset may stay behind what the worker has fetched, with nothing in
-flight, before the stall guard re-reads it (see :func:`install_stall_guard`)."""
+"""Seconds a partition's committed offset may stay unchanged behind its end offset, with nothing in
+flight, before the stall guard re-reads it (see :class:`StallGuard`)."""
 
 
 def _in_flight(app: Any) -> int:
