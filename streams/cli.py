@@ -491,6 +491,9 @@ def up(port: int | None, web_port: int | None, feed_files: tuple[str, ...], seco
         click.echo(f"worker started: metrics at http://{settings.web_host}:{settings.web_port}/metrics", err=True)
         counts = push_files(settings, [str(p) for p in (feed_files or [SAMPLE_FEED])], settings.topics.raw)
         click.echo(f"pushed {counts['sent']} items; alerts follow (Ctrl-C stops everything)", err=True)
+        # Ctrl-C reaches the worker too (same process group) and it exits at once: a flag, not an exception
+        # that a client library may be in the middle of, so the loop below never takes that for a crash
+        signal.signal(signal.SIGINT, _stop)
         deadline = time.monotonic() + seconds if seconds else None
         while not stopping and (deadline is None or time.monotonic() < deadline):
             if worker_proc.poll() is not None:
