@@ -353,8 +353,8 @@ def main(argv: list[str] | None = None) -> dict:
         write(results)  # each phase's numbers survive a later timeout
 
         # memory: state grows until SIGNALWATCH_MAX_STORIES (cap) is reached, then must stay flat: growth per
-        # item from twice the cap to the end, extrapolated to 1M items (what a story costs until the cap is
-        # bench/bench_dedup.py's tracemalloc number; RSS at this scale is dominated by the worker's warm-up)
+        # item from twice the cap to the end, extrapolated to 1M items. (What one story costs before the cap
+        # is bench/bench_dedup.py's tracemalloc number: at this scale RSS is dominated by the warm-up.)
         c2, r2 = next(((c, r) for c, r in rss if c >= 2 * cap), rss[-1])
         per_item = (rss[-1][1] - r2) / max(1.0, args.items - c2)
         results["rss_start_mb"] = round(base_rss, 1)

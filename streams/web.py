@@ -15,6 +15,8 @@ Endpoints (DESIGN.md):
       ``max_item_bytes`` (a single too-large item);
     * ``503`` when the broker does not acknowledge the items (retry later).
 
+``GET /metrics``
+    Prometheus text format of the worker's own registry (``signalwatch_*``; Faust's monitor is not installed).
 ``GET /``
     The live alert page (``streams/webui/index.html``, no build step).
 ``GET /alerts/recent?type=…&min_severity=…&limit=N``
