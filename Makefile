@@ -16,7 +16,7 @@ BENCH_TIMEOUT ?= 540
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py streams/tagging/_compiled.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -24,13 +24,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed ## Create .venv with signalwatch (editable) and its dev tools
 
-system-deps: ## Install Java, Maven, Prometheus, Chromium and openssl from Debian if missing (needs root)
+system-deps: ## Install Java, Maven, Prometheus, Chromium, openssl and gcc from Debian if missing (needs root)
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -43,7 +44,7 @@ kafka-jars: install ## Fetch the local broker's Kafka jars from Maven Central (o
 run: install kafka-jars ## The main job: local broker, worker, sample feed, live alerts (Ctrl-C stops)
 	$(SW) up
 
-test: install system-deps kafka-jars ## Unit and integration tests (starts a real Kafka on a free port)
+test: system-deps install kafka-jars ## Unit and integration tests (starts a real Kafka on a free port)
 	$(BIN)/pytest -q -ra
 
 test-unit: install ## Unit tests only (no broker)
@@ -61,7 +62,7 @@ bench: install kafka-jars ## Benchmarks (< 10 min): pipeline vs no-op, latency, 
 	$(BIN)/python bench/bench_tagging.py
 	@$(BIN)/python bench/table.py
 
-test-slow: install system-deps kafka-jars ## Crash/restart tests under load (tests/slow, about 15 minutes)
+test-slow: system-deps install kafka-jars ## Crash/restart tests under load (tests/slow, about 15 minutes)
 	SIGNALWATCH_SLOW_TESTS=1 $(BIN)/pytest -q -ra tests/slow
 
 eval: install ## The tagger on the labelled development corpus (optional: needs $(DEV_CORPUS))

@@ -17,10 +17,11 @@ How a text is read:
    nearest conditional / agreed / proposed / open / hedge cue decides. Escalation triggers that are
    denied or negated are dropped; under a threat, plan or hedge cue they are ``threatened``.
 
-Cost model (``bench/bench_tagging.py``, measured with callgrind): the automaton scans (about 90
-instructions per character in pyahocorasick) and the Python work per hit, per sentence holding a
-trigger and per emitted signal dominate. Sentences without a trigger cost only the document scan and
-the sentence-start scan (``str.find`` / literal-first regexes, both C).
+This module is the readable reference. ``_compiled.pyx`` runs the same algorithm in C and replaces
+``tag`` when it is built (see README.md, "Two engines, one behaviour"); a rule change goes into both,
+and ``tests/unit/test_tagging_compiled.py`` fails until they agree. The reference's cost is the Python
+work per hit, per sentence holding a trigger and per emitted signal, plus the automaton scans (about
+90 instructions per character in pyahocorasick).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ import ahocorasick
 
 from .lexicon import load_pack
 from .morph import expand_term
+
+try:  # the C twin of ``Tagger.tag`` (streams/tagging/_compiled.pyx), built by ``pip install``
+    from ._compiled import CompiledTagger
+except ImportError:  # pragma: no cover - no C compiler at install time: the reference below runs
+    CompiledTagger = None
 
 _PUNCT_TABLE = bytes(b if (b >= 128 or chr(b).isalnum()) else 32 for b in range(256))
 _UNICODE_PUNCT = "\u2019\u2018\u201c\u201d\u201e\u00ab\u00bb\u2014\u2013\u2026\u00a0\u2032\u00b7\u2011\u2012"
@@ -126,7 +132,8 @@ def severity_for(score: float, thresholds: dict[str, float]) -> str:
 class Tagger:
     """A compiled rule pack. Build with :func:`streams.tagging.load_tagger`."""
 
-    def __init__(self, pack: dict[str, Any], source: str | Path | None = None) -> None:
+    def __init__(self, pack: dict[str, Any], source: str | Path | None = None, *, compiled: bool = True) -> None:
+        """Compile ``pack``; with ``compiled`` (default) ``tag`` runs the C twin when it is built."""
         self.pack = pack
         self.source = str(source) if source is not None else None
         self.version: str = pack["version"]
@@ -172,6 +179,10 @@ class Tagger:
         for grp, terms in (pack.get("contexts") or {}).items():
             for t, case in entries(terms):
                 self._add(table, t, case, 6, grp)
+        self._compiled = _compile(self, table) if compiled and CompiledTagger is not None else None
+        if self._compiled is not None:
+            self.tag = self._compiled.tag  # type: ignore[method-assign]
+            return
         # Two automata. The document automaton finds triggers, actors and places in one pass over the
         # whole text; the sentence automaton finds stance cues and context words, and runs only over
         # the sentences that hold a trigger (most sentences of a news item hold none).
@@ -332,7 +343,7 @@ class Tagger:
         word_rest = _WORD_REST.match
         terms: list[tuple[int, int, tuple]] = []  # (start, -end, metas)
         actors_at: list[tuple[int, str]] = []
-        places: list[str] = []
+        places: list[tuple[int, str]] = []
         for end, (klen, prefix, case_form, metas, actor, place) in self._automaton.iter(f" {norm} "):
             start = end - klen + 1
             e = word_rest(norm, end).end() if prefix else end - 1
@@ -343,9 +354,14 @@ class Tagger:
             if actor is not None:
                 actors_at.append((start, actor))
             if place is not None:
-                places.append(place)
+                places.append((start, place))
+        # actors and places in order of first mention, ties by name
+        if len(actors_at) > 1:
+            actors_at.sort()
+        if len(places) > 1:
+            places.sort()
         item_actors = list(dict.fromkeys([a for _, a in actors_at])) if actors_at else []
-        locations = list(dict.fromkeys(places)) if places else []
+        locations = list(dict.fromkeys([p for _, p in places])) if places else []
         if not terms:
             return self._result([], item_actors, locations, 0.0, 0.0, False, False)
 
@@ -514,6 +530,36 @@ def _noisy_or(values: list[float]) -> float:
     for v in values[1:]:
         p *= 1.0 - 0.5 * v
     return 1.0 - p
+
+
+def _compile(tagger: Tagger, table: dict[str, list[Any]]) -> Any:
+    """The C twin of ``tagger`` from its key table: names become ids, context groups bits."""
+    pack = tagger.pack
+    stances = [*NEGOTIATION_STANCES, *ESCALATION_STANCES]
+    stance_id = {name: i for i, name in enumerate(stances)}
+    actor_names = sorted(tagger.actor_weights)
+    actor_id = {name: i for i, name in enumerate(actor_names)}
+    place_names = sorted(pack["places"])
+    place_id = {name: i for i, name in enumerate(place_names)}
+    groups = sorted(pack.get("contexts") or {})
+    if len(groups) > 64:
+        return None  # more context groups than mask bits: the reference handles any number
+    group_bit = {name: 1 << i for i, name in enumerate(groups)}
+    metas: dict[_TermMeta, int] = {}
+    keys = []
+    for key, (prefix, case_form, term_metas, actor, place, bits, ctxs) in table.items():
+        mids = [metas.setdefault(m, len(metas)) for m in term_metas]
+        keys.append((key, prefix, case_form, mids, actor_id[actor] if actor is not None else -1,
+                     place_id[place] if place is not None else -1, bits,
+                     sum(group_bit[g] for g in ctxs)))
+    meta_rows = [(m.cat, stance_id[m.stance] if m.stance else -1, stance_id[m.default], m.weight,
+                  sum(group_bit[g] for g in m.requires), m.escalation) for m in metas]
+    return CompiledTagger(
+        keys, meta_rows, actor_names, [tagger.actor_weights[a] for a in actor_names], place_names,
+        stances, [tagger._factors.get(st, 1.0) for st in stances], [c.name for c in tagger.categories],
+        [c.kind == "escalation" for c in tagger.categories], tagger._before, tagger._after,
+        tagger.thresholds, tagger.version, tagger._lower,
+    )
 
 
 def build_tagger(path: str | Path | None = None) -> Tagger:
