@@ -1,8 +1,9 @@
 """Benchmark: items/s of the tagging core on one core, next to orjson parse+dump of the same items.
 
 Generates its own synthetic ~1 KB news items (our own wording, not corpus text), tags them in a
-single thread, and merges ``tagging_items_per_s``, ``orjson_items_per_s`` and
-``tagging_vs_orjson_ratio`` into ``bench/results/latest.json`` (other keys are left alone).
+single thread with the engine ``load_tagger()`` uses (the compiled core when built) and with the
+Python reference engine, and merges ``tagging_items_per_s``, ``tagging_reference_items_per_s``,
+``orjson_items_per_s`` and the ratios into ``bench/results/latest.json`` (other keys are left alone).
 
     python bench/bench_tagging.py [--items N] [--seconds S] [--out PATH]
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.tagging import load_tagger
+from streams.tagging import Tagger, load_tagger
 
 _PLACES = ["Kharkiv", "Odesa", "Zaporizhzhia", "Kherson", "Dnipro", "Sumy", "Pokrovsk", "Belgorod", "Kyiv",
            "Mykolaiv", "Chernihiv", "Kramatorsk", "Poltava", "Lviv", "Kupiansk"]
@@ -120,9 +121,17 @@ def main(argv: list[str] | None = None) -> dict:
         tag(it["title"], it["text"])
     signals = sum(len(tag(it["title"], it["text"])["signals"]) for it in items) / len(items)
     tagging = _rate(lambda it: tag(it["title"], it["text"]), items, args.seconds)
+    reference = Tagger(tagger.pack, compiled=False)
+    for it in items[:200]:
+        assert reference.tag(it["title"], it["text"]) == tag(it["title"], it["text"]), it["id"]
+    ref_tag = reference.tag
+    ref = _rate(lambda it: ref_tag(it["title"], it["text"]), items, args.seconds)
     orj = _rate(lambda r: orjson.dumps(orjson.loads(r)), raw, args.seconds)
     numbers = {
         "tagging_items_per_s": round(tagging, 1),
+        "tagging_engine": tagger.engine,
+        "tagging_reference_items_per_s": round(ref, 1),
+        "tagging_vs_reference_ratio": round(tagging / ref, 2),
         "orjson_items_per_s": round(orj, 1),
         "tagging_vs_orjson_ratio": round(tagging / orj, 4),
         "tagging_item_bytes": round(avg, 1),
@@ -140,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(out)
     print(f"items: {len(items)} x {avg:.0f} B, {signals:.1f} signals/item, lexicon {tagger.version}")
-    print(f"tagging: {tagging:>12,.0f} items/s (one core)")
+    print(f"tagging: {tagging:>12,.0f} items/s (one core, {tagger.engine} engine)")
+    print(f"reference: {ref:>10,.0f} items/s (Python engine, {tagging / ref:.1f}x slower)")
     print(f"orjson : {orj:>12,.0f} items/s (parse + dump)")
     print(f"ratio  : {tagging / orj:.3f}   -> {out}")
     return numbers

@@ -204,6 +204,11 @@ class Tagger:
         #: a sentence ending in this many spaces has no context word running on past its end
         self._sent_break = " " * (self._sent_space_run + 1)
 
+    @property
+    def engine(self) -> str:
+        """``compiled`` when ``tag`` runs the C twin, ``reference`` when it runs this module's Python."""
+        return "compiled" if self._compiled is not None else "reference"
+
     @staticmethod
     def _add(table: dict[str, list[Any]], term: str, case: bool, slot: int, value: Any) -> None:
         forms, prefix = expand_term(term if case else term.lower())
