@@ -16,15 +16,21 @@ module runs the same algorithm with C arrays instead of Python objects in the ho
 """
 
 from cpython.unicode cimport Py_UNICODE_ISALNUM, Py_UNICODE_ISALPHA, Py_UNICODE_ISUPPER
-from libc.stdint cimport int32_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, qsort, realloc
-from libc.string cimport memset
+from libc.stdint cimport int32_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from libc.string cimport memcpy, memset, strlen, strpbrk
 
 
 cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
     void *PyUnicode_DATA(object o)
     Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index) nogil
+    bint PyUnicode_IS_ASCII(object o)
+
+
+cdef inline Py_UCS4 _read(int kind, void *data, Py_ssize_t i) noexcept nogil:
+    """A character of a str's data; one-byte strings (most news text) without the kind switch."""
+    return (<const unsigned char *>data)[i] if kind == 1 else PyUnicode_READ(kind, data, i)
 
 # cue classes as bits (same values as engine.py)
 cdef enum:
@@ -85,8 +91,14 @@ cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
 cdef int DENSE_DEPTH = 5
 #: columns of the dense table: a-z, 0-9, space (the only ASCII characters of normalised text)
 cdef int COLS = 37
+#: an empty dense cell; steps in the hash table take the low 21 bits of a slot
+cdef uint16_t NO_STEP = 0xFFFF
+cdef uint64_t STEP_MASK = 0x1FFFFF
 cdef int ASCII_COL[128]
 cdef Py_UCS4 ASCII_NORM[128]
+cdef Py_UCS4 ASCII_LOWER_NORM[128]
+#: ASCII characters a sentence separator turns on: . ! ? ; newline : |
+cdef char SEPARATOR_CHAR[128]
 
 
 cdef void _init_tables() noexcept:
@@ -94,14 +106,21 @@ cdef void _init_tables() noexcept:
     for c in range(128):
         ASCII_COL[c] = -1
         ASCII_NORM[c] = 32
+        ASCII_LOWER_NORM[c] = 32
+        SEPARATOR_CHAR[c] = 0
     for c in range(26):
         ASCII_COL[97 + c] = c
         ASCII_NORM[97 + c] = 97 + c
         ASCII_NORM[65 + c] = 65 + c
+        ASCII_LOWER_NORM[97 + c] = 97 + c
+        ASCII_LOWER_NORM[65 + c] = 97 + c
     for c in range(10):
         ASCII_COL[48 + c] = 26 + c
         ASCII_NORM[48 + c] = 48 + c
+        ASCII_LOWER_NORM[48 + c] = 48 + c
     ASCII_COL[32] = 36
+    for c in (46, 33, 63, 59, 10, 58, 124):
+        SEPARATOR_CHAR[c] = 1
 
 
 _init_tables()
@@ -149,6 +168,60 @@ cdef int _cmp_pair(const void *a, const void *b) noexcept nogil:
     return -1 if x[1] < y[1] else (1 if x[1] > y[1] else 0)
 
 
+cdef void _sort(void *base, Py_ssize_t n, size_t size,
+                int (*cmp)(const void *, const void *) noexcept nogil) noexcept nogil:
+    """Stable for the comparators above (they end in a tie-break); insertion sort for the short,
+    almost sorted arrays of one item, qsort beyond that."""
+    cdef Py_ssize_t i, j
+    cdef char *a = <char *>base
+    cdef char tmp[16]
+    if n > 24 or size > 16:
+        qsort(base, n, size, cmp)
+        return
+    for i in range(1, n):
+        memcpy(tmp, a + i * size, size)
+        j = i - 1
+        while j >= 0 and cmp(a + j * size, tmp) > 0:
+            memcpy(a + (j + 1) * size, a + j * size, size)
+            j -= 1
+        memcpy(a + (j + 1) * size, tmp, size)
+
+
+cdef inline int32_t _separator_end(int kind, void *data, Py_ssize_t n, Py_ssize_t i) noexcept:
+    """Where the next sentence starts if ``doc[i]`` begins a sentence separator, else -1 (the separators
+    of ``engine._DOT_SEPS`` and ``engine._OTHER_SEPS``; " | " and dashes are found at their middle)."""
+    cdef Py_UCS4 c = _read(kind, data, i), c1, c2, p1, p2
+    cdef int32_t cand
+    cand = -1
+    if c == 46 or c == 33 or c == 63 or c == 59:  # . ! ? ;
+        c1 = _read(kind, data, i + 1) if i + 1 < n else 0
+        if c1 == 32:
+            cand = i + 2
+        elif c1 == 34 or c1 == 39 or c1 == 41 or c1 == 0x201D or c1 == 0xBB:
+            if i + 2 < n and _read(kind, data, i + 2) == 32:
+                cand = i + 3
+        if cand >= 0 and i > 0:
+            p1 = _read(kind, data, i - 1)
+            if Py_UNICODE_ISUPPER(p1):
+                if i < 2:
+                    cand = -1
+                else:
+                    p2 = _read(kind, data, i - 2)
+                    if p2 == 33 or p2 == 63 or p2 == 59 or not Py_UNICODE_ISALPHA(p2):
+                        cand = -1
+    elif c == 10:
+        cand = i + 1
+    elif c == 124 or c == 0x2014 or c == 0x2013:  # " | ", " — ", " – "
+        if i >= 1 and i + 1 < n and _read(kind, data, i - 1) == 32 and _read(kind, data, i + 1) == 32:
+            cand = i + 2
+    elif c == 58:  # ':' before a quotation
+        if i + 2 < n and _read(kind, data, i + 1) == 32:
+            c2 = _read(kind, data, i + 2)
+            if c2 == 34 or c2 == 0x201C or c2 == 0xAB:
+                cand = i + 2
+    return cand
+
+
 cdef double _noisy_or(double *vals, int n) noexcept nogil:
     """``engine._noisy_or`` on a C array (sorted in place, descending)."""
     cdef int i, j
@@ -180,10 +253,10 @@ cdef class CompiledTagger:
     cdef int32_t nmetas
     cdef int32_t *meta_ids
     cdef int32_t *node_key      # key id ending at a trie node, or -1
-    cdef int32_t *dense         # [node * COLS + column] -> child or -1, for nodes < ndense
+    # A step returns the child as ``child << 1 | (a key ends there)``, so only key ends read node_key.
+    cdef uint16_t *dense        # [node * COLS + column] -> step, or NO_STEP; for nodes < ndense
     cdef int32_t ndense
-    cdef uint64_t *tkeys        # transition hash table: ((node + 1) << 21 | char) -> child
-    cdef int32_t *tvals
+    cdef uint64_t *slots        # transition hash table: (node + 1) << 42 | char << 21 | step
     cdef uint64_t tmask
     cdef int tshift
     cdef int32_t start_node     # the node after the leading space every key starts with
@@ -195,6 +268,8 @@ cdef class CompiledTagger:
     cdef list case_forms, actor_names, place_names, stance_names, cat_names
     cdef double t_medium, t_high, t_critical
     cdef str version
+    cdef dict signal_template
+    cdef int32_t nmark
     cdef object lower
 
     def __cinit__(self):
@@ -202,8 +277,7 @@ cdef class CompiledTagger:
         self.metas = NULL
         self.meta_ids = NULL
         self.node_key = NULL
-        self.tkeys = NULL
-        self.tvals = NULL
+        self.slots = NULL
         self.dense = NULL
         self.actor_weight = NULL
 
@@ -284,26 +358,21 @@ cdef class CompiledTagger:
             children.setdefault(node, []).append((ch, child))
         order = [0]
         depth = {0: 0}
-        self.ndense = 0
         for node in order:  # grows while iterated
-            if depth[node] <= DENSE_DEPTH:
-                self.ndense += 1
             for ch, child in children.get(node, ()):
                 depth[child] = depth[node] + 1
                 order.append(child)
+        if 2 * nnodes >= STEP_MASK:
+            raise ValueError(f"{nnodes} trie nodes: too many for the compiled tagger")
+        # the dense table covers depths 0..d, whose children (depth <= d + 1) fit a uint16 step
+        d = DENSE_DEPTH
+        while d > 0 and 2 * len([x for x in depth.values() if x <= d + 1]) >= NO_STEP:
+            d -= 1
+        self.ndense = len([x for x in depth.values() if x <= d])
         new_id = {old: i for i, old in enumerate(order)}
         trans = {(new_id[node], ch): new_id[child] for (node, ch), child in trans.items()}
         terminal = {new_id[node]: i for node, i in terminal.items()}
-        self.dense = <int32_t *>malloc(max(1, self.ndense) * COLS * sizeof(int32_t))
-        if not self.dense:
-            raise MemoryError()
-        for i in range(self.ndense * COLS):
-            self.dense[i] = -1
-        for (node, ch), child in trans.items():
-            if node < self.ndense and ch < 128:
-                if ASCII_COL[ch] < 0:
-                    raise ValueError(f"key character {ch!r} is not normalised")
-                self.dense[node * COLS + ASCII_COL[ch]] = child
+        self.dense = <uint16_t *>malloc(max(1, self.ndense) * COLS * sizeof(uint16_t))
         self.node_key = <int32_t *>malloc(nnodes * sizeof(int32_t))
         size = 1024
         self.tshift = 54
@@ -311,21 +380,27 @@ cdef class CompiledTagger:
             size *= 2
             self.tshift -= 1
         self.tmask = size - 1
-        self.tkeys = <uint64_t *>malloc(size * sizeof(uint64_t))
-        self.tvals = <int32_t *>malloc(size * sizeof(int32_t))
-        if not (self.node_key and self.tkeys and self.tvals):
+        self.slots = <uint64_t *>malloc(size * sizeof(uint64_t))
+        if not (self.dense and self.node_key and self.slots):
             raise MemoryError()
-        memset(self.tkeys, 0, size * sizeof(uint64_t))
+        for i in range(self.ndense * COLS):
+            self.dense[i] = NO_STEP
+        memset(self.slots, 0, size * sizeof(uint64_t))
         for i in range(nnodes):
             self.node_key[i] = terminal.get(i, -1)
         for (node, ch), child in trans.items():
-            tk = ((<uint64_t>node + 1) << 21) | <uint64_t>ch
+            step = 2 * child + (1 if child in terminal else 0)
+            if node < self.ndense and ch < 128:
+                if ASCII_COL[ch] < 0:
+                    raise ValueError(f"key character {ch!r} is not normalised")
+                self.dense[node * COLS + ASCII_COL[ch]] = step
+                continue
+            tk = ((<uint64_t>node + 1) << 42) | (<uint64_t>ch << 21)
             h = (tk * GOLDEN) >> self.tshift
-            while self.tkeys[h] != 0:
+            while self.slots[h] != 0:
                 h = (h + 1) & self.tmask
-            self.tkeys[h] = tk
-            self.tvals[h] = child
-        self.start_node = self._child(0, 32)
+            self.slots[h] = tk | <uint64_t>step
+        self.start_node = self._step(0, 32) >> 1
         self.before = before
         self.after = after
         self.actor_names = list(actor_names)
@@ -336,6 +411,8 @@ cdef class CompiledTagger:
         self.t_high = thresholds["high"]
         self.t_critical = thresholds["critical"]
         self.version = version
+        self.signal_template = dict.fromkeys(("kind", "category", "stance", "text", "start", "end", "actors"))
+        self.nmark = max(1, len(actor_names), len(place_names))
         self.lower = lower
 
     def __dealloc__(self):
@@ -343,33 +420,38 @@ cdef class CompiledTagger:
         free(self.metas)
         free(self.meta_ids)
         free(self.node_key)
-        free(self.tkeys)
-        free(self.tvals)
+        free(self.slots)
         free(self.dense)
         free(self.actor_weight)
 
-    cdef inline int32_t _child(self, int32_t node, Py_UCS4 ch) noexcept nogil:
+    cdef inline int32_t _step(self, int32_t node, Py_UCS4 ch) noexcept nogil:
+        """``child << 1 | (a key ends at child)`` for the edge ``node --ch-->``, or -1."""
         cdef int col
+        cdef uint16_t step
         if node < self.ndense and ch < 128:
             col = ASCII_COL[ch]
-            return self.dense[node * COLS + col] if col >= 0 else -1
-        cdef uint64_t tk = ((<uint64_t>node + 1) << 21) | <uint64_t>ch
+            if col < 0:
+                return -1
+            step = self.dense[node * COLS + col]
+            return -1 if step == NO_STEP else step
+        cdef uint64_t tk = ((<uint64_t>node + 1) << 42) | (<uint64_t>ch << 21)
         cdef uint64_t h = (tk * GOLDEN) >> self.tshift
-        cdef uint64_t k
+        cdef uint64_t slot
         while True:
-            k = self.tkeys[h]
-            if k == tk:
-                return self.tvals[h]
-            if k == 0:
+            slot = self.slots[h]
+            if slot & ~(<uint64_t>STEP_MASK) == tk:
+                return <int32_t>(slot & STEP_MASK)
+            if slot == 0:
                 return -1
             h = (h + 1) & self.tmask
 
-    cdef int _walk(self, str low, str doc, Buf *buf) except -1:
-        """Every key occurrence in the normalised ``low``, in order of start, shorter keys first."""
+    cdef int _walk(self, str low, str doc, bint ascii, Buf *buf) except -1:
+        """Every key occurrence in the normalised ``low`` (``doc`` itself when ``ascii``, lower-cased
+        here), in order of start, shorter keys first."""
         cdef Py_ssize_t n = len(low)
         cdef Py_ssize_t i, j, e
         cdef Py_UCS4 c
-        cdef int32_t node, kid
+        cdef int32_t node, kid, step
         cdef bint prev_space = True
         cdef Key *key
         cdef Hit *grown
@@ -380,7 +462,11 @@ cdef class CompiledTagger:
         cdef Py_UCS4 *norm = <Py_UCS4 *>malloc((n + 1) * sizeof(Py_UCS4))
         if norm == NULL:
             raise MemoryError()
-        if kind == 1:
+        if ascii:
+            latin1 = <const unsigned char *>data
+            for i in range(n):
+                norm[i] = ASCII_LOWER_NORM[latin1[i]]
+        elif kind == 1:
             latin1 = <const unsigned char *>data
             for i in range(n):
                 norm[i] = _norm_char(latin1[i])
@@ -402,11 +488,12 @@ cdef class CompiledTagger:
                 node = self.start_node
                 j = i
                 while True:
-                    node = self._child(node, norm[j])
-                    if node < 0:
+                    step = self._step(node, norm[j])
+                    if step < 0:
                         break
-                    kid = self.node_key[node]
-                    if kid >= 0:
+                    node = step >> 1
+                    if step & 1:
+                        kid = self.node_key[node]
                         key = &self.keys[kid]
                         if key.prefix:
                             e = j + 1
@@ -437,7 +524,7 @@ cdef class CompiledTagger:
         """``engine.Tagger._sentence_starts`` (the ``str.find`` variant, which both variants equal)."""
         cdef Py_ssize_t n = len(doc)
         cdef Py_ssize_t i, k, m = 0, cap = 16
-        cdef Py_UCS4 c, c1, c2, p1, p2
+        cdef Py_UCS4 c
         cdef int32_t *cands = <int32_t *>malloc(cap * sizeof(int32_t))
         cdef int32_t *grown
         cdef int32_t cand, last
@@ -445,39 +532,28 @@ cdef class CompiledTagger:
         cdef void *data = PyUnicode_DATA(doc)
         if cands == NULL:
             raise MemoryError()
-        for i in range(n):
-            c = PyUnicode_READ(kind, data, i)
-            if c > 63:  # every separator starts with one of ". ! ? ; : \n" or a space
-                continue
-            cand = -1
-            if c == 46 or c == 33 or c == 63 or c == 59:  # . ! ? ;
-                c1 = PyUnicode_READ(kind, data, i + 1) if i + 1 < n else 0
-                if c1 == 32:
-                    cand = i + 2
-                elif c1 == 34 or c1 == 39 or c1 == 41 or c1 == 0x201D or c1 == 0xBB:
-                    if i + 2 < n and PyUnicode_READ(kind, data, i + 2) == 32:
-                        cand = i + 3
-                if cand >= 0 and i > 0:
-                    p1 = PyUnicode_READ(kind, data, i - 1)
-                    if Py_UNICODE_ISUPPER(p1):
-                        if i < 2:
-                            cand = -1
-                        else:
-                            p2 = PyUnicode_READ(kind, data, i - 2)
-                            if p2 == 33 or p2 == 63 or p2 == 59 or not Py_UNICODE_ISALPHA(p2):
-                                cand = -1
-            elif c == 10:
-                cand = i + 1
-            elif c == 32:
-                if i + 2 < n and PyUnicode_READ(kind, data, i + 2) == 32:
-                    c1 = PyUnicode_READ(kind, data, i + 1)
-                    if c1 == 124 or c1 == 0x2014 or c1 == 0x2013:  # | em dash en dash
-                        cand = i + 3
-            elif c == 58:  # ':' before a quotation
-                if i + 2 < n and PyUnicode_READ(kind, data, i + 1) == 32:
-                    c2 = PyUnicode_READ(kind, data, i + 2)
-                    if c2 == 34 or c2 == 0x201C or c2 == 0xAB:
-                        cand = i + 2
+        cdef const char *text = <const char *>data
+        cdef const char *hit
+        i = -1
+        while True:
+            # the next character a separator may turn on
+            i += 1
+            if kind == 1:  # strpbrk (C) stops at a NUL: step over embedded ones
+                while i < n:
+                    hit = strpbrk(text + i, ".!?;\n:|")
+                    if hit != NULL:
+                        i = hit - text
+                        break
+                    i += <Py_ssize_t>strlen(text + i) + 1
+            else:
+                while i < n:
+                    c = PyUnicode_READ(kind, data, i)
+                    if (SEPARATOR_CHAR[c] if c < 128 else (c == 0x2014 or c == 0x2013)):
+                        break
+                    i += 1
+            if i >= n:
+                break
+            cand = _separator_end(kind, data, n, i)
             if cand >= 0:
                 if m == cap:
                     cap *= 2
@@ -506,7 +582,7 @@ cdef class CompiledTagger:
         for k in range(m):
             i = cands[k]
             while i < n:
-                c = PyUnicode_READ(kind, data, i)
+                c = _read(kind, data, i)
                 if c == 32 or c == 9 or c == 10 or c == 13 or c == 0xA0:
                     i += 1
                 else:
@@ -593,9 +669,12 @@ cdef class CompiledTagger:
         title = title or ""
         text = text or ""
         cdef str doc = f"{title}\n{text}" if title else f"{text}"
-        cdef str low = doc.lower()
-        if len(low) != len(doc):
-            low = self.lower(doc)
+        cdef bint ascii = PyUnicode_IS_ASCII(doc)
+        cdef str low = doc  # ASCII text is lower-cased while it is normalised
+        if not ascii:
+            low = doc.lower()
+            if len(low) != len(doc):
+                low = self.lower(doc)
         cdef Buf buf
         buf.cap = 64
         buf.n = 0
@@ -603,7 +682,7 @@ cdef class CompiledTagger:
         if buf.hits == NULL:
             raise MemoryError()
         try:
-            self._walk(low, doc, &buf)
+            self._walk(low, doc, ascii, &buf)
             return self._signals(doc, buf.hits, buf.n)
         finally:
             free(buf.hits)
@@ -651,7 +730,8 @@ cdef class CompiledTagger:
         cdef int32_t ndoc = <int32_t>len(doc)
         cdef list signals = []
         cdef list item_actors = [], locations = [], sent_actors = []
-        cdef set seen
+        cdef unsigned char *mark = NULL  # per actor / place id: already listed
+        cdef int32_t nmark = 0, a
         try:
             terms = <Hit *>malloc((nhits + 1) * sizeof(Hit))
             actors = <int32_t *>malloc((2 * nhits + 2) * sizeof(int32_t))
@@ -660,7 +740,8 @@ cdef class CompiledTagger:
             ctx_mask = <uint64_t *>malloc((nhits + 1) * sizeof(uint64_t))
             ctx_s = <int32_t *>malloc((nhits + 1) * sizeof(int32_t))
             ctx_e = <int32_t *>malloc((nhits + 1) * sizeof(int32_t))
-            if not (terms and actors and places and cues and ctx_mask and ctx_s and ctx_e):
+            mark = <unsigned char *>calloc(self.nmark, 1)
+            if not (terms and actors and places and cues and ctx_mask and ctx_s and ctx_e and mark):
                 raise MemoryError()
             for i in range(nhits):
                 key = &self.keys[hits[i].key]
@@ -677,26 +758,26 @@ cdef class CompiledTagger:
                     nplace += 1
             # actors and places in order of first mention (ties by name: ids are in name order)
             if nactor > 1:
-                qsort(actors, nactor, 2 * sizeof(int32_t), _cmp_pair)
+                _sort(actors, nactor, 2 * sizeof(int32_t), _cmp_pair)
             if nplace > 1:
-                qsort(places, nplace, 2 * sizeof(int32_t), _cmp_pair)
-            if nactor:
-                seen = set()
-                for i in range(nactor):
-                    if actors[2 * i + 1] not in seen:
-                        seen.add(actors[2 * i + 1])
-                        item_actors.append(self.actor_names[actors[2 * i + 1]])
-            if nplace:
-                seen = set()
-                for i in range(nplace):
-                    if places[2 * i + 1] not in seen:
-                        seen.add(places[2 * i + 1])
-                        locations.append(self.place_names[places[2 * i + 1]])
+                _sort(places, nplace, 2 * sizeof(int32_t), _cmp_pair)
+            for i in range(nactor):
+                a = actors[2 * i + 1]
+                if not mark[a]:
+                    mark[a] = 1
+                    item_actors.append(self.actor_names[a])
+            memset(mark, 0, self.nmark)
+            for i in range(nplace):
+                a = places[2 * i + 1]
+                if not mark[a]:
+                    mark[a] = 1
+                    locations.append(self.place_names[a])
+            memset(mark, 0, self.nmark)
             if not nterms:
                 return self._result([], item_actors, locations, 0.0, 0.0, False, False)
             # longest match wins: drop term hits strictly inside a longer one
             if nterms > 1:
-                qsort(terms, nterms, sizeof(Hit), _cmp_hit)
+                _sort(terms, nterms, sizeof(Hit), _cmp_hit)
                 cover_s = -1
                 cover_e = -1
                 for i in range(nterms):
@@ -777,17 +858,20 @@ cdef class CompiledTagger:
                             n += 1
                         ncues = n
                     if ncues > 1:
-                        qsort(cues, ncues, sizeof(Cue), _cmp_cue)
+                        _sort(cues, ncues, sizeof(Cue), _cmp_cue)
                     sent_actors = []
                     aw = 0.0
-                    if nactor:
-                        seen = set()
-                        for j in range(nactor):
-                            if ss <= actors[2 * j] < se and actors[2 * j + 1] not in seen:
-                                seen.add(actors[2 * j + 1])
-                                sent_actors.append(self.actor_names[actors[2 * j + 1]])
-                                if self.actor_weight[actors[2 * j + 1]] > aw or len(seen) == 1:
-                                    aw = self.actor_weight[actors[2 * j + 1]]
+                    nmark = 0
+                    for j in range(nactor):
+                        a = actors[2 * j + 1]
+                        if ss <= actors[2 * j] < se and not mark[a]:
+                            mark[a] = 1
+                            sent_actors.append(self.actor_names[a])
+                            if nmark == 0 or self.actor_weight[a] > aw:
+                                aw = self.actor_weight[a]
+                            nmark += 1
+                    if nmark:
+                        memset(mark, 0, self.nmark)
                 key = &self.keys[terms[i].key]
                 for j in range(key.meta_off, key.meta_off + key.meta_cnt):
                     meta = &self.metas[self.meta_ids[j]]
@@ -815,9 +899,15 @@ cdef class CompiledTagger:
                     else:
                         has_neg = True
                         kind = "negotiation"
-                    signals.append({"kind": kind, "category": self.cat_names[meta.cat],
-                                    "stance": self.stance_names[stance], "text": doc[s:e],
-                                    "start": s, "end": e, "actors": sent_actors[:]})
+                    signal = self.signal_template.copy()  # a copy of a dict with these keys is cheap
+                    signal["kind"] = kind
+                    signal["category"] = self.cat_names[meta.cat]
+                    signal["stance"] = self.stance_names[stance]
+                    signal["text"] = doc[s:e]
+                    signal["start"] = s
+                    signal["end"] = e
+                    signal["actors"] = sent_actors[:]
+                    signals.append(signal)
             n = 0
             for i in range(self.ncats):
                 if self.cat_escalation[i] and best[i] > -1.0:
@@ -840,3 +930,4 @@ cdef class CompiledTagger:
             free(ctx_s)
             free(ctx_e)
             free(starts)
+            free(mark)

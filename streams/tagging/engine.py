@@ -26,6 +26,7 @@ work per hit, per sentence holding a trigger and per emitted signal, plus the au
 
 from __future__ import annotations
 
+import logging
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -559,12 +560,16 @@ def _compile(tagger: Tagger, table: dict[str, list[Any]]) -> Any:
                      sum(group_bit[g] for g in ctxs)))
     meta_rows = [(m.cat, stance_id[m.stance] if m.stance else -1, stance_id[m.default], m.weight,
                   sum(group_bit[g] for g in m.requires), m.escalation) for m in metas]
-    return CompiledTagger(
-        keys, meta_rows, actor_names, [tagger.actor_weights[a] for a in actor_names], place_names,
-        stances, [tagger._factors.get(st, 1.0) for st in stances], [c.name for c in tagger.categories],
-        [c.kind == "escalation" for c in tagger.categories], tagger._before, tagger._after,
-        tagger.thresholds, tagger.version, tagger._lower,
-    )
+    try:
+        return CompiledTagger(
+            keys, meta_rows, actor_names, [tagger.actor_weights[a] for a in actor_names], place_names,
+            stances, [tagger._factors.get(st, 1.0) for st in stances], [c.name for c in tagger.categories],
+            [c.kind == "escalation" for c in tagger.categories], tagger._before, tagger._after,
+            tagger.thresholds, tagger.version, tagger._lower,
+        )
+    except ValueError as exc:  # a pack beyond the compiled engine's limits: the reference handles it
+        logging.getLogger("signalwatch").warning("tagging on the Python reference engine: %s", exc)
+        return None
 
 
 def build_tagger(path: str | Path | None = None) -> Tagger:
