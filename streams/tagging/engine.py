@@ -73,6 +73,8 @@ def _trie_order(key: str) -> list[int]:
     return [_LETTER_RANK.get(c, 100 + ord(c)) for c in key]
 
 
+_log = logging.getLogger("signalwatch")
+
 NEGOTIATION_STANCES = ("proposed", "open", "agreed", "conditional", "rejected", "denied")
 ESCALATION_STANCES = ("reported", "threatened")
 _DEFAULT_THRESHOLDS = {"medium": 0.4, "high": 0.7, "critical": 0.9}
@@ -548,8 +550,10 @@ def _compile(tagger: Tagger, table: dict[str, list[Any]]) -> Any:
     place_names = sorted(pack["places"])
     place_id = {name: i for i, name in enumerate(place_names)}
     groups = sorted(pack.get("contexts") or {})
-    if len(groups) > 64:
-        return None  # more context groups than mask bits: the reference handles any number
+    if len(groups) > 64:  # more context groups than mask bits: the reference handles any number
+        _log.warning("tagging on the Python reference engine: %d context groups (the compiled one takes 64)",
+                     len(groups))
+        return None
     group_bit = {name: 1 << i for i, name in enumerate(groups)}
     metas: dict[_TermMeta, int] = {}
     keys = []
@@ -568,7 +572,7 @@ def _compile(tagger: Tagger, table: dict[str, list[Any]]) -> Any:
             tagger.thresholds, tagger.version, tagger._lower,
         )
     except ValueError as exc:  # a pack beyond the compiled engine's limits: the reference handles it
-        logging.getLogger("signalwatch").warning("tagging on the Python reference engine: %s", exc)
+        _log.warning("tagging on the Python reference engine: %s", exc)
         return None
 
 

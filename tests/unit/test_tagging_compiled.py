@@ -131,3 +131,14 @@ def test_same_results_on_development_corpus(engines):
         title, text = row.get("title") or "", row.get("text") or ""
         assert compiled.tag(title, text) == reference.tag(title, text), row.get("id")
     assert len(rows) > 100
+
+
+def test_a_pack_beyond_the_compiled_limits_runs_on_the_reference(caplog):
+    pack = load_pack()
+    pack = {**pack, "contexts": {**pack.get("contexts", {}), **{f"extra{i}": [f"zzword{i}"] for i in range(64)}}}
+    with caplog.at_level("WARNING", logger="signalwatch"):
+        tagger = Tagger(pack)
+    assert tagger.engine == "reference"
+    assert "reference engine: 84 context groups" in caplog.text
+    result = tagger.tag("Kremlin rules out a ceasefire", "")
+    assert [(s["category"], s["stance"]) for s in result["signals"]] == [("ceasefire", "rejected")]
