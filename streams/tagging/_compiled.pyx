@@ -44,6 +44,7 @@ cdef enum:
     THREAT = 128
     HEDGE = 256
     BREAKER = 512
+    DROPPED = 1 << 30  # a breaker inside a longer cue, while a sentence's cues are read
     NEAREST_MASK = CONDITIONAL | AGREED | PROPOSED | OPEN | HEDGE
     THREATENING = THREAT | HEDGE | CONDITIONAL
     FAR = 1 << 30
@@ -168,6 +169,12 @@ cdef int _cmp_pair(const void *a, const void *b) noexcept nogil:
     return -1 if x[1] < y[1] else (1 if x[1] > y[1] else 0)
 
 
+cdef inline bint _holds(const Cue *outer, const Cue *breaker) noexcept nogil:
+    """``outer`` is a longer non-breaker cue that contains ``breaker`` ("as long as" holds "as")."""
+    return (not outer.bits & BREAKER and outer.end - outer.start > 4 and outer.start <= breaker.start
+            and breaker.end <= outer.end)
+
+
 cdef void _sort(void *base, Py_ssize_t n, size_t size,
                 int (*cmp)(const void *, const void *) noexcept nogil) noexcept nogil:
     """Stable for the comparators above (they end in a tie-break); insertion sort for the short,
@@ -269,10 +276,12 @@ cdef class CompiledTagger:
     cdef double t_medium, t_high, t_critical
     cdef str version
     cdef dict signal_template
+    cdef int32_t max_klen       # the longest key
     cdef int32_t nmark
     cdef object lower
 
     def __cinit__(self):
+        self.max_klen = 0
         self.keys = NULL
         self.metas = NULL
         self.meta_ids = NULL
@@ -340,6 +349,7 @@ cdef class CompiledTagger:
                 raise ValueError(f"duplicate key {text!r}")
             terminal[node] = i
             self.keys[i].klen = len(text)
+            self.max_klen = max(self.max_klen, len(text))
             self.keys[i].prefix = 1 if prefix else 0
             self.keys[i].has_case = 1 if case_form is not None else 0
             self.case_forms.append(case_form)
@@ -600,8 +610,14 @@ cdef class CompiledTagger:
         cdef int32_t hi = e + self.after
         cdef uint32_t bmask = 0, amask = 0, near_b = 0, near_a = 0, bits
         cdef int32_t neg_d = FAR, rej_d = FAR, near_bd = FAR, near_ad = FAR, d, cs, ce
-        cdef int i
-        for i in range(ncues):
+        cdef int i = 0, top = ncues, mid
+        while i < top:  # the first cue of the window (cues are sorted by start)
+            mid = (i + top) >> 1
+            if cues[mid].start < lo:
+                i = mid + 1
+            else:
+                top = mid
+        for i in range(i, ncues):
             cs = cues[i].start
             ce = cues[i].end
             bits = cues[i].bits
@@ -722,6 +738,7 @@ cdef class CompiledTagger:
         cdef int32_t *ctx_s = NULL
         cdef int32_t *ctx_e = NULL
         cdef int32_t nctx = 0
+        cdef uint64_t sent_ctx = 0  # the context groups present in the sentence
         cdef bint multi, found, has_esc = False, has_neg = False
         cdef double aw, factor, strength, esc, neg
         cdef double best[MAX_CATEGORIES]
@@ -817,6 +834,7 @@ cdef class CompiledTagger:
                     # the sentence's cues (inside it) and context words (starting in it)
                     ncues = 0
                     nctx = 0
+                    sent_ctx = 0
                     multi = False
                     lo_hit = 0
                     k = nhits
@@ -831,6 +849,7 @@ cdef class CompiledTagger:
                             break
                         key = &self.keys[hits[j].key]
                         if key.ctx:
+                            sent_ctx |= key.ctx
                             ctx_s[nctx] = hits[j].start
                             ctx_e[nctx] = hits[j].end
                             ctx_mask[nctx] = key.ctx
@@ -843,28 +862,45 @@ cdef class CompiledTagger:
                             if key.klen > 8:
                                 multi = True
                     if multi:  # a breaker word inside a longer cue ("as long as") is not a breaker
-                        n = 0
+                        # cues are in start order here; a cue holding the breaker starts at most one
+                        # key length before it (the rest of a prefix key's word has no spaces)
                         for j in range(ncues):
                             if cues[j].bits & BREAKER:
-                                found = False
-                                for k in range(ncues):
-                                    if (not cues[k].bits & BREAKER and cues[k].end - cues[k].start > 4
-                                            and cues[k].start <= cues[j].start and cues[j].end <= cues[k].end):
-                                        found = True
+                                k = j - 1
+                                while k >= 0 and cues[k].start >= cues[j].start - self.max_klen:
+                                    if _holds(&cues[k], &cues[j]):
+                                        cues[j].bits |= DROPPED
                                         break
-                                if found:
-                                    continue
-                            cues[n] = cues[j]
-                            n += 1
+                                    k -= 1
+                                k = j + 1
+                                while not cues[j].bits & DROPPED and k < ncues and cues[k].start == cues[j].start:
+                                    if _holds(&cues[k], &cues[j]):
+                                        cues[j].bits |= DROPPED
+                                    k += 1
+                        n = 0
+                        for j in range(ncues):
+                            if not cues[j].bits & DROPPED:
+                                cues[n] = cues[j]
+                                n += 1
                         ncues = n
                     if ncues > 1:
                         _sort(cues, ncues, sizeof(Cue), _cmp_cue)
                     sent_actors = []
                     aw = 0.0
                     nmark = 0
-                    for j in range(nactor):
+                    lo_hit = 0
+                    k = nactor
+                    while lo_hit < k:  # the first actor mention in the sentence (sorted by position)
+                        j = (lo_hit + k) >> 1
+                        if actors[2 * j] < ss:
+                            lo_hit = j + 1
+                        else:
+                            k = j
+                    for j in range(lo_hit, nactor):
+                        if actors[2 * j] >= se:
+                            break
                         a = actors[2 * j + 1]
-                        if ss <= actors[2 * j] < se and not mark[a]:
+                        if not mark[a]:
                             mark[a] = 1
                             sent_actors.append(self.actor_names[a])
                             if nmark == 0 or self.actor_weight[a] > aw:
@@ -876,6 +912,8 @@ cdef class CompiledTagger:
                 for j in range(key.meta_off, key.meta_off + key.meta_cnt):
                     meta = &self.metas[self.meta_ids[j]]
                     if meta.requires:
+                        if not sent_ctx & meta.requires:
+                            continue  # no word of those groups in the sentence at all
                         found = False
                         for k in range(nctx):
                             if (ctx_s[k] < s or ctx_e[k] > e) and ctx_mask[k] & meta.requires:

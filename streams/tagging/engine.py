@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -326,8 +326,13 @@ class Tagger:
                 if klen > 8:
                     multi = True
         if multi:  # a breaker word inside a longer cue ("as long as") is not a breaker
-            spans = [(a, b) for a, b, bits in cues if not bits & BREAKER and b - a > 4]
-            cues = [h for h in cues if not h[2] & BREAKER or not any(a <= h[0] and h[1] <= b for a, b in spans)]
+            # a cue holding it starts at most one key length before it (a prefix key's word rest has no
+            # spaces), so only those spans are looked at: linear, also for a megabyte-long sentence
+            spans = sorted((a, b) for a, b, bits in cues if not bits & BREAKER and b - a > 4)
+            span_starts = [a for a, _ in spans]
+            reach = self._sent_key_len
+            cues = [h for h in cues if not h[2] & BREAKER or not any(
+                h[1] <= b for _, b in spans[bisect_left(span_starts, h[0] - reach):bisect_right(span_starts, h[0])])]
         if len(cues) > 1:
             cues.sort()
         return cues, ctxs
@@ -407,11 +412,18 @@ class Tagger:
                 ss = starts[si]
                 se = starts[si + 1] if si + 1 < nsent else ndoc
                 cues, sctx = self._read_sentence(norm, doc, ss, se)
-                sent_actors = list(dict.fromkeys([a for pos, a in actors_at if ss <= pos < se])) if actors_at else []
+                sent_groups = frozenset().union(*[groups for _, _, groups in sctx]) if sctx else frozenset()
+                sent_actors = []
+                if actors_at:  # sorted by position: the sentence's actors are one slice
+                    first = bisect_left(actors_at, (ss,))
+                    sent_actors = list(dict.fromkeys(
+                        [a for _, a in actors_at[first:bisect_left(actors_at, (se,), first)]]))
                 aw = max([weights[a] for a in sent_actors], default=0.0)
             for meta in metas:
                 req = meta.requires
                 if req:
+                    if req.isdisjoint(sent_groups):
+                        continue  # no word of those groups in the sentence at all
                     for cs, ce, groups in sctx:
                         if (cs < s or ce > e) and not req.isdisjoint(groups):
                             break
@@ -446,11 +458,8 @@ class Tagger:
         neg_d = rej_d = _FAR
         near_b = near_a = 0  # bits of the nearest cue before / after that decides by proximity
         near_bd = near_ad = _FAR
-        for cs, ce, bits in cues:
-            if cs < lo:
-                continue
-            if cs >= hi:
-                break
+        first = bisect_left(cues, (lo,))  # cues are sorted by start: the window is one slice
+        for cs, ce, bits in cues[first:bisect_left(cues, (hi,), first)]:
             if ce <= s:
                 if bits & BREAKER:
                     bmask = 0

@@ -142,3 +142,14 @@ def test_a_pack_beyond_the_compiled_limits_runs_on_the_reference(caplog):
     assert "reference engine: 84 context groups" in caplog.text
     result = tagger.tag("Kremlin rules out a ceasefire", "")
     assert [(s["category"], s["stance"]) for s in result["signals"]] == [("ceasefire", "rejected")]
+
+
+@pytest.mark.parametrize("unit", ["Russia rejects a ceasefire and shelling continues, ", "Russia shelled Kyiv. ",
+                                  "rocket putin ", "as long as talks go on, but no truce "])
+def test_same_results_on_long_repetitive_text(engines, unit):
+    """Long sentences with thousands of triggers, cues and actors (the windows are found by bisection)."""
+    reference, compiled = engines
+    text = unit * 3000
+    want = reference.tag("", text)
+    assert compiled.tag("", text) == want
+    assert len(want["signals"]) >= 3000
