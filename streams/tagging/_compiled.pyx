@@ -20,6 +20,8 @@ from libc.stdint cimport int32_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset, strlen, strpbrk
 
+from builtins import round as _round  # Python's correctly rounded round(x, 4), as the reference
+
 
 cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
@@ -84,8 +86,6 @@ cdef struct Buf:
     Hit *hits
     int32_t n
     int32_t cap
-
-from builtins import round as _round
 
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
 #: trie nodes up to this depth get a dense table for ASCII characters (most walks end there)
