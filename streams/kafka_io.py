@@ -97,15 +97,15 @@ def admin(settings: Settings) -> KafkaAdminClient:
         raise _unavailable(settings) from None
 
 
-def create_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str]:
-    """Create every signalwatch topic that does not exist yet, and the ``compacted`` ones (a worker's table
-    changelogs, ``{app_id}-{table}-changelog``: same partition count, ``cleanup.policy=compact``, as Faust
-    would create them); return the names created."""
+def create_topics(settings: Settings, compacted: Iterable[str] = (), extra: Iterable[str] = ()) -> list[str]:
+    """Create every signalwatch topic that does not exist yet, the ``extra`` ones (a topic the user named
+    with ``--create``) and the ``compacted`` ones (a worker's table changelogs, ``{app_id}-{table}-changelog``:
+    same partition count, ``cleanup.policy=compact``, as Faust would create them); return the names created."""
     client = admin(settings)
     try:
         existing = set(client.list_topics())
         new = [NewTopic(name, settings.partitions, settings.replication)
-               for name in settings.topics.all() if name not in existing]
+               for name in dict.fromkeys([*settings.topics.all(), *extra]) if name not in existing]
         new += [NewTopic(name, settings.partitions, settings.replication, topic_configs={"cleanup.policy": "compact"})
                 for name in dict.fromkeys(compacted) if name not in existing]
         if new:
@@ -114,6 +114,16 @@ def create_topics(settings: Settings, compacted: Iterable[str] = ()) -> list[str
         return [t.name for t in new]
     finally:
         client.close()
+
+
+def missing_topics(settings: Settings, names: Iterable[str]) -> list[str]:
+    """The topics of ``names`` that do not exist on the broker (asked without creating them)."""
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+    finally:
+        client.close()
+    return [name for name in dict.fromkeys(names) if name not in existing]
 
 
 def producer(settings: Settings) -> KafkaProducer:

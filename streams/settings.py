@@ -31,6 +31,8 @@ ENV_VARS = {
         "near_dup_threshold": "NEAR_DUP_THRESHOLD", "trend_windows": "TREND_WINDOWS",
         "trend_lookback": "TREND_LOOKBACK", "trend_min_count": "TREND_MIN_COUNT", "trend_z": "TREND_Z",
         "alert_cooldown": "ALERT_COOLDOWN", "corroboration_sources": "CORROBORATION_SOURCES",
+        "ingest_token": "INGEST_TOKEN", "max_request_items": "MAX_REQUEST_ITEMS", "ingest_rate": "INGEST_RATE",
+        "http_timeout": "HTTP_TIMEOUT",
     }.items()
 }
 """Settings field -> the environment variable that sets it (docker-compose is checked against this)."""
@@ -91,6 +93,18 @@ class Settings:
     """SIGNALWATCH_MAX_ITEM_BYTES: larger messages are dead-lettered as ``too_large``."""
     max_body_bytes: int = 16 * 1024 * 1024
     """SIGNALWATCH_MAX_BODY_BYTES: ``POST /news`` answers 413 to a larger request body (whole JSONL batch)."""
+    max_request_items: int = 10_000
+    """SIGNALWATCH_MAX_REQUEST_ITEMS: ``POST /news`` answers 413 to a request of more items (lines or array
+    elements); bounds the memory and time one request takes."""
+    ingest_rate: float = 1000.0
+    """SIGNALWATCH_INGEST_RATE: items a second one client (address) may post to ``/news`` on average; a
+    request may use up to SIGNALWATCH_MAX_REQUEST_ITEMS at once, past that the answer is 429 + Retry-After."""
+    ingest_token: str = field(default="", repr=False)
+    """SIGNALWATCH_INGEST_TOKEN: when set, ``POST /news`` needs ``Authorization: Bearer <token>``; required
+    when SIGNALWATCH_WEB_HOST is not a loopback address (never logged)."""
+    http_timeout: float = 10.0
+    """SIGNALWATCH_HTTP_TIMEOUT: seconds a client of the web port has to send a request's headers (and an
+    idle connection is kept), and again its body; slower connections are closed."""
     alert_buffer: int = 200
     """SIGNALWATCH_ALERT_BUFFER: recent alerts the worker keeps for the live page (``GET /alerts/recent``)."""
     alert_min_severity: str = "medium"
@@ -146,6 +160,9 @@ class Settings:
         self.max_item_bytes = int(self.max_item_bytes)
         self.max_body_bytes = int(self.max_body_bytes)
         self.alert_buffer = int(self.alert_buffer)
+        self.max_request_items = int(self.max_request_items)
+        self.ingest_rate = float(self.ingest_rate)
+        self.http_timeout = float(self.http_timeout)
         self.data_dir = Path(self.data_dir)
         self.dedup_horizon = float(self.dedup_horizon)
         self.max_stories = int(self.max_stories)
@@ -186,6 +203,10 @@ class Settings:
             raise SettingsError("SIGNALWATCH_MAX_ITEM_BYTES must be at least 1024")
         if self.max_body_bytes < self.max_item_bytes:
             raise SettingsError("SIGNALWATCH_MAX_BODY_BYTES must be at least SIGNALWATCH_MAX_ITEM_BYTES")
+        if self.max_request_items < 1 or self.ingest_rate <= 0:
+            raise SettingsError("SIGNALWATCH_MAX_REQUEST_ITEMS must be at least 1 and SIGNALWATCH_INGEST_RATE > 0")
+        if self.http_timeout <= 0:
+            raise SettingsError("SIGNALWATCH_HTTP_TIMEOUT must be a positive number of seconds")
         if self.alert_buffer < 1:
             raise SettingsError("SIGNALWATCH_ALERT_BUFFER must be at least 1")
         if self.alert_min_severity not in SEVERITIES:

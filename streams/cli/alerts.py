@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 import orjson
 
-from streams.cli.options import broker_option, fail, settings_from_env
+from streams.cli.options import broker_option, create_option, fail, require_topics, settings_from_env
+from streams.cli.terminal import json_line, printable
 from streams.settings import SEVERITIES
 
 ALERT_TYPES = ("escalation", "negotiation", "trend")
@@ -15,29 +16,30 @@ EVIDENCE_CHARS = 160
 
 
 def _clip(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_alert(alert: dict) -> str:
     """A readable, coloured alert: time (UTC), severity, type and summary; then the evidence snippet; then
-    source and link. Colours are dropped by click when the output is not a terminal."""
-    created = str(alert.get("created_at", ""))
+    source and link. Every field is :func:`printable` (an alert carries item text); the colours are ours,
+    and click drops them when the output is not a terminal."""
+    created = printable(alert.get("created_at", ""))
     when = created[11:19] if len(created) >= 19 else "--:--:--"
-    severity = str(alert.get("severity", "low"))
-    kind = str(alert.get("type", "?"))
+    severity = printable(alert.get("severity", "low"))
+    kind = printable(alert.get("type", "?"))
     badge = click.style(f"{severity.upper():8}", fg=SEVERITY_COLOURS.get(severity, "white"), bold=True)
     kind_badge = click.style(f"{kind:11}", fg=TYPE_COLOURS.get(kind, "white"))
-    summary = alert.get("summary", "")
+    summary = printable(alert.get("summary", ""))
     if kind == "trend" and "count" in alert:
-        summary += f" ({alert['count']} vs baseline {alert.get('baseline', 0):g})"
+        summary += " " + printable(f"({alert['count']} vs baseline {alert.get('baseline', 0):g})")
     lines = [f"{when} {badge} {kind_badge} {summary}"]
     indent = " " * 9
     evidence = [e for e in alert.get("evidence") or () if e]
     if evidence:
         more = f" (+{len(evidence) - 1})" if len(evidence) > 1 else ""
         lines.append(indent + click.style(f"“{_clip(evidence[0], EVIDENCE_CHARS)}”{more}", italic=True))
-    where = " — ".join(str(x) for x in (alert.get("source"), alert.get("url")) if x)
+    where = " — ".join(printable(x) for x in (alert.get("source"), alert.get("url")) if x)
     if where:
         lines.append(indent + click.style(where, dim=True))
     return "\n".join(lines)
@@ -75,7 +77,7 @@ def print_alert(value: bytes, as_json: bool, min_severity: str | None, *, types:
         return False
     if not alert_matches(alert, types=types, min_severity=min_severity, categories=categories, actors=actors):
         return False
-    click.echo(value.decode() if as_json else format_alert(alert))
+    click.echo(json_line(alert) if as_json else format_alert(alert))
     return True
 
 
@@ -91,8 +93,10 @@ def print_alert(value: bytes, as_json: bool, min_severity: str | None, *, types:
               help="Only alerts naming this actor, e.g. Russia (repeatable; case-insensitive).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON alert per line, for machines.")
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest alert, not the newest.")
+@create_option
 def tail(broker: str | None, topic_names: tuple[str, ...], types: tuple[str, ...], min_severity: str | None,
-         categories: tuple[str, ...], actors: tuple[str, ...], as_json: bool, from_beginning: bool) -> None:
+         categories: tuple[str, ...], actors: tuple[str, ...], as_json: bool, from_beginning: bool,
+         create: bool) -> None:
     """Print alerts as they arrive until Ctrl-C: all alert topics, or those of --type / --topic."""
     from streams.kafka_io import KafkaUnavailable, TopicReader
 
@@ -100,6 +104,7 @@ def tail(broker: str | None, topic_names: tuple[str, ...], types: tuple[str, ...
     t = settings.topics
     by_type = {"escalation": t.escalation, "negotiation": t.negotiation, "trend": t.trend}
     names = list(topic_names) or [by_type[x] for x in types] or t.alerts()
+    require_topics(settings, names, create)
     try:
         reader = TopicReader(settings, names, from_beginning=from_beginning)
     except KafkaUnavailable as exc:

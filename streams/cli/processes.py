@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,9 +30,17 @@ def worker(broker: str | None, web_port: int | None, log_level: str | None) -> N
     from faust.worker import Worker
 
     from streams.app import create_app
+    from streams.kafka_io import KafkaUnavailable, admin
     from streams.logs import logging_config
+    from streams.settings import SettingsError
+    from streams.web import check_exposure
 
     settings = settings_from_env(broker=broker, web_port=web_port, log_level=log_level)
+    try:
+        check_exposure(settings)
+        admin(settings).close()  # one line naming the fix, not Faust's retries and a traceback
+    except (SettingsError, KafkaUnavailable) as exc:
+        fail(str(exc))
     app = create_app(settings)
     runner = Worker(app, loglevel=settings.log_level, quiet=True, logging_config=logging_config(settings.log_level))
     runner.spinner = None  # logs, not a terminal animation
@@ -50,17 +59,6 @@ def up(port: int | None, web_port: int | None, feed_files: tuple[str, ...], seco
     from streams.kafka_io import KafkaUnavailable, TopicReader, create_topics
 
     started_broker: LocalBroker | None = None
-    if not os.environ.get("SIGNALWATCH_BROKER"):
-        local = local_broker(port, str(settings_from_env().data_dir / "broker"))
-        was_running = local.is_running()
-        click.echo("starting the local Kafka broker (first run fetches its jars from Maven Central)…", err=True)
-        try:
-            bootstrap = local.start()
-        except BrokerError as exc:
-            fail(str(exc))
-        started_broker = None if was_running else local
-        os.environ["SIGNALWATCH_BROKER"] = f"kafka://{bootstrap}"
-    settings = settings_from_env(web_port=web_port)
     worker_proc = None
     stopping = False
 
@@ -70,13 +68,25 @@ def up(port: int | None, web_port: int | None, feed_files: tuple[str, ...], seco
 
     signal.signal(signal.SIGTERM, _stop)
     try:
+        if not os.environ.get("SIGNALWATCH_BROKER"):
+            local = local_broker(port, str(settings_from_env().data_dir / "broker"))
+            was_running = local.is_running()
+            _say("starting the local Kafka broker (first run fetches its jars from Maven Central)…")
+            if not was_running:
+                started_broker = local  # from here on it is ours to stop, even if Ctrl-C comes mid-start
+            try:
+                bootstrap = local.start()
+            except BrokerError as exc:
+                fail(str(exc))
+            os.environ["SIGNALWATCH_BROKER"] = f"kafka://{bootstrap}"
+        settings = settings_from_env(web_port=web_port)
         create_topics(settings)
         reader = TopicReader(settings, settings.topics.alerts(), backlog=UP_BACKLOG)
         env = dict(os.environ, SIGNALWATCH_BROKER=settings.broker, SIGNALWATCH_WEB_PORT=str(settings.web_port))
         worker_proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env)
-        click.echo(f"worker started: metrics at http://{settings.web_host}:{settings.web_port}/metrics", err=True)
+        _say(f"worker started: metrics at http://{settings.web_host}:{settings.web_port}/metrics")
         counts = push_files(settings, [str(p) for p in (feed_files or [SAMPLE_FEED])], settings.topics.raw)
-        click.echo(f"pushed {counts['sent']} items; alerts follow (Ctrl-C stops everything)", err=True)
+        _say(f"pushed {counts['sent']} items; alerts follow (Ctrl-C stops everything)")
         # Ctrl-C reaches the worker too (same process group) and it exits at once: a flag, not an exception
         # that a client library may be in the middle of, so the loop below never takes that for a crash
         signal.signal(signal.SIGINT, _stop)
@@ -91,18 +101,35 @@ def up(port: int | None, web_port: int | None, feed_files: tuple[str, ...], seco
         fail(str(exc))
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # whatever read our output has gone (`make run | tee log` after Ctrl-C)
+        _drop_stdout()
     finally:
-        if worker_proc is not None and worker_proc.poll() is None:
-            click.echo("stopping the worker…", err=True)
-            worker_proc.send_signal(signal.SIGTERM)
-            try:
-                worker_proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker_proc.kill()
-        if started_broker is not None:
-            click.echo("stopping the local broker…", err=True)
-            started_broker.stop()
-        click.echo(f"stopped at {datetime.now():%H:%M:%S}", err=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave the broker running
+        try:
+            if worker_proc is not None and worker_proc.poll() is None:
+                _say("stopping the worker…")
+                worker_proc.send_signal(signal.SIGTERM)
+                try:
+                    worker_proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker_proc.kill()
+        finally:
+            if started_broker is not None:
+                _say("stopping the local broker…")
+                started_broker.stop()
+            _say(f"stopped at {datetime.now():%H:%M:%S}")
+
+
+def _say(message: str) -> None:
+    """A status line on stderr; a closed pipe does not stop ``up`` from cleaning up."""
+    with contextlib.suppress(OSError):
+        click.echo(message, err=True)
+
+
+def _drop_stdout() -> None:
+    """Send further output (and the flush at exit) to /dev/null once the reader of stdout has gone."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 COMMANDS = (worker, up)

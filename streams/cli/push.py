@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from streams.cli.options import broker_option, fail, settings_from_env
+from streams.cli.options import broker_option, create_option, fail, require_topics, settings_from_env
+from streams.cli.terminal import printable
 from streams.settings import Settings
 
 
@@ -37,7 +38,7 @@ MAX_REJECT_LINES = 50
 
 
 def push_files(settings: Settings, paths: list[str], topic: str, *, progress: bool = True, fmt: str = "auto",
-               mapping: dict[str, str] | None = None, dry_run: bool = False) -> Counter:
+               mapping: dict[str, str] | None = None, dry_run: bool = False, delimiter: str | None = None) -> Counter:
     """Send the items of ``paths`` to ``topic``; return counts of sent / rejected by reason / bytes.
 
     With ``dry_run`` nothing is sent (no broker needed): items are read and validated and counted as
@@ -51,7 +52,8 @@ def push_files(settings: Settings, paths: list[str], topic: str, *, progress: bo
     printed = 0
     try:
         for path in paths:
-            records = read_feed(path, fmt=fmt, max_bytes=settings.max_item_bytes, mapping=mapping)
+            records = read_feed(path, fmt=fmt, max_bytes=settings.max_item_bytes, mapping=mapping,
+                                delimiter=delimiter)
             show = progress and path != "-" and sys.stderr.isatty()
             size = os.path.getsize(path) if show else 0
             done = 0
@@ -63,7 +65,7 @@ def push_files(settings: Settings, paths: list[str], topic: str, *, progress: bo
                     if record.error is not None:
                         counts[f"rejected:{record.error.reason}"] += 1
                         if printed < MAX_REJECT_LINES:
-                            click.echo(f"{record.where}: {record.error}", err=True)
+                            click.echo(printable(f"{record.where}: {record.error}"), err=True)
                         printed += 1
                         continue
                     key, value = encode(record.item)
@@ -100,10 +102,13 @@ def push_summary(counts: Counter, topic: str, dry_run: bool = False) -> str:
 @click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
               help="CSV: fill item FIELD from COLUMN, e.g. --map title=headline --map text=body (repeatable; "
                    "other formats ignore it).")
+@click.option("--delimiter", default=None, metavar="CHAR",
+              help="CSV: the field separator, e.g. ';' or tab (default: guessed from the header line).")
 @click.option("--dry-run", is_flag=True, help="Read and validate only; send nothing (no broker needed).")
+@create_option
 @click.argument("files", nargs=-1, required=True)
-def push(broker: str | None, topic: str | None, fmt: str, maps: tuple[str, ...], dry_run: bool,
-         files: tuple[str, ...]) -> None:
+def push(broker: str | None, topic: str | None, fmt: str, maps: tuple[str, ...], delimiter: str | None,
+         dry_run: bool, create: bool, files: tuple[str, ...]) -> None:
     """Send JSONL, CSV, RSS/Atom or text FILES (- for stdin) into news.raw, with a progress bar and a summary.
 
     Items get the id the worker derives (their own id, else from the url, else a content hash), so
@@ -118,11 +123,17 @@ def push(broker: str | None, topic: str | None, fmt: str, maps: tuple[str, ...],
             fail(f"{path}: no such file")
     if files.count("-") > 1:
         fail("stdin (-) can be read only once")
+    if delimiter is not None:
+        delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
+        if len(delimiter) != 1:
+            fail(f"--delimiter {delimiter!r}: use one character, e.g. --delimiter ';' (or --delimiter tab)")
     target = topic or settings.topics.raw
+    if not dry_run:
+        require_topics(settings, [target], create)
     try:
         mapping = parse_mapping(maps)
         counts = push_files(settings, list(files), target, fmt="feed" if fmt in ("rss", "atom") else fmt,
-                            mapping=mapping, dry_run=dry_run)
+                            mapping=mapping, dry_run=dry_run, delimiter=delimiter)
     except (KafkaUnavailable, FeedError) as exc:
         fail(str(exc))
     click.echo(push_summary(counts, target, dry_run), err=True)
@@ -174,7 +185,7 @@ def feed_poll(broker: str | None, interval: float, once: bool, topic: str | None
                     lambda: client.flush(timeout=60), interval=interval, timeout=timeout,
                     max_item_bytes=settings.max_item_bytes)
     try:
-        results = poller.run(list(urls), once=once, report=lambda r: click.echo(r.describe(), err=True),
+        results = poller.run(list(urls), once=once, report=lambda r: click.echo(printable(r.describe()), err=True),
                              stopped=lambda: stopping)
     finally:
         client.close(timeout=10)
