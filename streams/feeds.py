@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -93,12 +94,13 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def read_feed(path: str, fmt: str = "auto", max_bytes: int = 1024 * 1024,
-              mapping: Mapping[str, str] | None = None) -> Iterator[FeedRecord]:
+              mapping: Mapping[str, str] | None = None, delimiter: str | None = None) -> Iterator[FeedRecord]:
     """Yield one :class:`FeedRecord` per item of a file (``-`` is stdin) in any of :data:`FORMATS`.
 
-    ``mapping`` (item field → CSV column) applies to CSV only; other formats ignore it, so one
-    ``push`` can mix a mapped CSV with JSONL or feeds. Raises :class:`FeedError` for a file
-    that cannot be read at all (no such file, bad CSV header, not a feed).
+    ``mapping`` (item field → CSV column) and ``delimiter`` (default: tab for ``.tsv``, else guessed from
+    the header) apply to CSV only; other formats ignore them, so one ``push`` can mix a mapped CSV with
+    JSONL or feeds. Raises :class:`FeedError` for a file that cannot be read at all (no such file, bad
+    CSV header, not a feed).
     """
     if fmt not in FORMATS:
         raise FeedError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -111,7 +113,8 @@ def read_feed(path: str, fmt: str = "auto", max_bytes: int = 1024 * 1024,
             head = handle.peek(512)[:512]
             fmt = detect_format(path, head)
         if fmt == "csv":
-            delimiter = "\t" if Path(path).suffix.lower() == ".tsv" else ","
+            if delimiter is None and Path(path).suffix.lower() == ".tsv":
+                delimiter = "\t"
             yield from read_csv(handle, source, mapping or {}, max_bytes, delimiter)
         elif fmt == "feed":
             yield from read_rss(handle.read(), source, max_bytes)
@@ -176,23 +179,45 @@ def _struct_to_rfc3339(value: time.struct_time | None) -> str | None:
 
 
 # ---------------------------------------------------------------- CSV
+CSV_DELIMITERS = ",;\t|"
+"""The separators :func:`sniff_delimiter` considers."""
+
+
+def sniff_delimiter(header: str) -> str:
+    """The separator of a CSV header line: the most frequent of :data:`CSV_DELIMITERS` outside quotes
+    (``,`` when there is none)."""
+    outside = "".join(header.split('"')[::2])
+    counts = {d: outside.count(d) for d in CSV_DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
 def read_csv(handle: BinaryIO, source: str, mapping: Mapping[str, str], max_bytes: int = 1024 * 1024,
-             delimiter: str = ",") -> Iterator[FeedRecord]:
-    """Rows of a CSV file with a header line as items.
+             delimiter: str | None = ",") -> Iterator[FeedRecord]:
+    """Rows of a CSV file with a header line as items, strictly: a row with more or fewer fields than the
+    header, or a quote out of place, is rejected with its line number rather than read with shifted
+    columns.
 
     A column fills the item field of the same name (case-insensitive) unless ``mapping`` (field →
     column) says otherwise; other columns are ignored. Dates are converted to RFC 3339 when possible.
+    ``delimiter=None`` guesses it from the header line (:func:`sniff_delimiter`).
     """
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="", errors="strict")
     try:
-        reader = csv.reader(text, delimiter=delimiter)
         try:
-            header = next(reader)
-        except StopIteration:
-            return
+            first = text.readline()
         except UnicodeDecodeError as exc:
             raise FeedError(f"{source}: the CSV header is not valid UTF-8 (byte {exc.start}): save it as UTF-8") \
                 from None
+        if not first.strip():
+            return
+        guessed = delimiter is None
+        delimiter = sniff_delimiter(first) if guessed else delimiter
+        reader = csv.reader(itertools.chain([first], text), delimiter=delimiter, strict=True)
+        try:
+            header = next(reader)
+        except csv.Error as exc:
+            raise FeedError(f"{source}:1: the CSV header cannot be read ({exc}): fix its quotes") from None
         columns = {name.strip(): i for i, name in enumerate(header)}
         lower = {name.lower(): i for name, i in columns.items()}
         positions: dict[str, int] = {}
@@ -206,27 +231,45 @@ def read_csv(handle: BinaryIO, source: str, mapping: Mapping[str, str], max_byte
             elif field in lower:
                 positions[field] = lower[field]
         if "title" not in positions and "text" not in positions:
-            raise FeedError(f"{source}: no title or text column in the CSV header ({', '.join(columns)}): "
-                            "use --map text=<column> (and/or --map title=<column>)")
+            hint = (f"; its fields are separated by {delimiter!r} (guessed): if that is wrong, pass --delimiter"
+                    if guessed else f"; is {delimiter!r} the right --delimiter?")
+            raise FeedError(f"{source}: no title or text column in the CSV header ({', '.join(columns)}){hint}; "
+                            "else use --map text=<column> (and/or --map title=<column>)")
+        width = len(header)
+        end = 1  # the last physical line of the previous row
         while True:
+            start = end + 1
             try:
                 row = next(reader)
             except StopIteration:
                 break
             except UnicodeDecodeError as exc:
-                yield FeedRecord(f"{source}:{reader.line_num + 1}", b"",
+                yield FeedRecord(f"{source}:{start}", b"",
                                  error=InvalidItem("bad_utf8", f"not valid UTF-8 at byte {exc.start}"))
                 break
             except csv.Error as exc:
-                yield FeedRecord(f"{source}:{reader.line_num}", b"", error=InvalidItem("bad_csv", str(exc)))
+                if reader.line_num > end + 1 or "end of data" in str(exc):  # a quote opened and never closed
+                    yield FeedRecord(f"{source}:{start}", b"", error=InvalidItem(
+                        "bad_csv", f"a quoted field opened on line {start} is not closed ({exc}): close the quote, "
+                                   'or write a quote inside a field as ""'))
+                    break
+                end = reader.line_num
+                yield FeedRecord(f"{source}:{start}", b"", error=InvalidItem(
+                    "bad_csv", f"{exc}: a quote inside a field is written as \"\", and the field is quoted"))
                 continue
+            end = reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
-            where = f"{source}:{reader.line_num}"
+            where = f"{source}:{start}"
             raw = delimiter.join(row).encode()
+            if len(row) != width:
+                yield FeedRecord(where, raw, error=InvalidItem(
+                    "bad_csv", f"{len(row)} fields where the header has {width} (separator {delimiter!r}): a "
+                               "field with the separator in it must be quoted"))
+                continue
             item: dict = {}
             for field, i in positions.items():
-                value = row[i].strip() if i < len(row) else ""
+                value = row[i].strip()
                 if value:
                     item[field] = value
             if "published_at" in item:

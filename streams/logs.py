@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 
 import orjson
@@ -26,14 +27,44 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+TRANSIENT_COORDINATOR_ERRORS = ("GroupCoordinatorNotAvailable", "NotCoordinator", "CoordinatorLoadInProgress",
+                                "Marking the coordinator dead")
+"""What aiokafka logs (as errors) while the broker's group coordinator is still loading; it retries."""
+START_GRACE = 120.0
+"""Seconds after start in which that chatter is an info line; later it is a warning (it still retries)."""
+
+
+class TransientCoordinatorErrors(logging.Filter):
+    """Lowers aiokafka's coordinator-not-available chatter: info during start-up, then warning. Attached to
+    the logger that emits it, so the level is changed before any handler sees the record."""
+
+    def __init__(self, grace: float = START_GRACE) -> None:
+        super().__init__()
+        self.until = time.monotonic() + grace
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and any(
+                name in record.getMessage() for name in TRANSIENT_COORDINATOR_ERRORS):
+            level = logging.INFO if time.monotonic() < self.until else logging.WARNING
+            record.levelno, record.levelname = level, logging.getLevelName(level)
+            return logging.getLogger(record.name).isEnabledFor(level)
+        return True
+
+
 def logging_config(level: str) -> dict:
-    """A ``logging.config.dictConfig`` for the worker: JSON lines on stderr at ``level``."""
+    """A ``logging.config.dictConfig`` for the worker: JSON lines on stderr at ``level``; the start-up
+    progress (``signalwatch.startup``: waiting for partitions, recovering N of M) also at the default
+    warning level, and aiokafka's transient coordinator errors lowered (:class:`TransientCoordinatorErrors`)."""
     level = level.upper()
+    progress = "INFO" if logging.getLevelName(level) <= logging.WARNING else level
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "level": level,
+        "filters": {"transient": {"()": TransientCoordinatorErrors}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
                                 "stream": "ext://sys.__stderr__"}},
+        "loggers": {"signalwatch.startup": {"level": progress},
+                    "aiokafka.consumer.group_coordinator": {"filters": ["transient"]}},
         "root": {"level": level, "handlers": ["stderr"]},
     }

@@ -81,6 +81,16 @@ class Metrics:
             "signalwatch_trend_window_count",
             "Items in the window last updated, per window size (seconds) and key (kind/category, kind/*, actor/x).",
             ["window", "key"], registry=r)
+        # the web port (streams.web, streams.health)
+        self.ready = Gauge(
+            "signalwatch_ready", "1 when the worker has partitions and its table state is recovered (/healthz).",
+            registry=r)
+        self.recovery_remaining = Gauge(
+            "signalwatch_recovery_remaining_records",
+            "Changelog records still to read before the worker's tables are recovered (0 when not recovering).",
+            registry=r)
+        self.ingest_refused = Counter(
+            "signalwatch_ingest_refused", "POST /news requests refused, by HTTP status.", ["status"], registry=r)
         self._lag_series: set[tuple[str, str]] = set()
 
         for reason in INVALID_REASONS:
@@ -93,6 +103,8 @@ class Metrics:
             self.alerts_suppressed.labels(kind)
         for reason in ("id", "url", "content", "near"):
             self.duplicate_reasons.labels(reason)
+        for status in ("400", "401", "403", "408", "413", "415", "429", "503"):
+            self.ingest_refused.labels(status)
 
     def init_categories(self, categories: dict[str, list[str]]) -> None:
         """Pre-create ``signals_total`` series for every (kind, category) of the rule pack."""

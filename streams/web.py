@@ -3,17 +3,32 @@
 Endpoints (DESIGN.md):
 
 ``POST /news``
-    A JSON object, a JSON array of objects, or JSONL (one object a line). Each item is validated as the
-    worker does (:func:`streams.records.parse_item`) and produced to ``news.raw`` keyed by its id through
-    the Faust app's producer. Answers (all JSON):
+    A JSON object, a JSON array of objects, or JSONL (one object a line), sent as ``application/json``,
+    ``application/x-ndjson`` or ``application/jsonl``. Each item is validated as the worker does
+    (:func:`streams.records.parse_item`) and produced to ``news.raw`` keyed by its id through the Faust
+    app's producer, in chunks of :data:`CHUNK_ITEMS`: parsing runs in a thread and each chunk waits for
+    the broker's acks before the next, so one large request neither blocks the event loop nor floods the
+    topic. Answers (all JSON):
 
     * ``202 {"accepted": [ids], "rejected": [...], "topic": "news.raw"}`` when at least one item is valid;
       the rejected lines (if any) are listed as ``{"line", "reason", "detail"}`` — a partly valid batch
       is accepted, so a client retries only the lines it got back;
     * ``400`` with the same shape (``accepted`` empty) and ``error`` when no item is valid;
-    * ``413`` when the body is over ``max_body_bytes``, or when every rejected item was over
-      ``max_item_bytes`` (a single too-large item);
-    * ``503`` when the broker does not acknowledge the items (retry later).
+    * ``401`` without ``Authorization: Bearer <SIGNALWATCH_INGEST_TOKEN>`` when a token is set;
+    * ``403`` for a request from another web origin (a browser page elsewhere: ``Origin`` or
+      ``Sec-Fetch-Site``), or, without a token, a ``Host`` that is not this machine (DNS rebinding);
+    * ``408`` when the body does not arrive within ``http_timeout`` seconds;
+    * ``413`` when the body is over ``max_body_bytes`` or holds more than ``max_request_items`` items, or
+      when every rejected item was over ``max_item_bytes`` (a single too-large item);
+    * ``415`` for another content type (``text/plain`` and forms are what a page may send anywhere);
+    * ``429`` with ``Retry-After`` when the client (by address) posts more than ``ingest_rate`` items a
+      second on average (up to ``max_request_items`` at once);
+    * ``503`` when the broker does not acknowledge the items: the ``accepted`` ids were sent, the rest
+      were not (retry the request: ids the worker has seen are dropped as duplicates).
+
+``GET /healthz``
+    ``200`` when the worker has partitions and has recovered its tables, else ``503``; the body says which
+    phase it is in and how far recovery is (:mod:`streams.health`).
 
 ``GET /metrics``
     Prometheus text format of the worker's own registry (``signalwatch_*``; Faust's monitor is not installed).
@@ -26,6 +41,11 @@ Endpoints (DESIGN.md):
     first up to N recent alerts (oldest first), then ``event: ready``, then live ones; a comment line
     every 15 s keeps proxies from closing the stream.
 
+Nothing else is served: Faust's own views (``/router/``, ``/table/``, ``/graph/``, ``/stats/``, its index)
+show internal topology and are removed. A client has ``http_timeout`` seconds to send its request headers
+(slow or idle connections are closed), and a malformed request is an info line, not an error with a
+traceback.
+
 Every worker sees every alert: :class:`AlertHub` reads the alert topics with its own group-less
 consumer, assigned to all partitions, starting a few records before the end of each partition (so a
 fresh page has recent alerts) — not through the worker's consumer group, which would give each worker
@@ -36,22 +56,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import logging
 import math
 import ssl
+import sys
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web as aioweb
+from aiohttp.http_exceptions import HttpProcessingError
 from faust import web as faust_web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams import health
 from streams.records import InvalidItem, parse_item
-from streams.settings import SEVERITIES, Settings
+from streams.settings import SEVERITIES, Settings, SettingsError
 
 log = logging.getLogger("signalwatch.web")
 
@@ -64,6 +89,15 @@ SUBSCRIBER_QUEUE = 256
 METADATA_REFRESH = 30.0
 """Seconds between checks for new alert partitions (a topic created after the worker started)."""
 SEND_TIMEOUT = 30.0
+INGEST_TYPES = ("application/json", "application/x-ndjson", "application/jsonl")
+"""Content types ``POST /news`` accepts; a browser cannot send these to another origin without asking (CORS)."""
+CHUNK_ITEMS = 500
+"""Items parsed (in a thread) and produced (then acknowledged) at a time by ``POST /news``."""
+INGEST_CONCURRENCY = 4
+"""``POST /news`` requests processed at once; others wait (bounded memory under many clients)."""
+RATE_CLIENTS = 10_000
+"""Clients whose ingest rate is remembered (the least recently seen are forgotten first)."""
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 # ---------------------------------------------------------------- alert fan-out
@@ -239,10 +273,10 @@ def split_body(body: bytes) -> list[tuple[int, bytes]]:
     return [(n, line.strip()) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
 
 
-def check_items(body: bytes, max_item_bytes: int) -> tuple[list[dict], list[dict]]:
-    """Validate every item of a body; return (valid items, rejected ``{line, reason, detail}``)."""
+def check_items(entries: list[tuple[int, bytes]], max_item_bytes: int) -> tuple[list[dict], list[dict]]:
+    """Validate items (as :func:`split_body` gives them); return (valid items, rejected ``{line, reason, detail}``)."""
     accepted, rejected = [], []
-    for line, raw in split_body(body):
+    for line, raw in entries:
         try:
             accepted.append(parse_item(raw, max_item_bytes))
         except InvalidItem as exc:
@@ -263,18 +297,108 @@ async def _read_capped(request: aioweb.Request, cap: int) -> bytes | None:
     return b"".join(chunks)
 
 
+class RateLimiter:
+    """A token bucket per client: ``rate`` items a second on average, up to ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: float, clients: int = RATE_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clients, self.clock = rate, burst, clients, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
+
+    def _tokens(self, client: str, now: float) -> float:
+        tokens, then = self._buckets.get(client, (self.burst, now))
+        return min(self.burst, tokens + (now - then) * self.rate)
+
+    def take(self, client: str, n: int) -> float:
+        """Take ``n`` items' worth for ``client`` and return 0, or return the seconds until it could (nothing
+        taken). ``n=0`` asks whether the client may send at all (one item's worth left)."""
+        now = self.clock()
+        tokens = self._tokens(client, now)
+        need = max(n, 1)
+        if tokens < need:
+            return (need - tokens) / self.rate
+        self._buckets[client] = (tokens - n, now)
+        self._buckets.move_to_end(client)
+        while len(self._buckets) > self.clients:
+            self._buckets.popitem(last=False)
+        return 0.0
+
+
+def cross_origin(request: aioweb.Request) -> bool:
+    """Whether a browser sent the request from a page of another origin (``Sec-Fetch-Site``, else
+    ``Origin``; clients that are no browser send neither)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    return origin is not None and origin != f"{request.scheme}://{request.host}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, without port) is this machine only."""
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(request: aioweb.Request) -> str:
+    host = request.host or ""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve ``POST /news`` beyond this machine without a token: anyone who reaches the port could
+    inject items and so alerts."""
+    if not is_loopback(settings.web_host) and not settings.ingest_token:
+        raise SettingsError(
+            f"SIGNALWATCH_WEB_HOST={settings.web_host} serves POST /news beyond this machine: set "
+            "SIGNALWATCH_INGEST_TOKEN to a long random secret (clients send Authorization: Bearer <token>), "
+            "or bind to 127.0.0.1")
+
+
+class _ServerLog(logging.LoggerAdapter):
+    """aiohttp's server logger, but a client's malformed request is one info line, not an error with a
+    traceback (the client made the mistake; the worker is fine)."""
+
+    def exception(self, msg, *args, exc_info=True, **kwargs) -> None:  # type: ignore[override]
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError | ConnectionError):
+            self.info("bad request from a client: %s", str(exc).strip() or type(exc).__name__)
+        else:
+            self.error(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def _harden_server(app, settings: Settings) -> None:
+    """Only our views on the web port, a header (and keep-alive) timeout, quiet client mistakes."""
+    from aiohttp.web_runner import AppRunner
+
+    app.web.blueprints._enabled.clear()  # Faust's /router/, /table/, /graph/, /stats/ and its "/" index
+    # aiohttp closes a connection without a complete request after keepalive_timeout (counted from the
+    # connection's start, and again after each response): the header timeout against slow clients. The
+    # Faust driver builds its runner without options, so it is replaced before the server starts.
+    app.web._runner = AppRunner(app.web.web_app, access_log=None, keepalive_timeout=settings.http_timeout,
+                                logger=_ServerLog(logging.getLogger("signalwatch.web.server"), {}))
+
+
 # ---------------------------------------------------------------- install
 def install(app, settings: Settings, metrics=None) -> None:
     """Add ``GET /metrics`` (``metrics``' registry), ``POST /news``, the live alert page and its alert reader to
     a Faust app (see the module doc)."""
+    check_exposure(settings)
     hub = AlertHub(settings.alert_buffer)
     app.alert_hub = hub
     raw_topic = app.topic(settings.topics.raw, value_type=bytes, key_type=bytes,
                           value_serializer="raw", key_serializer="raw")
-    # Faust serves {"status": "OK"} at "/" (its production index); the alert page takes "/" instead.
-    manager = app.web.blueprints
-    manager._enabled = [(prefix, bp) for prefix, bp in manager._enabled
-                        if "production_index" not in str(bp)]
+    _harden_server(app, settings)
+    readiness = health.install(app, metrics) if metrics is not None else None
+    limiter = RateLimiter(settings.ingest_rate, settings.max_request_items)
+    ingesting = asyncio.Semaphore(INGEST_CONCURRENCY)
 
     def _filters(request: aioweb.Request) -> dict:
         types = [t for v in request.query.getall("type", []) for t in v.split(",") if t in ALERT_TYPES]
@@ -291,28 +415,97 @@ def install(app, settings: Settings, metrics=None) -> None:
         async def get(self, request):
             return aioweb.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    def _refuse(status: int, reason: str, detail: str, **headers: str) -> aioweb.Response:
+        if metrics is not None:
+            metrics.ingest_refused.labels(str(status)).inc()
+        response = _error(status, reason, detail)
+        response.headers.update(headers)
+        return response
+
+    def _gatekeeper(request: aioweb.Request) -> aioweb.Response | None:
+        """401 / 403 / 415 / 429 before the body is read, or None."""
+        if settings.ingest_token:
+            given = request.headers.get("Authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                     settings.ingest_token.encode()):
+                return _refuse(401, "unauthorized", "send Authorization: Bearer <SIGNALWATCH_INGEST_TOKEN>",
+                               **{"WWW-Authenticate": "Bearer"})
+        elif not is_loopback(_host_name(request)):
+            return _refuse(403, "forbidden", f"Host {request.host!r} is not this machine: use http://127.0.0.1:"
+                                             f"{settings.web_port}, or set SIGNALWATCH_INGEST_TOKEN")
+        if cross_origin(request):
+            return _refuse(403, "cross_origin", "POST /news does not take requests from pages of other origins")
+        if request.content_type not in INGEST_TYPES:
+            return _refuse(415, "unsupported_media_type",
+                           f"Content-Type {request.content_type!r}: send {', '.join(INGEST_TYPES)}")
+        wait = limiter.take(request.remote or "?", 0)
+        if wait:
+            return _too_fast(wait)
+        return None
+
+    def _too_fast(wait: float) -> aioweb.Response:
+        return _refuse(429, "too_many_requests",
+                       f"over {settings.ingest_rate:g} items a second from this client: retry after "
+                       f"{math.ceil(wait)} s (SIGNALWATCH_INGEST_RATE)", **{"Retry-After": str(math.ceil(wait))})
+
     class News(faust_web.View):
         async def post(self, request):
-            body = await _read_capped(request, settings.max_body_bytes)
+            refused = _gatekeeper(request)
+            if refused is not None:
+                return refused
+            try:
+                body = await asyncio.wait_for(_read_capped(request, settings.max_body_bytes), settings.http_timeout)
+            except asyncio.TimeoutError:
+                return _refuse(408, "timeout", f"the body did not arrive within {settings.http_timeout:g} s")
             if body is None:
-                return _error(413, "too_large", f"the request body is over {settings.max_body_bytes} bytes: "
-                                                "split it, or raise SIGNALWATCH_MAX_BODY_BYTES")
+                return _refuse(413, "too_large", f"the request body is over {settings.max_body_bytes} bytes: "
+                                                 "split it, or raise SIGNALWATCH_MAX_BODY_BYTES")
             if not body.strip():
-                return _error(400, "empty", "send a JSON object, an array of objects or JSONL lines")
-            items, rejected = check_items(body, settings.max_item_bytes)
-            result = {"accepted": [i["id"] for i in items], "rejected": rejected, "topic": raw_topic.get_topic_name()}
-            if not items:
-                too_large = all(r["reason"] == "too_large" for r in rejected)
-                result["error"] = "too_large" if too_large else "no valid item"
-                return aioweb.Response(status=413 if too_large else 400, content_type="application/json",
-                                       body=orjson.dumps(result))
+                return _refuse(400, "empty", "send a JSON object, an array of objects or JSONL lines")
+            async with ingesting:
+                entries = await asyncio.to_thread(split_body, body)
+                del body
+                if len(entries) > settings.max_request_items:
+                    return _refuse(413, "too_many_items",
+                                   f"{len(entries)} items in one request; the limit is {settings.max_request_items}: "
+                                   "split it, or raise SIGNALWATCH_MAX_REQUEST_ITEMS")
+                wait = limiter.take(request.remote or "?", len(entries))
+                if wait:
+                    return _too_fast(wait)
+                return await _ingest(entries)
+
+    async def _ingest(entries: list[tuple[int, bytes]]) -> aioweb.Response:
+        result: dict = {"accepted": [], "rejected": [], "topic": raw_topic.get_topic_name()}
+        for start in range(0, len(entries), CHUNK_ITEMS):
+            items, rejected = await asyncio.to_thread(check_items, entries[start:start + CHUNK_ITEMS],
+                                                      settings.max_item_bytes)
+            result["rejected"] += rejected
             try:
                 futures = [await raw_topic.send(key=i["id"].encode(), value=orjson.dumps(i)) for i in items]
                 await asyncio.wait_for(asyncio.gather(*futures), SEND_TIMEOUT)
             except Exception as exc:
                 log.warning("POST /news: producing failed: %r", exc)
-                return _error(503, "unavailable", f"the broker did not take the items ({exc!r}); retry later")
-            return aioweb.Response(status=202, content_type="application/json", body=orjson.dumps(result))
+                if metrics is not None:
+                    metrics.ingest_refused.labels("503").inc()
+                result.update(error="unavailable", detail=f"the broker did not take the items ({exc!r}): the "
+                              "accepted ones were sent, retry the request later for the rest")
+                return aioweb.Response(status=503, content_type="application/json", body=orjson.dumps(result))
+            result["accepted"] += [i["id"] for i in items]
+        if not result["accepted"]:
+            too_large = all(r["reason"] == "too_large" for r in result["rejected"])
+            result["error"] = "too_large" if too_large else "no valid item"
+            status = 413 if too_large else 400
+            if metrics is not None:
+                metrics.ingest_refused.labels(str(status)).inc()
+            return aioweb.Response(status=status, content_type="application/json", body=orjson.dumps(result))
+        return aioweb.Response(status=202, content_type="application/json", body=orjson.dumps(result))
+
+    class Health(faust_web.View):
+        async def get(self, request):
+            state = readiness.check()
+            return aioweb.Response(status=200 if state.ready else 503, content_type="application/json",
+                                   body=orjson.dumps(state.as_dict()), headers={"Cache-Control": "no-cache"})
 
     class Recent(faust_web.View):
         async def get(self, request):
@@ -354,6 +547,7 @@ def install(app, settings: Settings, metrics=None) -> None:
 
     if metrics is not None:
         app.page("/metrics", name="metrics")(Metrics)
+        app.page("/healthz", name="healthz")(Health)
     app.page("/", name="alert_page")(Index)
     app.page("/news", name="news_ingest")(News)
     app.page("/alerts/recent", name="alerts_recent")(Recent)

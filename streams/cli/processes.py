@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,9 +37,10 @@ def worker(broker: str | None, web_port: int | None, log_level: str | None) -> N
     from streams.web import check_exposure
 
     settings = settings_from_env(broker=broker, web_port=web_port, log_level=log_level)
-    try:
+    try:  # one line naming the fix, not Faust's retries and a traceback
         check_exposure(settings)
-        admin(settings).close()  # one line naming the fix, not Faust's retries and a traceback
+        _check_port_free(settings.web_host, settings.web_port)
+        admin(settings).close()
     except (SettingsError, KafkaUnavailable) as exc:
         fail(str(exc))
     app = create_app(settings)
@@ -118,6 +120,20 @@ def up(port: int | None, web_port: int | None, feed_files: tuple[str, ...], seco
                 _say("stopping the local broker…")
                 started_broker.stop()
             _say(f"stopped at {datetime.now():%H:%M:%S}")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise :class:`SettingsError` naming the fix when the web port cannot be bound."""
+    from streams.settings import SettingsError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SettingsError(
+                f"the web port {host}:{port} cannot be used ({exc.strerror}; another worker?): choose another "
+                "with --web-port or SIGNALWATCH_WEB_PORT") from None
 
 
 def _say(message: str) -> None:
