@@ -273,6 +273,25 @@ def split_body(body: bytes) -> list[tuple[int, bytes]]:
     return [(n, line.strip()) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
 
 
+def count_items(body: bytes) -> int:
+    """How many items a body holds at most, without splitting it: the elements of a JSON array, else the
+    lines (blank ones included: a bound, in C time, so a huge body is refused at once)."""
+    stripped = body.strip()
+    if stripped.startswith(b"["):
+        try:
+            values = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            values = None
+        if isinstance(values, list):
+            return len(values)
+    lines = stripped.count(b"\n") + 1 if stripped else 0
+    if lines > 1 and stripped.startswith(b"{"):
+        with contextlib.suppress(orjson.JSONDecodeError):  # a pretty-printed single object (fails at once if not)
+            if isinstance(orjson.loads(stripped), dict):
+                return 1
+    return lines
+
+
 def check_items(entries: list[tuple[int, bytes]], max_item_bytes: int) -> tuple[list[dict], list[dict]]:
     """Validate items (as :func:`split_body` gives them); return (valid items, rejected ``{line, reason, detail}``)."""
     accepted, rejected = [], []
@@ -464,34 +483,41 @@ def install(app, settings: Settings, metrics=None) -> None:
             if not body.strip():
                 return _refuse(400, "empty", "send a JSON object, an array of objects or JSONL lines")
             async with ingesting:
+                count = await asyncio.to_thread(count_items, body)
+                if count > settings.max_request_items:
+                    return _refuse(413, "too_many_items",
+                                   f"{count} items in one request; the limit is {settings.max_request_items}: "
+                                   "split it, or raise SIGNALWATCH_MAX_REQUEST_ITEMS")
                 entries = await asyncio.to_thread(split_body, body)
                 del body
-                if len(entries) > settings.max_request_items:
-                    return _refuse(413, "too_many_items",
-                                   f"{len(entries)} items in one request; the limit is {settings.max_request_items}: "
-                                   "split it, or raise SIGNALWATCH_MAX_REQUEST_ITEMS")
                 wait = limiter.take(request.remote or "?", len(entries))
                 if wait:
                     return _too_fast(wait)
                 return await _ingest(entries)
 
     async def _ingest(entries: list[tuple[int, bytes]]) -> aioweb.Response:
+        """Validate and produce ``entries`` a chunk at a time: the next chunk is parsed (in a thread) while the
+        broker acknowledges the previous one, never more than two chunks in flight."""
         result: dict = {"accepted": [], "rejected": [], "topic": raw_topic.get_topic_name()}
-        for start in range(0, len(entries), CHUNK_ITEMS):
-            items, rejected = await asyncio.to_thread(check_items, entries[start:start + CHUNK_ITEMS],
-                                                      settings.max_item_bytes)
-            result["rejected"] += rejected
-            try:
-                futures = [await raw_topic.send(key=i["id"].encode(), value=orjson.dumps(i)) for i in items]
-                await asyncio.wait_for(asyncio.gather(*futures), SEND_TIMEOUT)
-            except Exception as exc:
-                log.warning("POST /news: producing failed: %r", exc)
-                if metrics is not None:
-                    metrics.ingest_refused.labels("503").inc()
-                result.update(error="unavailable", detail=f"the broker did not take the items ({exc!r}): the "
-                              "accepted ones were sent, retry the request later for the rest")
-                return aioweb.Response(status=503, content_type="application/json", body=orjson.dumps(result))
-            result["accepted"] += [i["id"] for i in items]
+        in_flight: list[tuple[list[str], list]] = []
+        try:
+            for start in range(0, len(entries), CHUNK_ITEMS):
+                items, rejected = await asyncio.to_thread(check_items, entries[start:start + CHUNK_ITEMS],
+                                                          settings.max_item_bytes)
+                result["rejected"] += rejected
+                in_flight.append(([i["id"] for i in items], [
+                    await raw_topic.send(key=i["id"].encode(), value=orjson.dumps(i)) for i in items]))
+                if len(in_flight) > 1:
+                    await _acknowledged(in_flight.pop(0), result)
+            while in_flight:
+                await _acknowledged(in_flight.pop(0), result)
+        except Exception as exc:
+            log.warning("POST /news: producing failed: %r", exc)
+            if metrics is not None:
+                metrics.ingest_refused.labels("503").inc()
+            result.update(error="unavailable", detail=f"the broker did not take the items ({exc!r}): the "
+                          "accepted ones were sent, retry the request later for the rest")
+            return aioweb.Response(status=503, content_type="application/json", body=orjson.dumps(result))
         if not result["accepted"]:
             too_large = all(r["reason"] == "too_large" for r in result["rejected"])
             result["error"] = "too_large" if too_large else "no valid item"
@@ -500,6 +526,11 @@ def install(app, settings: Settings, metrics=None) -> None:
                 metrics.ingest_refused.labels(str(status)).inc()
             return aioweb.Response(status=status, content_type="application/json", body=orjson.dumps(result))
         return aioweb.Response(status=202, content_type="application/json", body=orjson.dumps(result))
+
+    async def _acknowledged(chunk: tuple[list[str], list], result: dict) -> None:
+        ids, futures = chunk
+        await asyncio.wait_for(asyncio.gather(*futures), SEND_TIMEOUT)
+        result["accepted"] += ids
 
     class Health(faust_web.View):
         async def get(self, request):
