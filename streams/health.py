@@ -45,14 +45,22 @@ class State:
 
 
 class Readiness:
-    """Reads the Faust app's consumer and table recovery; remembers the size of the current recovery."""
+    """Reads the Faust app's consumer and table recovery; remembers the size of the current recovery; each
+    check also sets ``signalwatch_ready`` and ``signalwatch_recovery_remaining_records``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, metrics: Any) -> None:
         self.app = app
+        self.metrics = metrics
         self._recovery_total = 0
 
     def check(self) -> State:
-        """The worker's state now."""
+        """The worker's state now (and in the metrics)."""
+        state = self._state()
+        self.metrics.ready.set(1 if state.ready else 0)
+        self.metrics.recovery_remaining.set(state.remaining)
+        return state
+
+    def _state(self) -> State:
         app = self.app
         try:
             partitions = len(app.consumer.assignment())
@@ -83,18 +91,15 @@ class Readiness:
 
 
 def install(app: Any, metrics: Any) -> Readiness:
-    """A :class:`Readiness` for ``app`` and a task that keeps ``signalwatch_ready`` and
-    ``signalwatch_recovery_remaining_records`` current and logs each phase (recovery progress every
-    :data:`PROGRESS_EVERY` seconds)."""
-    readiness = Readiness(app)
+    """A :class:`Readiness` for ``app`` and a task that checks it every :data:`CHECK_EVERY` seconds (so the
+    metrics stay current) and logs each phase (recovery progress every :data:`PROGRESS_EVERY` seconds)."""
+    readiness = Readiness(app, metrics)
 
     async def report_readiness() -> None:
         started = time.monotonic()
         phase, last_line = "", 0.0
         while True:
             state = readiness.check()
-            metrics.ready.set(1 if state.ready else 0)
-            metrics.recovery_remaining.set(state.remaining)
             now = time.monotonic()
             if state.phase != phase or (state.phase == "recovering" and now - last_line >= PROGRESS_EVERY):
                 if state.ready:

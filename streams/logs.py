@@ -28,8 +28,11 @@ class JsonFormatter(logging.Formatter):
 
 
 TRANSIENT_COORDINATOR_ERRORS = ("GroupCoordinatorNotAvailable", "NotCoordinator", "CoordinatorLoadInProgress",
-                                "Marking the coordinator dead")
-"""What aiokafka logs (as errors) while the broker's group coordinator is still loading; it retries."""
+                                "Marking the coordinator dead", "not found in cluster metadata")
+"""What aiokafka logs (as errors) while the broker's group coordinator is still loading, or a topic the worker
+has just created is not in its metadata yet; it retries."""
+TRANSIENT_LOGGERS = ("aiokafka.consumer.group_coordinator", "aiokafka.cluster")
+"""The loggers :class:`TransientCoordinatorErrors` is attached to."""
 START_GRACE = 120.0
 """Seconds after start in which that chatter is an info line; later it is a warning (it still retries)."""
 
@@ -65,6 +68,6 @@ def logging_config(level: str) -> dict:
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
                                 "stream": "ext://sys.__stderr__"}},
         "loggers": {"signalwatch.startup": {"level": progress},
-                    "aiokafka.consumer.group_coordinator": {"filters": ["transient"]}},
+                    **{name: {"filters": ["transient"]} for name in TRANSIENT_LOGGERS}},
         "root": {"level": level, "handlers": ["stderr"]},
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import signal
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ import uuid
 import orjson
 import pytest
 
-from tests.conftest import PIPELINE_ENV, collect
+from tests.conftest import PIPELINE_ENV, collect, send_items
 
 TALKS = "The Kremlin said it is ready to hold peace talks with Washington in Riyadh next month."
 TOKEN = "test-token-" + uuid.uuid4().hex
@@ -118,6 +119,9 @@ def test_only_our_pages_are_served(worker):
     state = orjson.loads(body)
     assert status == 200 and state["ready"] is True and state["phase"] == "ready" and state["partitions"] > 0
     assert "signalwatch_ready 1.0" in worker.metrics()
+    started = [orjson.loads(line) for line in worker.log.read_bytes().splitlines() if line.startswith(b"{")]
+    chatter = [x for x in started if "Coordinator" in x["msg"] and x["level"] in ("error", "critical")]
+    assert not chatter, "transient coordinator errors at start-up are not error lines"
 
 
 def test_malformed_http_is_a_400_without_a_traceback(worker):
@@ -191,3 +195,42 @@ def test_slowloris_connections_are_closed_within_the_timeout(strict):
     with urllib.request.urlopen(f"{strict.base_url}/healthz", timeout=10) as response:
         assert response.status == 200
 
+
+
+def test_a_restarted_worker_says_what_it_waits_for(start_worker):
+    """After a kill -9 the group waits for the old member's session to expire before it assigns partitions:
+    /healthz, signalwatch_ready and the log (at the default level) say so, then say ready."""
+    app_id = f"sw-restart-{uuid.uuid4().hex[:6]}"
+    env = {**PIPELINE_ENV, "SIGNALWATCH_LOG_LEVEL": "warning"}
+    first = start_worker(app_id=app_id, extra_env=env)
+    send_items(first.settings, [{"id": f"restart-{uuid.uuid4().hex}", "text": TALKS}])
+    time.sleep(3)
+    first.stop(signal.SIGKILL)
+    second = start_worker(app_id=app_id, ready=False, extra_env=env)
+    phases, deadline = [], time.monotonic() + 150
+    while time.monotonic() < deadline:
+        assert second.proc.poll() is None, second.log.read_text()[-3000:]
+        try:
+            status, _, body = request(second.settings.web_port, "GET", "/healthz", timeout=5)
+        except OSError:
+            time.sleep(0.5)
+            continue
+        state = orjson.loads(body)
+        phases.append(state["phase"])
+        if status == 200:
+            break
+        assert status == 503 and state["ready"] is False and state["reason"]
+        assert "signalwatch_ready 0.0" in second.metrics()
+        time.sleep(1)
+    assert phases and phases[-1] == "ready", phases
+    assert "assigning" in phases, f"the wait for the old member shows: {phases}"
+    deadline = time.monotonic() + 10  # the log is written by a task that checks every 2 s
+    while True:
+        log = [orjson.loads(line) for line in second.log.read_bytes().splitlines() if line.startswith(b"{")]
+        said = [x["msg"] for x in log if x["logger"] == "signalwatch.startup"]
+        if (said and said[-1].startswith("ready (")) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert any("waiting for the consumer group to assign partitions" in m for m in said), said
+    assert said[-1].startswith("ready ("), said
+    assert not [x for x in log if x["level"] == "error"], "no error lines for a normal restart"
