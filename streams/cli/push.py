@@ -153,9 +153,10 @@ def feed() -> None:
 @click.option("--state", "state_file", default=None, metavar="FILE",
               help="State file: ETags and sent entries (default <SIGNALWATCH_HOME>/poller/state.json).")
 @click.option("--timeout", type=float, default=20.0, show_default=True, help="HTTP timeout in seconds.")
+@create_option
 @click.argument("urls", nargs=-1, required=True)
 def feed_poll(broker: str | None, interval: float, once: bool, topic: str | None, state_file: str | None,
-              timeout: float, urls: tuple[str, ...]) -> None:
+              timeout: float, create: bool, urls: tuple[str, ...]) -> None:
     """Poll RSS/Atom feed URLS into news.raw, each entry once (remembered across restarts)."""
     from streams.feeds import FeedError
     from streams.kafka_io import KafkaUnavailable, producer
@@ -168,6 +169,7 @@ def feed_poll(broker: str | None, interval: float, once: bool, topic: str | None
         if not url.startswith(("http://", "https://", "file://")):
             fail(f"{url}: not a feed URL; use http(s)://… (or file:// for a local file)")
     target = topic or settings.topics.raw
+    require_topics(settings, [target], create)
     try:
         state = StateFile(Path(state_file) if state_file else settings.data_dir / "poller" / "state.json")
         client = producer(settings)
