@@ -126,7 +126,9 @@ def test_worker_with_a_wrong_password_exits_non_zero_with_a_clear_error(scram_br
     log = worker.log.read_text()
     assert code != 0
     lines = log.strip().splitlines()
-    assert len(lines) == 1 and "rejected the SCRAM-SHA-256 credentials" in lines[0], log[-2000:]
+    # "rejected the credentials", or when kafka-python gave up before logging the broker's reason, "wrong
+    # credentials are the usual cause"
+    assert len(lines) == 1 and "credentials" in lines[0] and "signalwatch-svc" in lines[0], log[-2000:]
     assert "SIGNALWATCH_SASL_PASSWORD" in log and "Traceback" not in log, "one line that names the fix"
     assert wrong not in log and PASSWORD not in log
 
