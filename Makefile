@@ -16,7 +16,7 @@ BENCH_TIMEOUT ?= 540
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml setup.py streams/tagging/_compiled.pyx
+$(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -24,16 +24,13 @@ $(BIN)/.installed: pyproject.toml setup.py streams/tagging/_compiled.pyx
 
 install: $(BIN)/.installed ## Create .venv with signalwatch (editable) and its dev tools
 
-system-deps: ## Install Java, Maven, Prometheus, Chromium, openssl, gcc and Python headers from Debian if missing (needs root)
+system-deps: ## Install Java, Maven, Prometheus, Chromium and openssl from Debian if missing (needs root)
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
-	command -v gcc >/dev/null || missing="$$missing gcc"; \
-	$(PYTHON) -c "import os, sysconfig; os.stat(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" \
-	  2>/dev/null || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from . import Tagger, dominant_stance, load_tagger
+from . import Tagger, load_tagger
 
 LABELS = ("escalation", "negotiation")
 
@@ -63,7 +63,7 @@ def evaluate(path: str | Path, tagger: Tagger | None = None, *, keep_errors: boo
                                    "error": "fp" if idx == 1 else "fn", "signals": result["signals"]})
             gold_stance = row.get("stance")
             if gold_stance:
-                got = dominant_stance(result)
+                got = result["negotiation_stance"]
                 stance_total += 1
                 stance_by_source[source][1] += 1
                 if got == gold_stance:
