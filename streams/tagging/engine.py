@@ -202,7 +202,8 @@ class Tagger:
                     self._add(table, rest, bool(opts.get("case")), 6, tail)
                     t = head
                 meta = _TermMeta(idx, name, c.kind == "escalation", c.weight,
-                                 frozenset(opts.get("requires", ())), opts.get("stance"), default, counts,
+                                 frozenset(opts.get("requires", ())), opts.get("stance"),
+                                 opts.get("default_stance", default), counts,
                                  item_req, frozenset(opts.get("blocked_by", ())), int(opts.get("near", 0)),
                                  tail, gap)
                 self._add(table, t, bool(opts.get("case")), 2, meta)
@@ -455,7 +456,7 @@ class Tagger:
         signals: list[dict[str, Any]] = []
         best_esc: dict[str, float] = {}
         best_neg: dict[str, float] = {}
-        zone_stances: tuple[list[str], list[str], list[str]] = ([], [], [])
+        zone_stances: tuple[list, list, list] = ([], [], [])  # (not decided by a cue, stance)
         factors = self._factors
         stance_of = self._stance
         weights = self.actor_weights
@@ -495,7 +496,8 @@ class Tagger:
                     end = self._tail_end(meta, norm, e, sctx)
                     if end < 0:
                         continue
-                stance = stance_of(meta, s, e, cues) if cues else (meta.stance or meta.default)
+                stance, decided = stance_of(meta, s, e, cues) if cues else (meta.stance or meta.default,
+                                                                             meta.stance is not None)
                 counts = stance in meta.counts
                 key = meta.name
                 signals.append({"kind": "escalation" if meta.escalation else "negotiation", "category": key,
@@ -509,8 +511,10 @@ class Tagger:
                 if strength > best.get(key, -1.0):
                     best[key] = strength
                 if not meta.escalation:
-                    zone_stances[0 if s < head_end else 1 if s < lead_end else 2].append(stance)
-        item_stance = next((min(z, key=_STANCE_RANK.__getitem__) for z in zone_stances if z), None)
+                    zone_stances[0 if s < head_end else 1 if s < lead_end else 2].append((not decided, stance))
+        # the first zone with a stance decided by a cue; a category default only when no zone has one
+        item_stance = next((min(z, key=_zone_rank)[1] for z in zone_stances if z and not min(z)[0]),
+                           next((min(z, key=_zone_rank)[1] for z in zone_stances if z), None))
         return self._result(signals, item_actors, locations, _noisy_or(list(best_esc.values())),
                             _noisy_or(list(best_neg.values())), item_stance, bool(best_esc), bool(best_neg))
 
@@ -535,8 +539,9 @@ class Tagger:
                 return ce
         return -1
 
-    def _stance(self, meta: _TermMeta, s: int, e: int, cues: list[tuple[int, int, int, int]]) -> str:
-        """Stance (negotiation) or modality (escalation) of a trigger at ``[s, e)`` from its sentence's cues."""
+    def _stance(self, meta: _TermMeta, s: int, e: int, cues: list[tuple[int, int, int, int]]) -> tuple[str, bool]:
+        """Stance (negotiation) or modality (escalation) of a trigger at ``[s, e)`` from its sentence's cues,
+        and whether a cue or the term decided it (else it is the category's default)."""
         lo = s - self._before
         hi = e + self._after
         bmask = amask = 0
@@ -567,42 +572,43 @@ class Tagger:
                 if bwd & BREAKER:
                     break
                 bits = bwd
-                if bits & (DENIED | REJECTED) and cs - e > 15:
-                    bits &= ~(DENIED | REJECTED)  # "talks were rejected", not a later clause
                 amask |= bits
                 if bits & _NEAREST_MASK and not near_a:
                     near_a, near_ad = bits, cs - e + 5  # slight preference for cues before
         if not bmask and not amask:
-            return meta.stance or meta.default
+            return meta.stance or meta.default, meta.stance is not None
         if meta.escalation:
             if bmask & DENIED or amask & DENIED or neg_d <= 30 or rej_d <= 20 or cess_d <= 30:
-                return "negated"  # "denied shelling", "no shelling", "agreed to halt strikes"
+                return "negated", True  # "denied shelling", "no shelling", "agreed to halt strikes"
             if (bmask | amask) & HYPOTHETICAL:
-                return "hypothetical"  # "a response if drones cross", "to deter an attack"
+                return "hypothetical", True  # "a response if drones cross", "to deter an attack"
             if meta.stance:
-                return meta.stance
+                return meta.stance, True
             if bmask & _THREATENING:
-                return "threatened"
+                return "threatened", True
             if (bmask | amask) & HISTORICAL:
-                return "historical"  # "years after the invasion"
-            return meta.default
-        # negotiation: denial and rejection scope over the whole window
+                return "historical", True  # "years after the invasion"
+            return meta.default, False
+        # negotiation: denial and rejection scope over the whole window; a condition after the trigger
+        # ("talks only if ...", "will not sign without ...") makes it conditional
         if (bmask | amask) & DENIED:
-            return "denied"
+            return "denied", True
+        if amask & CONDITIONAL:
+            return "conditional", True
         if (bmask | amask) & REJECTED:
-            return "rejected"
+            return "rejected", True
         if neg_d <= 30:
-            return "rejected" if bmask & (AGREED | PROPOSED | OPEN) else "denied"
+            return "rejected" if bmask & (AGREED | PROPOSED | OPEN) else "denied", True
         if meta.stance:
-            return meta.stance
+            return meta.stance, True
         bits = near_b if near_bd <= near_ad else near_a
         if bits:
             for bit, name in _NEAREST:
                 if bits & bit:
                     if name == "agreed" and bmask & (HEDGE | OPEN):
-                        return "open"  # "could agree to a truce", "ready to sign" are not agreements
-                    return name
-        return meta.default
+                        return "open", True  # "could agree to a truce", "ready to sign" are not agreements
+                    return name, True
+        return meta.default, False
 
     def _result(self, signals: list, actors: list[str], locations: list[str],
                 esc: float, neg: float, negotiation_stance: str | None, has_esc: bool,
@@ -631,6 +637,10 @@ class Tagger:
 
 #: precedence of negotiation stances within one zone of an item (headline, lead, rest)
 _STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "agreed": 3, "proposed": 4, "open": 5}
+
+def _zone_rank(entry: tuple[bool, str]) -> tuple[bool, int]:
+    return entry[0], _STANCE_RANK[entry[1]]
+
 
 #: sort key of term hits ``(start, -end, metas)``: by start, longest first, stable
 _START_LONGEST = itemgetter(0, 1)
