@@ -496,7 +496,7 @@ class Tagger:
                     end = self._tail_end(meta, norm, e, sctx)
                     if end < 0:
                         continue
-                stance, decided = stance_of(meta, s, e, cues) if cues else (meta.stance or meta.default,
+                stance, decided = stance_of(meta, s, e, cues, doc) if cues else (meta.stance or meta.default,
                                                                              meta.stance is not None)
                 counts = stance in meta.counts
                 key = meta.name
@@ -539,7 +539,8 @@ class Tagger:
                 return ce
         return -1
 
-    def _stance(self, meta: _TermMeta, s: int, e: int, cues: list[tuple[int, int, int, int]]) -> tuple[str, bool]:
+    def _stance(self, meta: _TermMeta, s: int, e: int, cues: list[tuple[int, int, int, int]],
+                doc: str) -> tuple[str, bool]:
         """Stance (negotiation) or modality (escalation) of a trigger at ``[s, e)`` from its sentence's cues,
         and whether a cue or the term decided it (else it is the category's default)."""
         lo = s - self._before
@@ -568,8 +569,8 @@ class Tagger:
                     cess_d = d
                 if fwd & _NEAREST_MASK and d <= near_bd:
                     near_b, near_bd = fwd, d
-            elif cs >= e:  # a cue after it governs it when it scopes backward
-                if bwd & BREAKER:
+            elif cs >= e:  # a cue after it governs it when it scopes backward, within the same clause
+                if bwd & BREAKER or "," in doc[e:cs]:
                     break
                 bits = bwd
                 amask |= bits

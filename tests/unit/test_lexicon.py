@@ -17,10 +17,16 @@ categories:
   ceasefire:
     kind: negotiation
     weight: 0.8
+    examples:
+      - {text: "Ruritania agreed to a truce.", stance: agreed}
+      - {text: "The bakery sells cakes.", stance: none}
     terms: [ceasefire, truce]
   shelling:
     kind: escalation
     weight: 0.6
+    examples:
+      - {text: "Shelling hit Strelsau.", stance: reported}
+      - {text: "Ruritania did not deny shelling.", stance: negated}
     terms: [shelling]
 cues:
   negation: [=not]
