@@ -6,7 +6,7 @@ import click
 import orjson
 import pytest
 
-from streams.cli import _print_alert, alert_matches, format_alert
+from streams.cli.alerts import alert_matches, format_alert, print_alert
 
 ALERT = {
     "alert_id": "esc-0123456789abcdef01234567", "type": "escalation", "severity": "high",
@@ -51,10 +51,10 @@ def test_filters(filters, passes):
 
 def test_print_alert_json_and_filters(capsys):
     value = orjson.dumps(ALERT)
-    assert _print_alert(value, True, None) is True
+    assert print_alert(value, True, None) is True
     assert orjson.loads(capsys.readouterr().out) == ALERT
-    assert _print_alert(value, False, "critical") is False
-    assert _print_alert(value, False, None, categories=("ceasefire",)) is False
+    assert print_alert(value, False, "critical") is False
+    assert print_alert(value, False, None, categories=("ceasefire",)) is False
     assert capsys.readouterr().out == ""
-    assert _print_alert(b"{nope", False, None) is False
+    assert print_alert(b"{nope", False, None) is False
     assert "not JSON" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""The tagger without Kafka: ``classify`` (tag items) and ``eval`` (score it on labelled items)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from streams.cli.options import fail
+
+
+@click.command()
+@click.argument("file", default="-")
+def classify(file: str) -> None:
+    """Tag JSONL news items (or plain text lines) from FILE or stdin; JSONL tagged items out, no Kafka.
+
+    One output line per input line, in order; a line that is not valid input yields {"error": ...}.
+    """
+    from streams.feeds import read_feed
+    from streams.records import now_iso, tagged_item
+    from streams.tagging import load_tagger
+
+    if file != "-" and not Path(file).is_file():
+        fail(f"{file}: no such file")
+    tagger = load_tagger()
+    out = sys.stdout.buffer
+    for record in read_feed(file):
+        if record.error is not None:
+            line = {"error": {"reason": record.error.reason, "detail": record.error.detail},
+                    "where": record.where}
+        else:
+            item = record.item
+            line = tagged_item(item, tagger.tag(item["title"], item["text"]), now_iso())
+        out.write(orjson.dumps(line) + b"\n")
+    out.flush()
+
+
+@click.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--report", default="eval-report.json", show_default=True, help="Where to write the JSON report.")
+def evaluate(file: str, report: str) -> None:
+    """Precision, recall and F1 per label and stance accuracy of the tagger on a labelled JSONL FILE."""
+    from streams.tagging.evaluate import evaluate as run_eval
+    from streams.tagging.evaluate import format_report
+
+    result = run_eval(file)
+    Path(report).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    click.echo(format_report(result))
+    click.echo(f"report written to {report}", err=True)
+
+
+COMMANDS = (classify, evaluate)
