@@ -38,16 +38,19 @@ def classify(file: str) -> None:
 
 
 @click.command("eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--report", default="eval-report.json", show_default=True, help="Where to write the JSON report.")
-def evaluate(file: str, report: str) -> None:
-    """Precision, recall and F1 per label and stance accuracy of the tagger on a labelled JSONL FILE."""
-    from streams.tagging.evaluate import evaluate as run_eval
-    from streams.tagging.evaluate import format_report
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--report", default="eval-report.json", show_default=True,
+              help="Where to write the JSON report (with the false positives, misses and stance errors).")
+def evaluate(files: tuple[str, ...], report: str) -> None:
+    """Precision, recall and F1 per label (overall, news only, per source), stance accuracy and its confusion
+    matrix of the tagger on labelled JSONL FILES."""
+    from streams.tagging.evaluate import evaluate_files, format_report
 
-    result = run_eval(file)
+    result = evaluate_files(list(files))
+    Path(report).parent.mkdir(parents=True, exist_ok=True)
     Path(report).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    click.echo(format_report(result))
+    for file_report in result["files"].values():
+        click.echo(format_report(file_report) + "\n")
     click.echo(f"report written to {report}", err=True)
 
 
