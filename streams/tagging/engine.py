@@ -84,11 +84,11 @@ _DEFAULT_THRESHOLDS = {"medium": 0.4, "high": 0.7, "critical": 0.9}
 
 # cue classes as bits
 (NEG, DENIED, REJECTED, CONDITIONAL, AGREED, PROPOSED, OPEN, THREAT, HEDGE, BREAKER, HYPOTHETICAL, HISTORICAL,
- CESSATION, PSEUDO) = (1 << i for i in range(14))
+ CESSATION, PSEUDO, DISAPPROVAL) = (1 << i for i in range(15))
 _CUE_BITS = {"negation": NEG, "denied": DENIED, "rejected": REJECTED, "conditional": CONDITIONAL,
              "agreed": AGREED, "proposed": PROPOSED, "open": OPEN, "threat": THREAT, "hedge": HEDGE,
              "breaker": BREAKER, "hypothetical": HYPOTHETICAL, "historical": HISTORICAL,
-             "cessation": CESSATION, "pseudo_negation": PSEUDO}
+             "cessation": CESSATION, "pseudo_negation": PSEUDO, "disapproval": DISAPPROVAL}
 #: default scope direction of each cue class (the pack's ``cue_directions`` and a term's ``direction``
 #: override it): forward cues govern triggers after them, backward cues triggers before them
 _DEFAULT_DIRECTIONS = {"hypothetical": "forward", "cessation": "forward", "threat": "forward"}
@@ -477,8 +477,8 @@ class Tagger:
                         [a for _, a in actors_at[first:bisect_left(actors_at, (se,), first)]]))
                 aw = max([weights[a] for a in sent_actors], default=0.0)
             for meta in metas:
-                if meta.item_requires and meta.item_requires.isdisjoint(item_groups):
-                    continue  # a truce in another war, a summit about the economy
+                if meta.item_requires and not places and meta.item_requires.isdisjoint(item_groups):
+                    continue  # a truce in another war, a summit about the economy (the pack's places are this war's)
                 req = meta.requires
                 if req:
                     if req.isdisjoint(sent_groups):
@@ -596,7 +596,7 @@ class Tagger:
             return "denied", True
         if amask & CONDITIONAL:
             return "conditional", True
-        if (bmask | amask) & REJECTED:
+        if (bmask | amask) & (REJECTED | DISAPPROVAL):  # disapproval rejects a deal, not an event
             return "rejected", True
         if neg_d <= 30:
             return "rejected" if bmask & (AGREED | PROPOSED | OPEN) else "denied", True

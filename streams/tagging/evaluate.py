@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tagger = load_tagger(args.pack) if args.pack else load_tagger()
     result = evaluate_files(args.files, tagger)
-    for path, report in result["files"].items():
+    for report in result["files"].values():
         print(format_report(report))
         print()
         if args.errors:

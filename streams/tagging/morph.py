@@ -28,7 +28,7 @@ _VOWELS = set("aeiou")
 _IRREGULAR = {
     "take": ("took", "taken"), "retake": ("retook", "retaken"), "overtake": ("overtook", "overtaken"),
     "strike": ("struck", "stricken"), "shoot": ("shot",), "fight": ("fought",), "hold": ("held",),
-    "break": ("broke", "broken"), "lose": ("lost",), "send": ("sent",), "drive": ("drove", "driven"),
+    "break": ("broke", "broken"), "send": ("sent",), "drive": ("drove", "driven"),
     "give": ("gave", "given"), "begin": ("began", "begun"), "withdraw": ("withdrew", "withdrawn"),
     "bring": ("brought",), "buy": ("bought",), "fall": ("fell", "fallen"), "win": ("won",),
     "overrun": ("overran",), "run": ("ran",), "rise": ("rose", "risen"), "throw": ("threw", "thrown"),
