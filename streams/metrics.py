@@ -117,7 +117,8 @@ class Metrics:
         for label in tagged["labels"]:
             self.items_labelled.labels(label).inc()
         for signal in tagged["signals"]:
-            self.signals.labels(signal["kind"], signal["category"]).inc()
+            if signal.get("counts", True):  # hypothetical, historical and negated mentions are evidence only
+                self.signals.labels(signal["kind"], signal["category"]).inc()
         if tagged["signals"]:
             for actor in tagged["actors"]:
                 self.actor_mentions.labels(actor).inc()
