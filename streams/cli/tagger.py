@@ -1,4 +1,5 @@
-"""The tagger without Kafka: ``classify`` (tag items) and ``eval`` (score it on labelled items)."""
+"""The tagger without Kafka: ``classify`` (tag items), ``eval`` (score it on labelled items) and ``lexicon check``
+(run a rule pack's example sentences)."""
 
 from __future__ import annotations
 
@@ -54,4 +55,33 @@ def evaluate(files: tuple[str, ...], report: str) -> None:
     click.echo(f"report written to {report}", err=True)
 
 
-COMMANDS = (classify, evaluate)
+@click.group()
+def lexicon() -> None:
+    """Rule packs (lexicons): check one against its own example sentences."""
+
+
+@lexicon.command("check")
+@click.argument("pack", required=False, type=click.Path(dir_okay=False))
+def lexicon_check(pack: str | None) -> None:
+    """Validate PACK (default: the bundled pack) and run every category's example sentences; print each
+    failing example with what the tagger found. Exit status 1 when any fails."""
+    from streams.tagging import LexiconError, load_tagger
+    from streams.tagging.examples import check_examples, format_failure
+
+    if pack is not None and not Path(pack).is_file():
+        fail(f"{pack}: no such file; give the path of a rule pack YAML (or nothing for the bundled pack)")
+    try:
+        tagger = load_tagger(pack)
+    except LexiconError as exc:
+        fail(f"{exc}; fix the pack and run the check again")
+    checked, failures = check_examples(tagger)
+    for failure in failures:
+        click.echo(format_failure(failure))
+    where = pack or "bundled pack"
+    if failures:
+        fail(f"{len(failures)} of {checked} examples failed in {where} ({tagger.version}); edit the terms, cues or "
+             "context groups of those categories (or the example, if it was wrong) and run the check again")
+    click.echo(f"{checked} examples pass in {where} ({tagger.version})")
+
+
+COMMANDS = (classify, evaluate, lexicon)
