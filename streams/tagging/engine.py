@@ -546,7 +546,7 @@ class Tagger:
         lo = s - self._before
         hi = e + self._after
         bmask = amask = 0
-        neg_d = rej_d = cess_d = _FAR
+        neg_d = rej_d = _FAR
         near_b = near_a = 0  # bits of the nearest cue before / after that decides by proximity
         near_bd = near_ad = _FAR
         first = bisect_left(cues, (lo,))  # cues are sorted by start: the window is one slice
@@ -554,7 +554,7 @@ class Tagger:
             if ce <= s:  # a cue before the trigger governs it when it scopes forward
                 if fwd & BREAKER:  # a new clause; a breaker may open one of its own ("amid", "despite")
                     bmask = 0
-                    neg_d = rej_d = cess_d = near_bd = _FAR
+                    neg_d = rej_d = near_bd = _FAR
                     near_b = 0
                     fwd &= ~BREAKER
                 if not fwd:
@@ -565,8 +565,6 @@ class Tagger:
                     neg_d = d
                 if fwd & REJECTED:
                     rej_d = d
-                if fwd & CESSATION:
-                    cess_d = d
                 if fwd & _NEAREST_MASK and d <= near_bd:
                     near_b, near_bd = fwd, d
             elif cs >= e:  # a cue after it governs it when it scopes backward, within the same clause
@@ -579,8 +577,10 @@ class Tagger:
         if not bmask and not amask:
             return meta.stance or meta.default, meta.stance is not None
         if meta.escalation:
-            if bmask & DENIED or amask & DENIED or neg_d <= 30 or rej_d <= 20 or cess_d <= 30:
-                return "negated", True  # "denied shelling", "no shelling", "agreed to halt strikes"
+            if (bmask | amask) & DENIED or bmask & CESSATION or neg_d <= 30 or rej_d <= 20:
+                # "denied shelling", "no shelling"; a cessation scopes over its clause ("agreed to halt
+                # strikes on energy facilities")
+                return "negated", True
             if (bmask | amask) & HYPOTHETICAL:
                 return "hypothetical", True  # "a response if drones cross", "to deter an attack"
             if meta.stance:

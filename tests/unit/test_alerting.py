@@ -85,3 +85,16 @@ def test_signals_that_do_not_count_raise_no_alert():
 def test_a_hypothetical_attack_raises_no_alert():
     item = tagged("Warsaw vows a response if Russian drones cross into Poland", "")
     assert build_alerts(item, "low") == []
+
+
+def test_the_sample_feeds_agreed_truce_raises_no_escalation_alert():
+    import json
+    from pathlib import Path
+
+    import streams
+
+    feed = Path(streams.__file__).parent / "data" / "sample_feed.jsonl"
+    items = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines() if line.strip()]
+    (truce,) = [it for it in items if it["title"] == "Sides agree energy truce"]
+    alerts = build_alerts(tagged(truce["title"], truce["text"], truce["id"]), "medium")
+    assert [(a["type"], a["negotiation_stance"]) for a in alerts] == [("negotiation", "agreed")]
