@@ -608,6 +608,8 @@ class Tagger:
                 if bits & bit:
                     if name == "agreed" and bmask & (HEDGE | OPEN):
                         return "open", True  # "could agree to a truce", "ready to sign" are not agreements
+                    if name == "agreed" and bmask & PROPOSED:
+                        return "proposed", True  # "urged to hold talks", "calls on Russia to resume the deal"
                     return name, True
         return meta.default, False
 
