@@ -573,7 +573,7 @@ class Tagger:
                 bits = bwd
                 amask |= bits
                 if bits & _NEAREST_MASK and not near_a:
-                    near_a, near_ad = bits, cs - e + 5  # slight preference for cues before
+                    near_a, near_ad = bits, cs - e + 40  # slight preference for cues before
         if not bmask and not amask:
             return meta.stance or meta.default, meta.stance is not None
         if meta.escalation:
