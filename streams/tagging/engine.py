@@ -447,6 +447,7 @@ class Tagger:
         else:
             kept = terms
 
+        kept_starts = [h[0] for h in kept]
         starts = self._sentence_starts(doc)
         nsent = len(starts)
         ndoc = len(doc)
@@ -469,6 +470,9 @@ class Tagger:
                 ss = starts[si]
                 se = starts[si + 1] if si + 1 < nsent else ndoc
                 cues, sctx = self._read_sentence(norm, doc, ss, se)
+                if cues:  # a cue word inside a trigger phrase is part of a name ("peace plan", "prisoner
+                    # exchange"), not a cue for the other triggers of the sentence
+                    cues = _outside_triggers(cues, kept_starts, kept)
                 sent_groups = frozenset().union(*[groups for _, _, groups in sctx]) if sctx else frozenset()
                 sent_actors = []
                 if actors_at:  # sorted by position: the sentence's actors are one slice
@@ -640,6 +644,17 @@ class Tagger:
 
 #: precedence of negotiation stances within one zone of an item (headline, lead, rest)
 _STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "agreed": 3, "proposed": 4, "open": 5}
+
+def _outside_triggers(cues: list, kept_starts: list[int], kept: list) -> list:
+    """The cues that do not lie inside a trigger hit (``kept`` sorted by start, no hit inside another)."""
+    out = []
+    for c in cues:
+        i = bisect_right(kept_starts, c[0]) - 1
+        if i >= 0 and c[1] <= -kept[i][1]:
+            continue
+        out.append(c)
+    return out
+
 
 def _zone_rank(entry: tuple[bool, str]) -> tuple[bool, int]:
     return entry[0], _STANCE_RANK[entry[1]]
