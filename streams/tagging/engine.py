@@ -376,13 +376,14 @@ class Tagger:
             reach = self._sent_key_len
             cues = [h for h in cues if not (h[2] | h[3]) & BREAKER or not any(
                 h[1] <= b for _, b in spans[bisect_left(span_starts, h[0] - reach):bisect_right(span_starts, h[0])])]
-        if pseudo:  # a negation inside a pseudo-negation ("no agreement yet", "not only") negates nothing
+        if pseudo:  # a negation overlapping a pseudo-negation ("there is no agreement yet", "not only")
+            # negates nothing; a cue overlapping it starts at most one key length before it
             spans = [(h[0], h[1]) for h in cues if (h[2] | h[3]) & PSEUDO]
             spans.sort()
             span_starts = [a for a, _ in spans]
             reach = self._sent_key_len
             cues = [h if not (h[2] | h[3]) & _NEGATING or (h[2] | h[3]) & PSEUDO or not any(
-                h[1] <= b for _, b in spans[bisect_left(span_starts, h[0] - reach):bisect_right(span_starts, h[0])])
+                b > h[0] for _, b in spans[bisect_left(span_starts, h[0] - reach):bisect_left(span_starts, h[1])])
                 else (h[0], h[1], h[2] & ~_NEGATING, h[3] & ~_NEGATING) for h in cues]
         if len(cues) > 1:
             cues.sort()

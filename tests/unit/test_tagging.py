@@ -275,6 +275,12 @@ def test_frame_gap_is_bounded(tagger):
     ("Zelensky turns down Moscow's peace plan", "Kyiv said the plan would reward the invasion.", "rejected"),
     ("Kyiv to accept a truce only after Russian troops leave", "", "conditional"),
     ("Hopes rise for a Putin-Zelensky summit", "", "open"),
+    ("Russia walks out of peace talks with Ukraine", "", "rejected"),
+    ("Moscow pulls out of the grain deal with Ukraine", "", "rejected"),
+    ("Kyiv refuses to sign the peace deal drafted in Moscow", "", "rejected"),
+    ("Kyiv will agree to talks with Russia only once a full ceasefire holds", "", "conditional"),
+    ("There is no agreement yet on a venue for Ukraine peace talks", "", "open"),
+    ("Trump promises a quick end to the war in Ukraine", "", "proposed"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
 def test_item_stance_headline_first(tagger, title, text, stance):
