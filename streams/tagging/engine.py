@@ -131,10 +131,18 @@ class _TermMeta:
     default: str
     counts: frozenset[str]
     item_requires: frozenset[str] = frozenset()
-    blocked_by: frozenset[str] = frozenset()
-    near: int = 0  # words; 0: a blocking word anywhere in the sentence blocks
+    blocked_by: frozenset[str] = frozenset()  # every blocking group (quick test)
+    #: ``(groups, near)`` pairs of the term and of its category; near 0: anywhere in the sentence
+    blocks: tuple[tuple[frozenset[str], int], ...] = ()
     tail: str | None = None  # context group of a frame's tail (``amass ~3 troops``)
     gap: int = 0  # words allowed between head and tail
+
+
+def _blocks(term: dict[str, Any], category: dict[str, Any]) -> tuple[frozenset[str], tuple]:
+    """``blocked_by`` of a term and of its category as ``(all groups, ((groups, near), ...))``."""
+    blocks = tuple((frozenset(d["blocked_by"]), int(d.get("near", 0)))
+                   for d in (term, category) if d.get("blocked_by"))
+    return frozenset().union(*[b for b, _ in blocks]), blocks
 
 
 _GAP = re.compile(r"\s~(\d)\s")
@@ -204,7 +212,7 @@ class Tagger:
                 meta = _TermMeta(idx, name, c.kind == "escalation", c.weight,
                                  frozenset(opts.get("requires", ())), opts.get("stance"),
                                  opts.get("default_stance", default), counts,
-                                 item_req, frozenset(opts.get("blocked_by", ())), int(opts.get("near", 0)),
+                                 item_req, *_blocks(opts, cat),
                                  tail, gap)
                 self._add(table, t, bool(opts.get("case")), 2, meta)
         for name, actor in pack["actors"].items():
@@ -525,15 +533,15 @@ class Tagger:
 
     @staticmethod
     def _blocked(meta: _TermMeta, norm: str, s: int, e: int, sctx: list) -> bool:
-        """Whether a word of the trigger's ``blocked_by`` groups lies within ``near`` words of it."""
+        """Whether a word of the trigger's (or its category's) ``blocked_by`` groups lies within ``near``
+        words of it."""
         for cs, ce, groups in sctx:
             if meta.blocked_by.isdisjoint(groups) or (s <= cs and ce <= e):
                 continue
-            if not meta.near:
-                return True
-            gap = norm[e:cs] if cs >= e else norm[ce:s] if ce <= s else ""
-            if len(gap.split()) <= meta.near:
-                return True
+            gap = len((norm[e:cs] if cs >= e else norm[ce:s] if ce <= s else "").split())
+            for block, near in meta.blocks:
+                if not block.isdisjoint(groups) and (not near or gap <= near):
+                    return True
         return False
 
     @staticmethod

@@ -92,15 +92,15 @@ def load_pack(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def _check_references(data: dict[str, Any], root: yaml.Node, p: Path) -> None:
-    """Checks the schema cannot express: context groups named by ``requires``, ``blocked_by`` and
-    ``item_requires`` must exist."""
+    """Checks the schema cannot express: context groups named by ``requires``, ``blocked_by`` (of terms and
+    categories) and ``item_requires`` must exist."""
     contexts = set(data.get("contexts", {}))
     for cname, cat in data["categories"].items():
-        for ctx in cat.get("item_requires", []):
-            if ctx not in contexts:
-                node = _node_at(root, ["categories", cname, "item_requires"])
-                raise LexiconError(f"{p}:{node.start_mark.line + 1}: {cname} item_requires unknown context group "
-                                   f"{ctx!r}")
+        for key in ("item_requires", "blocked_by"):
+            for ctx in cat.get(key, []):
+                if ctx not in contexts:
+                    node = _node_at(root, ["categories", cname, key])
+                    raise LexiconError(f"{p}:{node.start_mark.line + 1}: {cname} {key} unknown context group {ctx!r}")
         for i, term in enumerate(cat["terms"]):
             if isinstance(term, dict):
                 for key in ("requires", "blocked_by"):

@@ -248,6 +248,7 @@ def test_other_senses_raise_no_escalation(tagger, text):
 
 @pytest.mark.parametrize("text", [
     "Israel and Hamas agreed a truce in Gaza.",
+    "The Kremlin welcomed the truce in Gaza and offered to mediate.",  # this war's party, another war's truce
     "The foreign minister talks to reporters about the economy.",
     "Freezing temperatures are expected across the region this week.",
 ])
