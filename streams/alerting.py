@@ -1,6 +1,9 @@
 """Per-item alert rules: a tagged item in, zero to two alerts out (pure, no Kafka).
 
-An alert is raised for each kind (escalation, negotiation) whose signals reach the minimum severity.
+An alert is raised for each kind (escalation, negotiation) whose counting signals reach the minimum
+severity; signals that do not count (hypothetical, historical, negated) stay on the tagged item only.
+A negotiation alert carries the item's ``negotiation_stance`` and its summary starts with it
+("REJECTED — Zelensky rules out ceding Donbas").
 Alert ids are deterministic (rule + item id), so a consumer can drop repeats after a worker restart.
 """
 
@@ -47,16 +50,15 @@ def evidence_sentence(doc: str, start: int, end: int) -> str:
 
 
 def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> str:
-    parts = []
-    for s in signals:
-        label = s["category"] if not s.get("stance") else f"{s['category']} ({s['stance']})"
-        if label not in parts:
-            parts.append(label)
-    head = f"{kind}: {', '.join(parts[:4])}"
+    """``STANCE — headline (categories; actors)``; an escalation alert starts with ``ESCALATION``."""
+    stance = item.get("negotiation_stance") if kind == "negotiation" else None
+    head = (stance or kind).upper()
+    parts = _unique(s["category"] for s in signals)
+    tail = ", ".join(parts[:4])
     if actors:
-        head += f" [{', '.join(actors[:4])}]"
-    subject = item.get("title") or signals[0]["text"]
-    line = f"{head} — {' '.join(subject.split())}"
+        tail += f"; {', '.join(actors[:4])}"
+    subject = " ".join((item.get("title") or signals[0]["text"]).split())
+    line = f"{head} — {subject} ({tail})"
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 
@@ -77,7 +79,7 @@ def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
     alerts = []
     doc = f"{tagged['title']}\n{tagged['text']}" if tagged.get("title") else tagged.get("text", "")
     for kind in KINDS:
-        signals = [s for s in tagged.get("signals", ()) if s["kind"] == kind]
+        signals = [s for s in tagged.get("signals", ()) if s["kind"] == kind and s.get("counts", True)]
         if not signals:
             continue
         severity = severity_from_score(tagged.get(f"{kind}_score", 0.0))
@@ -97,6 +99,8 @@ def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
             "created_at": now_iso(),
             "lexicon_version": tagged.get("lexicon_version", ""),
         }
+        if kind == "negotiation" and tagged.get("negotiation_stance"):
+            alert["negotiation_stance"] = tagged["negotiation_stance"]
         for field in ("source", "url", "title", "published_at"):
             if tagged.get(field):
                 alert[field] = tagged[field]

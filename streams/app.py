@@ -83,10 +83,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
     tagger = load_tagger()
-    metrics.build.info({"version": __version__, "lexicon_version": tagger.version, "tagging_engine": tagger.engine})
-    if tagger.engine != "compiled":
-        log.warning("the compiled tagging core is not built: tagging runs on the Python reference, about 6x "
-                    "slower; install gcc and reinstall (make install, or pip install .)")
+    metrics.build.info({"version": __version__, "lexicon_version": tagger.version})
     kinds: dict[str, list[str]] = {}
     for category in tagger.categories:
         kinds.setdefault(category.kind, []).append(category.name)

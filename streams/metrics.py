@@ -57,7 +57,7 @@ class Metrics:
         self.consumer_lag = Gauge(
             "signalwatch_consumer_lag", "Messages behind the end of the partition, per topic and partition.",
             ["topic", "partition"], registry=r)
-        self.build = Info("signalwatch_build", "Version of the service and of the rule pack, and the tagging engine.", registry=r)
+        self.build = Info("signalwatch_build", "Version of the service and of the rule pack.", registry=r)
         # stream analytics (issue 4): duplicates by reason, cooldown, windowed counts
         self.duplicate_reasons = Counter(
             "signalwatch_duplicate_reasons", "Duplicates dropped, by what matched (id, url, content, near).",
@@ -129,7 +129,8 @@ class Metrics:
         for label in tagged["labels"]:
             self.items_labelled.labels(label).inc()
         for signal in tagged["signals"]:
-            self.signals.labels(signal["kind"], signal["category"]).inc()
+            if signal.get("counts", True):  # hypothetical, historical and negated mentions are evidence only
+                self.signals.labels(signal["kind"], signal["category"]).inc()
         if tagged["signals"]:
             for actor in tagged["actors"]:
                 self.actor_mentions.labels(actor).inc()

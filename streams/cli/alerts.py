@@ -8,6 +8,7 @@ import orjson
 from streams.cli.options import broker_option, create_option, fail, require_topics, settings_from_env
 from streams.cli.terminal import json_line, printable
 from streams.settings import SEVERITIES
+from streams.tagging.engine import NEGOTIATION_STANCES
 
 ALERT_TYPES = ("escalation", "negotiation", "trend")
 SEVERITY_COLOURS = {"low": "blue", "medium": "yellow", "high": "red", "critical": "magenta"}
@@ -46,9 +47,12 @@ def format_alert(alert: dict) -> str:
 
 
 def alert_matches(alert: dict, *, types: tuple[str, ...] = (), min_severity: str | None = None,
-                  categories: tuple[str, ...] = (), actors: tuple[str, ...] = ()) -> bool:
+                  categories: tuple[str, ...] = (), actors: tuple[str, ...] = (),
+                  stances: tuple[str, ...] = ()) -> bool:
     """Whether an alert passes the ``tail`` filters (each filter: any of its values; all filters: and)."""
     if types and alert.get("type") not in types:
+        return False
+    if stances and alert.get("negotiation_stance") not in stances:
         return False
     if min_severity:
         severity = alert.get("severity", "low")
@@ -65,7 +69,7 @@ def alert_matches(alert: dict, *, types: tuple[str, ...] = (), min_severity: str
 
 
 def print_alert(value: bytes, as_json: bool, min_severity: str | None, *, types: tuple[str, ...] = (),
-                categories: tuple[str, ...] = (), actors: tuple[str, ...] = ()) -> bool:
+                categories: tuple[str, ...] = (), actors: tuple[str, ...] = (), stances: tuple[str, ...] = ()) -> bool:
     """Print one alert record if it passes the filters; return whether it was printed."""
     try:
         alert = orjson.loads(value)
@@ -75,7 +79,8 @@ def print_alert(value: bytes, as_json: bool, min_severity: str | None, *, types:
     if not isinstance(alert, dict):
         click.echo(f"(not an alert: {value[:80]!r})", err=True)
         return False
-    if not alert_matches(alert, types=types, min_severity=min_severity, categories=categories, actors=actors):
+    if not alert_matches(alert, types=types, min_severity=min_severity, categories=categories, actors=actors,
+                         stances=stances):
         return False
     click.echo(json_line(alert) if as_json else format_alert(alert))
     return True
@@ -91,12 +96,14 @@ def print_alert(value: bytes, as_json: bool, min_severity: str | None, *, types:
               help="Only alerts with this category, e.g. missile_strike or ceasefire (repeatable).")
 @click.option("--actor", "actors", multiple=True, metavar="NAME",
               help="Only alerts naming this actor, e.g. Russia (repeatable; case-insensitive).")
+@click.option("--stance", "stances", multiple=True, type=click.Choice(NEGOTIATION_STANCES),
+              help="Only negotiation alerts whose item has this stance, e.g. rejected (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON alert per line, for machines.")
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest alert, not the newest.")
 @create_option
 def tail(broker: str | None, topic_names: tuple[str, ...], types: tuple[str, ...], min_severity: str | None,
-         categories: tuple[str, ...], actors: tuple[str, ...], as_json: bool, from_beginning: bool,
-         create: bool) -> None:
+         categories: tuple[str, ...], actors: tuple[str, ...], stances: tuple[str, ...], as_json: bool,
+         from_beginning: bool, create: bool) -> None:
     """Print alerts as they arrive until Ctrl-C: all alert topics, or those of --type / --topic."""
     from streams.kafka_io import KafkaUnavailable, TopicReader
 
@@ -111,7 +118,8 @@ def tail(broker: str | None, topic_names: tuple[str, ...], types: tuple[str, ...
         fail(str(exc))
     try:
         for record in reader:
-            print_alert(record.value, as_json, min_severity, types=types, categories=categories, actors=actors)
+            print_alert(record.value, as_json, min_severity, types=types, categories=categories, actors=actors,
+                        stances=stances)
     except KeyboardInterrupt:
         pass
     finally:

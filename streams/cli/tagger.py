@@ -1,4 +1,5 @@
-"""The tagger without Kafka: ``classify`` (tag items) and ``eval`` (score it on labelled items)."""
+"""The tagger without Kafka: ``classify`` (tag items), ``eval`` (score it on labelled items) and ``lexicon check``
+(run a rule pack's example sentences)."""
 
 from __future__ import annotations
 
@@ -39,17 +40,21 @@ def classify(file: str) -> None:
 
 
 @click.command("eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--report", default="eval-report.json", show_default=True, help="Where to write the JSON report.")
-def evaluate(file: str, report: str) -> None:
-    """Precision, recall and F1 per label and stance accuracy of the tagger on a labelled JSONL FILE."""
-    from streams.tagging.evaluate import evaluate as run_eval
-    from streams.tagging.evaluate import format_report
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--report", default="eval-report.json", show_default=True,
+              help="Where to write the JSON report (with the false positives, misses and stance errors).")
+def evaluate(files: tuple[str, ...], report: str) -> None:
+    """Precision, recall and F1 per label (overall, news only, per source), stance accuracy and its confusion
+    matrix of the tagger on labelled JSONL FILES."""
+    from streams.tagging.evaluate import evaluate_files, format_report
 
-    check_labelled(file)
-    result = run_eval(file)
+    for file in files:
+        check_labelled(file)
+    result = evaluate_files(list(files))
+    Path(report).parent.mkdir(parents=True, exist_ok=True)
     Path(report).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    click.echo(format_report(result))
+    for file_report in result["files"].values():
+        click.echo(format_report(file_report) + "\n")
     click.echo(f"report written to {report}", err=True)
 
 
@@ -84,4 +89,33 @@ def check_labelled(path: str) -> None:
              'row its gold labels, e.g. "labels": ["escalation"], or "labels": [] for neither')
 
 
-COMMANDS = (classify, evaluate)
+@click.group()
+def lexicon() -> None:
+    """Rule packs (lexicons): check one against its own example sentences."""
+
+
+@lexicon.command("check")
+@click.argument("pack", required=False, type=click.Path(dir_okay=False))
+def lexicon_check(pack: str | None) -> None:
+    """Validate PACK (default: the bundled pack) and run every category's example sentences; print each
+    failing example with what the tagger found. Exit status 1 when any fails."""
+    from streams.tagging import LexiconError, load_tagger
+    from streams.tagging.examples import check_examples, format_failure
+
+    if pack is not None and not Path(pack).is_file():
+        fail(f"{pack}: no such file; give the path of a rule pack YAML (or nothing for the bundled pack)")
+    try:
+        tagger = load_tagger(pack)
+    except LexiconError as exc:
+        fail(f"{exc}; fix the pack and run the check again")
+    checked, failures = check_examples(tagger)
+    for failure in failures:
+        click.echo(format_failure(failure))
+    where = pack or "bundled pack"
+    if failures:
+        fail(f"{len(failures)} of {checked} examples failed in {where} ({tagger.version}); edit the terms, cues or "
+             "context groups of those categories (or the example, if it was wrong) and run the check again")
+    click.echo(f"{checked} examples pass in {where} ({tagger.version})")
+
+
+COMMANDS = (classify, evaluate, lexicon)

@@ -2,7 +2,7 @@
 
 >>> from streams.tagging import load_tagger
 >>> result = load_tagger().tag("Kremlin rules out a ceasefire", "")
->>> result["labels"], result["signals"][0]["stance"]
+>>> result["labels"], result["negotiation_stance"]
 (['negotiation'], 'rejected')
 
 ``tag(title, text)`` offsets index ``title + "\\n" + text`` when the title is non-empty, else ``text``.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 from .engine import ESCALATION_STANCES, NEGOTIATION_STANCES, Tagger, build_tagger, severity_for
 from .lexicon import DEFAULT_PACK, LexiconError, load_pack
@@ -23,7 +22,6 @@ __all__ = [
     "NEGOTIATION_STANCES",
     "LexiconError",
     "Tagger",
-    "dominant_stance",
     "load_pack",
     "load_tagger",
     "severity_from_score",
@@ -31,10 +29,6 @@ __all__ = [
 
 _cache: dict[str, Tagger] = {}
 _lock = threading.Lock()
-
-#: precedence of negotiation stances when an item has several signals
-_STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "agreed": 3, "proposed": 4, "open": 5}
-
 
 def load_tagger(path: str | Path | None = None) -> Tagger:
     """The compiled tagger of a rule pack (default ``streams/lexicons/ukraine.yaml``), cached per path.
@@ -55,14 +49,3 @@ def load_tagger(path: str | Path | None = None) -> Tagger:
 def severity_from_score(score: float) -> str:
     """low|medium|high|critical for a 0..1 score, with the thresholds the item severity uses."""
     return severity_for(score, load_tagger().thresholds)
-
-
-def dominant_stance(result: dict[str, Any]) -> str | None:
-    """The item-level stance of a tag result: the strongest negotiation stance among its signals.
-
-    Rejection and denial outrank conditions, which outrank agreement, proposals and openness.
-    """
-    stances = [s["stance"] for s in result["signals"] if s["kind"] == "negotiation" and s["stance"]]
-    if not stances:
-        return None
-    return min(stances, key=lambda st: _STANCE_RANK.get(st, 9))

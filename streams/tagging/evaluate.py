@@ -1,11 +1,13 @@
-"""Evaluate the tagger on a labelled JSONL file.
+"""Evaluate the tagger on labelled JSONL files.
 
 Each row: ``title``, ``text``, ``labels`` (gold subset of escalation/negotiation), optional ``scored``
-(the labels that count for the row; default both), optional ``stance`` (gold dominant negotiation
-stance) and ``source``. Reports precision/recall/F1/support per label, overall and per source, and
-stance accuracy on rows with a gold stance.
+(the labels that count for the row; default both), optional ``stance`` (gold item-level negotiation
+stance) and ``source``. Reports precision/recall/F1/support per label, overall, for news sources only
+(``source`` starting with ``news``) and per source; the item-level stance accuracy and its confusion
+matrix (gold x predicted); and, with ``keep_errors``, the false positives, misses and stance errors
+(row id, source, the signals found).
 
-    python -m streams.tagging.evaluate FILE [--report out.json] [--pack PACK.yaml] [--errors N]
+    python -m streams.tagging.evaluate FILE... [--report out.json] [--pack PACK.yaml] [--errors N]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from . import Tagger, dominant_stance, load_tagger
+from . import Tagger, load_tagger
 
 LABELS = ("escalation", "negotiation")
 
@@ -35,6 +37,7 @@ def evaluate(path: str | Path, tagger: Tagger | None = None, *, keep_errors: boo
     tagger = tagger or load_tagger()
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: {lb: [0, 0, 0] for lb in LABELS})
     stance_total = stance_ok = 0
+    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     stance_by_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     errors: list[dict[str, Any]] = []
     rows = 0
@@ -57,13 +60,16 @@ def evaluate(path: str | Path, tagger: Tagger | None = None, *, keep_errors: boo
                 if idx is None:
                     continue
                 counts["overall"][lb][idx] += 1
+                if source.startswith("news"):
+                    counts["news"][lb][idx] += 1
                 counts[source][lb][idx] += 1
                 if idx and keep_errors:
                     errors.append({"id": row.get("id"), "source": source, "label": lb,
-                                   "error": "fp" if idx == 1 else "fn", "signals": result["signals"]})
+                                   "error": "fp" if idx == 1 else "fn", "signals": _brief(result)})
             gold_stance = row.get("stance")
             if gold_stance:
-                got = dominant_stance(result)
+                got = result["negotiation_stance"]
+                confusion[gold_stance][got or "none"] += 1
                 stance_total += 1
                 stance_by_source[source][1] += 1
                 if got == gold_stance:
@@ -71,15 +77,16 @@ def evaluate(path: str | Path, tagger: Tagger | None = None, *, keep_errors: boo
                     stance_by_source[source][0] += 1
                 elif keep_errors:
                     errors.append({"id": row.get("id"), "source": source, "label": "stance",
-                                   "error": f"{got} != {gold_stance}", "signals": result["signals"]})
+                                   "error": f"{got} != {gold_stance}", "signals": _brief(result)})
     report: dict[str, Any] = {
         "file": str(path),
         "rows": rows,
         "lexicon_version": tagger.version,
         "overall": {lb: _prf(*counts["overall"][lb]) for lb in LABELS},
+        "news": {lb: _prf(*counts["news"][lb]) for lb in LABELS if sum(counts["news"][lb])},
         "by_source": {
             src: {lb: _prf(*c[lb]) for lb in LABELS if sum(c[lb])}
-            for src, c in sorted(counts.items()) if src != "overall"
+            for src, c in sorted(counts.items()) if src not in ("overall", "news")
         },
         "stance": {
             "accuracy": round(stance_ok / stance_total, 4) if stance_total else None,
@@ -87,11 +94,23 @@ def evaluate(path: str | Path, tagger: Tagger | None = None, *, keep_errors: boo
             "correct": stance_ok,
             "by_source": {s: {"accuracy": round(v[0] / v[1], 4), "count": v[1]}
                           for s, v in sorted(stance_by_source.items())},
+            "confusion": {g: dict(sorted(p.items())) for g, p in sorted(confusion.items())},
         },
     }
     if keep_errors:
-        report["errors"] = errors
+        report["errors"] = {
+            lb: {kind: [e for e in errors if e["label"] == lb and e["error"] == kind] for kind in ("fp", "fn")}
+            for lb in LABELS
+        }
+        report["errors"]["stance"] = [e for e in errors if e["label"] == "stance"]
     return report
+
+
+def _brief(result: dict[str, Any]) -> list[str]:
+    """The signals of a tag result as short strings: ``category:stance:"span"`` (``(not counted)`` marks
+    signals that raise no label)."""
+    return [f"{s['category']}:{s['stance']}{'' if s['counts'] else ' (not counted)'}:{s['text']!r}"
+            for s in result["signals"]]
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -106,34 +125,56 @@ def format_report(report: dict[str, Any]) -> str:
                          f"{m['support']:>8}")
 
     add("overall", report["overall"])
+    add("news only", report["news"])
     for src, block in report["by_source"].items():
         add(src, block)
     st = report["stance"]
     lines.append("")
     acc = "n/a" if st["accuracy"] is None else f"{st['accuracy']:.3f}"
     lines.append(f"stance accuracy: {acc} ({st['correct']}/{st['count']})")
+    for src, v in st["by_source"].items():
+        lines.append(f"  {src:<22} {v['accuracy']:.3f} ({v['count']})")
+    if st["confusion"]:
+        preds = sorted({p for row in st["confusion"].values() for p in row})
+        lines += ["", "stance confusion (rows gold, columns predicted):",
+                  f"  {'':<12}" + "".join(f"{p[:11]:>12}" for p in preds)]
+        for gold, row in st["confusion"].items():
+            lines.append(f"  {gold:<12}" + "".join(f"{row.get(p, 0):>12}" for p in preds))
     return "\n".join(lines)
+
+
+def evaluate_files(paths: list[str], tagger: Tagger | None = None, *, keep_errors: bool = True) -> dict[str, Any]:
+    """:func:`evaluate` on each file: ``{"lexicon_version", "files": {path: report}}``."""
+    tagger = tagger or load_tagger()
+    return {"lexicon_version": tagger.version,
+            "files": {str(p): evaluate(p, tagger, keep_errors=keep_errors) for p in paths}}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m streams.tagging.evaluate", description=__doc__.split("\n")[0])
-    ap.add_argument("file", help="labelled JSONL file")
-    ap.add_argument("--report", help="write the JSON report here")
+    ap.add_argument("files", nargs="+", metavar="FILE", help="labelled JSONL file(s)")
+    ap.add_argument("--report", help="write the JSON report (with false positives, misses, stance errors) here")
     ap.add_argument("--pack", help="rule pack YAML (default: the bundled pack)")
-    ap.add_argument("--errors", type=int, default=0, metavar="N", help="print up to N misclassified row ids")
+    ap.add_argument("--errors", type=int, default=0, metavar="N", help="print up to N errors of each kind")
     args = ap.parse_args(argv)
     tagger = load_tagger(args.pack) if args.pack else load_tagger()
-    report = evaluate(args.file, tagger, keep_errors=bool(args.errors))
-    print(format_report(report))
-    if args.errors:
-        for err in report["errors"][: args.errors]:
-            sig = "; ".join(f"{s['category']}:{s['stance']}:{s['text']!r}" for s in err["signals"])
-            print(f"{err['error']:>4} {err['label']:<11} {err['source']:<18} {err['id']}  [{sig}]")
+    result = evaluate_files(args.files, tagger)
+    for report in result["files"].values():
+        print(format_report(report))
+        print()
+        if args.errors:
+            for kind, rows in _error_lists(report):
+                for err in rows[: args.errors]:
+                    print(f"{kind:<16} {err['source']:<22} {err['id']}  [{'; '.join(err['signals'])}]")
     if args.report:
-        out = {k: v for k, v in report.items() if k != "errors"}
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        Path(args.report).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _error_lists(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    errs = report["errors"]
+    return [*((f"{lb} {kind}", errs[lb][kind]) for lb in LABELS for kind in ("fp", "fn")), ("stance", errs["stance"])]
 
 
 if __name__ == "__main__":

@@ -92,15 +92,22 @@ def load_pack(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def _check_references(data: dict[str, Any], root: yaml.Node, p: Path) -> None:
-    """Checks the schema cannot express: context groups named by ``requires`` must exist."""
+    """Checks the schema cannot express: context groups named by ``requires``, ``blocked_by`` (of terms and
+    categories) and ``item_requires`` must exist."""
     contexts = set(data.get("contexts", {}))
     for cname, cat in data["categories"].items():
+        for key in ("item_requires", "blocked_by"):
+            for ctx in cat.get(key, []):
+                if ctx not in contexts:
+                    node = _node_at(root, ["categories", cname, key])
+                    raise LexiconError(f"{p}:{node.start_mark.line + 1}: {cname} {key} unknown context group {ctx!r}")
         for i, term in enumerate(cat["terms"]):
             if isinstance(term, dict):
-                for ctx in term.get("requires", []):
-                    if ctx not in contexts:
-                        node = _node_at(root, ["categories", cname, "terms", i])
-                        raise LexiconError(
-                            f"{p}:{node.start_mark.line + 1}: term {term['term']!r} of {cname} requires "
-                            f"unknown context group {ctx!r}"
-                        )
+                for key in ("requires", "blocked_by"):
+                    for ctx in term.get(key, []):
+                        if ctx not in contexts:
+                            node = _node_at(root, ["categories", cname, "terms", i])
+                            raise LexiconError(
+                                f"{p}:{node.start_mark.line + 1}: term {term['term']!r} of {cname} {key} "
+                                f"unknown context group {ctx!r}"
+                            )

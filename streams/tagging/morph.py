@@ -6,7 +6,9 @@ surface forms it may take, and all forms go into one Aho-Corasick automaton.
 Term syntax (see ``schemas/lexicon.v1.json``):
 
 * ``missile strike`` - every English word of three or more letters gets its regular inflections
-  (``missile strikes``, ``missiles striking``, ``negotiate`` -> ``negotiated``/``negotiating``/...).
+  (``missile strikes``, ``missiles striking``, ``negotiate`` -> ``negotiated``/``negotiating``/...),
+  and irregular verbs their past forms: a frame such as ``take control`` matches takes, took, taken
+  and taking control.
 * ``=US`` - exact: no inflection.
 * ``ракет*`` - a trailing ``*`` lets the last word continue with any letters (stems of Ukrainian and
   Russian words, whose endings are too many to list).
@@ -22,6 +24,22 @@ _FUNCTION_WORDS = frozenset(
     "not no nor its it his her their our this that these those than then per via".split()
 )
 _VOWELS = set("aeiou")
+#: past tense and participle of the irregular verbs that head conflict and negotiation frames
+_IRREGULAR = {
+    "take": ("took", "taken"), "retake": ("retook", "retaken"), "overtake": ("overtook", "overtaken"),
+    "strike": ("struck", "stricken"), "shoot": ("shot",), "fight": ("fought",), "hold": ("held",),
+    "break": ("broke", "broken"), "send": ("sent",), "drive": ("drove", "driven"),
+    "give": ("gave", "given"), "begin": ("began", "begun"), "withdraw": ("withdrew", "withdrawn"),
+    "bring": ("brought",), "buy": ("bought",), "fall": ("fell", "fallen"), "win": ("won",),
+    "overrun": ("overran",), "run": ("ran",), "rise": ("rose", "risen"), "throw": ("threw", "thrown"),
+    "shake": ("shook", "shaken"), "seek": ("sought",), "lead": ("led",), "meet": ("met",),
+    "leave": ("left",), "blow": ("blew", "blown"), "shut": ("shut",), "hit": ("hit",), "split": ("split",),
+    "fly": ("flew", "flown"), "sink": ("sank", "sunk"), "bear": ("bore", "borne"), "freeze": ("froze", "frozen"),
+    "forgive": ("forgave", "forgiven"), "undertake": ("undertook", "undertaken"), "speak": ("spoke", "spoken"),
+    "write": ("wrote", "written"), "swear": ("swore", "sworn"), "shed": ("shed",), "set": ("set",),
+    "put": ("put",), "cut": ("cut",), "let": ("let",), "keep": ("kept",), "build": ("built",),
+    "make": ("made",), "come": ("came",), "go": ("went", "gone"), "see": ("saw", "seen"),
+}
 MAX_FORMS_PER_TERM = 400
 #: inflection endings tried for a non-final Ukrainian/Russian stem written ``stem*`` inside a phrase
 SLAVIC_ENDINGS = (
@@ -35,7 +53,7 @@ SLAVIC_ENDINGS = (
 
 def inflect_word(word: str) -> set[str]:
     """Regular English inflections of one lower-case word (noun plural, verb -s/-ed/-ing)."""
-    forms = {word}
+    forms = {word, *_IRREGULAR.get(word, ())}
     if len(word) < 3 or not word.isascii() or not word.isalpha() or word in _FUNCTION_WORDS:
         return forms
     if word.endswith("y") and word[-2] not in _VOWELS:

@@ -1,5 +1,5 @@
 """The live alert page (GET /) in headless Chromium: an item posted after the page opened shows up as an
-alert card with its evidence and source link, the page's filters hide and show it, and a screenshot is
+alert card with its evidence and source link, the page's filters (type, severity, stance) hide and show it, and a screenshot is
 kept as tests/artifacts/live_page.png. Drives Chromium over the DevTools protocol (aiohttp websocket)."""
 
 from __future__ import annotations
@@ -124,11 +124,17 @@ async def drive(base_url: str, port: int, item: dict, screenshot: Path) -> dict:
             shown_at_critical = not await cdp.js(f"{card}.hidden")
             await cdp.js("(() => { const s = document.getElementById('severity'); s.value = 'low';"
                          " s.dispatchEvent(new Event('change')); })()")
+            # a stance shows only negotiation alerts of that stance: the escalation card hides
+            await cdp.js("(() => { const s = document.getElementById('stance'); s.value = 'rejected';"
+                         " s.dispatchEvent(new Event('change')); })()")
+            hidden_by_stance = await cdp.js(f"{card}.hidden")
+            await cdp.js("(() => { const s = document.getElementById('stance'); s.value = '';"
+                         " s.dispatchEvent(new Event('change')); })()")
             await asyncio.sleep(2.2)  # let the arrival highlight fade before the screenshot
             shot = await cdp.call("Page.captureScreenshot", format="png")
             screenshot.write_bytes(base64.b64decode(shot["data"]))
             return {"title": title, "accepted": accepted, "card": details, "hidden_by_type": hidden_by_type,
-                    "shown_at_critical": shown_at_critical}
+                    "shown_at_critical": shown_at_critical, "hidden_by_stance": hidden_by_stance}
 
 
 def test_an_alert_appears_live_on_the_page(worker, tmp_path):
@@ -159,4 +165,5 @@ def test_an_alert_appears_live_on_the_page(worker, tmp_path):
     assert any("missile" in e.lower() or "nuclear" in e.lower() for e in card["evidence"]), card
     assert card["link"] == item["url"] and "Example Live Desk" in card["text"]
     assert result["hidden_by_type"] is True and result["shown_at_critical"] is True
+    assert result["hidden_by_stance"] is True
     assert screenshot.stat().st_size > 10_000, "a screenshot of the page is kept"

@@ -24,7 +24,10 @@ def test_one_alert_per_kind_with_evidence_summary_and_source():
         assert alert["alert_id"] == alert_id(kind, "item-1")
         assert alert["item_ids"] == ["item-1"] and alert["source"] == "test"
         assert alert["evidence"] and all(e in item["title"] for e in alert["evidence"])
-        assert alert["summary"].startswith(f"{kind}: ")
+    assert alerts["escalation"]["summary"].startswith("ESCALATION — Russia fires ballistic missiles")
+    assert alerts["negotiation"]["summary"].startswith("REJECTED — Russia fires ballistic missiles")
+    assert alerts["negotiation"]["negotiation_stance"] == "rejected" == item["negotiation_stance"]
+    assert "negotiation_stance" not in alerts["escalation"]
     assert "rejected" in alerts["negotiation"]["stances"]
     assert build_alerts(item, "low") and [a["alert_id"] for a in build_alerts(item, "low")] == \
         [a["alert_id"] for a in alerts.values()]
@@ -68,3 +71,30 @@ def test_a_corroborated_alert_keeps_its_id_and_rises_one_level():
     assert raised["corroboration"] == {"sources": ["a", "b", "c"], "copies": 5}
     assert alert["severity"] == "medium" and "corroboration" not in alert  # the original is untouched
     assert corroborated(dict(alert, severity="critical"), ["a"], 2) is None
+
+
+def test_signals_that_do_not_count_raise_no_alert():
+    # an agreement to stop strikes is a negotiation, not an escalation
+    item = tagged("Sides agree energy truce", "Russia and Ukraine agreed to halt strikes on energy sites for 30 days.")
+    assert any(s["kind"] == "escalation" and not s["counts"] for s in item["signals"])  # kept as evidence
+    alerts = build_alerts(item, "low")
+    assert [a["type"] for a in alerts] == ["negotiation"]
+    assert alerts[0]["summary"].startswith("AGREED — Sides agree energy truce")
+
+
+def test_a_hypothetical_attack_raises_no_alert():
+    item = tagged("Warsaw vows a response if Russian drones cross into Poland", "")
+    assert build_alerts(item, "low") == []
+
+
+def test_the_sample_feeds_agreed_truce_raises_no_escalation_alert():
+    import json
+    from pathlib import Path
+
+    import streams
+
+    feed = Path(streams.__file__).parent / "data" / "sample_feed.jsonl"
+    items = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines() if line.strip()]
+    (truce,) = [it for it in items if it["title"] == "Sides agree energy truce"]
+    alerts = build_alerts(tagged(truce["title"], truce["text"], truce["id"]), "medium")
+    assert [(a["type"], a["negotiation_stance"]) for a in alerts] == [("negotiation", "agreed")]

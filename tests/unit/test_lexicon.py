@@ -17,10 +17,16 @@ categories:
   ceasefire:
     kind: negotiation
     weight: 0.8
+    examples:
+      - {text: "Ruritania agreed to a truce.", stance: agreed}
+      - {text: "The bakery sells cakes.", stance: none}
     terms: [ceasefire, truce]
   shelling:
     kind: escalation
     weight: 0.6
+    examples:
+      - {text: "Shelling hit Strelsau.", stance: reported}
+      - {text: "Ruritania did not deny shelling.", stance: negated}
     terms: [shelling]
 cues:
   negation: [=not]
@@ -139,3 +145,10 @@ def test_expand_term_syntax():
     assert "гуманітарний коридор" in forms and "гуманітарних коридор" in forms
     forms, _ = expand_term("cease-fire")
     assert "cease fire" in forms
+
+
+def test_unknown_category_blocking_group_names_line(tmp_path):
+    bad = MINI.replace("    weight: 0.8\n", "    weight: 0.8\n    blocked_by: [elsewhere]\n", 1)
+    with pytest.raises(LexiconError) as exc:
+        load_pack(write(tmp_path, bad))
+    assert "elsewhere" in str(exc.value) and "ceasefire blocked_by" in str(exc.value)

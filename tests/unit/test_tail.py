@@ -58,3 +58,11 @@ def test_print_alert_json_and_filters(capsys):
     assert capsys.readouterr().out == ""
     assert print_alert(b"{nope", False, None) is False
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_stance_filter_keeps_negotiation_alerts_of_that_stance():
+    rejected = dict(ALERT, type="negotiation", negotiation_stance="rejected", categories=["ceasefire"])
+    assert alert_matches(rejected, stances=("rejected",)) is True
+    assert alert_matches(rejected, stances=("agreed", "open")) is False
+    assert alert_matches(ALERT, stances=("rejected",)) is False  # an escalation alert has no stance
+    assert print_alert(orjson.dumps(rejected), True, None, stances=("agreed",)) is False
