@@ -270,3 +270,36 @@ def test_hypothesis_mutated_items(item, data):
         pos = data.draw(st.integers(0, len(raw)))
         raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=4))
     check(bytes(raw))
+
+
+def _python_verdict(item: dict) -> bool:
+    return not any(validator("news-item.v1.json").iter_errors(item))
+
+
+def test_the_fast_validation_path_never_accepts_what_the_schema_rejects():
+    """records._valid_fast (jsonschema-rs) only short-cuts the Python validator: on every decodable object
+    of the mutational fuzz it says yes only where the Python validator finds no error."""
+    from streams.records import _valid_fast
+
+    checked = fast_yes = 0
+    for _, raw in fuzz_messages(20_000, seed=7):
+        try:
+            item = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(item, dict):
+            continue
+        checked += 1
+        if _valid_fast(item):
+            fast_yes += 1
+            assert _python_verdict(item), item
+    assert checked > 5000 and fast_yes > 1000  # both verdicts were exercised
+
+
+@_FAST
+@given(_items)
+def test_hypothesis_fast_validation_agrees_with_the_schema(item):
+    from streams.records import _valid_fast
+
+    if _valid_fast(item):
+        assert _python_verdict(item), item
