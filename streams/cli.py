@@ -1,4 +1,4 @@
-"""The ``signalwatch`` command line (command names and options are a contract, see DESIGN.md)."""
+"""The ``signalwatch`` command line (command names and options are a contract: scripts use them)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import orjson
 
-from streams.settings import SEVERITIES, Settings, SettingsError
+from streams.settings import ALERT_TYPES, SEVERITIES, Settings, SettingsError
 
 broker_option = click.option("--broker", default=None, metavar="URL",
                              help="Kafka bootstrap, kafka://host:port [env SIGNALWATCH_BROKER].")
@@ -306,7 +306,6 @@ def feed_poll(broker: str | None, interval: float, once: bool, topic: str | None
 
 
 # ---------------------------------------------------------------- tail
-ALERT_TYPES = ("escalation", "negotiation", "trend")
 TYPE_COLOURS = {"escalation": "red", "negotiation": "green", "trend": "cyan"}
 EVIDENCE_CHARS = 160
 

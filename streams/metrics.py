@@ -1,6 +1,6 @@
 """Every Prometheus metric signalwatch exports, in one place, over an injectable registry.
 
-Names are a contract (DESIGN.md); dashboards and alert rules in ``docker/`` query them. Label values
+Names are a contract (README.md, docs/architecture.md); dashboards and alert rules in ``docker/`` query them. Label values
 that are known in advance are pre-initialised so a panel is never empty by accident. Consumer lag is
 measured by the timer in :mod:`streams.observability`.
 """
@@ -12,11 +12,10 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from streams.settings import SEVERITIES
+from streams.settings import ALERT_TYPES, SEVERITIES
 
 INVALID_REASONS = ("empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text",
                    "internal_error")
-ALERT_TYPES = ("escalation", "negotiation", "trend")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
