@@ -179,3 +179,20 @@ def test_batch_records_respect_the_size_cap():
     assert len(records) == 4 and all(len(r) < 1100 for r in records)
     assert sum(len(orjson.loads(r)["entries"]) for r in records) == 10
     assert batch_records([]) == []
+
+
+def test_batch_records_match_their_schema(tagger):
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from streams.records import load_schema
+
+    entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
+    [record] = batch_records([orjson.dumps(e.wire()) for e in entries])
+    names = ("processed-batch.v1.json", "tagged-item.v1.json", "alert.v1.json")
+    registry = Registry().with_resources(
+        (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names)
+    validator = jsonschema.Draft202012Validator(load_schema(names[0]), registry=registry)
+    assert not list(validator.iter_errors(orjson.loads(record)))
+    assert list(validator.iter_errors({"v": 1, "entries": [{"tagged": {}, "alerts": [], "f": [], "trend": None,
+                                                           "r": 0}]}))
