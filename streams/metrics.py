@@ -65,8 +65,11 @@ class Metrics:
             "signalwatch_corroborations",
             "Stories reported by enough distinct sources to raise their alerts a severity level.", registry=r)
         self.state_evictions = Counter(
-            "signalwatch_state_evictions", "Stories (state=stories) and tagged ids (state=seen) forgotten before "
-            "the dedup horizon because SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
+            "signalwatch_state_evictions", "Stories (state=stories) forgotten before the dedup horizon because "
+            "SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
+        self.stage_cpu_seconds = Counter(
+            "signalwatch_stage_cpu_seconds", "CPU seconds of the worker spent in each stage's batch body (process: "
+            "scales with partitions; decide: the story shard, one per cluster).", ["stage"], registry=r)
         self.partition_rereads = Counter(
             "signalwatch_partition_rereads", "Partitions the stall guard re-read from their committed offset "
             "(faust-streaming issue #596: records dropped after a restart with tables to recover).", registry=r)

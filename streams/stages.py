@@ -96,8 +96,11 @@ class Process(_Stage):
         self.tagger = tagger
 
     async def run(self, stream) -> None:
+        cpu = self.metrics.stage_cpu_seconds.labels("process")
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
+            start = time.process_time()
             await self.handle([event.message for event in events])
+            cpu.inc(time.process_time() - start)
 
     async def handle(self, messages: list) -> None:
         try:
@@ -139,8 +142,11 @@ class Decide(_Stage):
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
+        cpu = self.metrics.stage_cpu_seconds.labels("decide")
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
+            start = time.process_time()
             await self.handle([event.message for event in events])
+            cpu.inc(time.process_time() - start)
 
     async def handle(self, messages: list) -> None:
         try:

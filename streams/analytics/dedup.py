@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from streams.analytics import similarity
 from streams.records import _digest, content_fingerprint, normalise_url
@@ -41,6 +43,11 @@ class Features:
     shingles: int = 0
     """How many distinct shingles the signature was made of (0: unknown); short texts need a higher
     similarity."""
+
+    @cached_property
+    def bands(self) -> list[int]:
+        """The LSH band keys of the signature (computed once: the story shard looks up and then indexes)."""
+        return similarity.band_keys(self.sig) if self.sig is not None else []
 
     @classmethod
     def of(cls, item: dict, stories: bool = True) -> Features:
@@ -143,14 +150,22 @@ class Story:
         n = _HEAD.unpack_from(raw)[6]
         return similarity.unpack(raw[_HEAD.size:_HEAD.size + n]) if n == similarity.PACKED_SIZE else None
 
+    @staticmethod
+    def sig_int_of(raw: bytes) -> int | None:
+        """The signature as :func:`similarity.as_int` (None without one)."""
+        n = _HEAD.unpack_from(raw)[6]
+        return similarity.as_int(raw[_HEAD.size:_HEAD.size + n]) if n == similarity.PACKED_SIZE else None
 
-def same_story(item: Features, story_sig: tuple[int, ...], threshold: float) -> bool:
+
+def same_story(item: Features, item_sig: int, story_raw: bytes, threshold: float) -> bool:
     """Confirm a near-duplicate candidate (it shares an LSH band with a story) as a copy of that story.
 
     The one place where "near" becomes "the same story": today the estimated Jaccard similarity of the
-    whole signatures against the threshold (higher for short texts); checks that the two reports are of
-    the same event belong here too."""
-    return similarity.similarity(item.sig, story_sig) >= similarity.threshold_for(item.shingles, threshold)
+    whole signatures (``item_sig``: :func:`similarity.as_int` of the item's) against the threshold (higher
+    for short texts); checks that the two reports are of the same event belong here too."""
+    other = Story.sig_int_of(story_raw)
+    return other is not None and \
+        similarity.agreement(item_sig, other) >= similarity.threshold_for(item.shingles, threshold)
 
 
 def _int(hexdigest: str) -> int:
@@ -179,20 +194,20 @@ class DedupIndex:
         if f.content and (sid := self.by_content.get(_int(f.content))):
             return sid, "content"
         if f.sig is not None:
-            seen: set[str] = set()
-            for key in similarity.band_keys(f.sig):
-                sid = self.by_band.get(key)
-                if sid is None or sid in seen:
-                    continue
-                seen.add(sid)
-                raw = self.records.get(sid)
-                other = Story.sig_of(raw) if raw else None
-                if other and same_story(f, other, self.threshold):
-                    return sid, "near"
+            hits = Counter(map(self.by_band.get, f.bands))
+            hits.pop(None, None)
+            candidates = [sid for sid, n in hits.items() if n >= similarity.MIN_BANDS]
+            if candidates:
+                sig = similarity.as_int(f.sig)
+                for sid in candidates:
+                    raw = self.records.get(sid)
+                    if raw and same_story(f, sig, raw, self.threshold):
+                        return sid, "near"
         return None, ""
 
-    def add(self, story: Story) -> None:
-        """Index a new story (first writer wins on every key); keeps ``story.raw`` (dumped if unset)."""
+    def add(self, story: Story, bands: list[int] | None = None) -> None:
+        """Index a new story (first writer wins on every key); keeps ``story.raw`` (dumped if unset).
+        ``bands``: its band keys when already known (:attr:`Features.bands`)."""
         sid = story.story_id
         self.records[sid] = story.raw if story.raw is not None else story.dumps()
         if story.url:
@@ -200,7 +215,7 @@ class DedupIndex:
         if story.content:
             self.by_content.setdefault(_int(story.content), sid)
         if story.sig is not None:
-            for key in similarity.band_keys(story.sig):
+            for key in bands or similarity.band_keys(story.sig):
                 self.by_band.setdefault(key, sid)
 
     def update(self, sid: str, raw: bytes) -> None:

@@ -143,8 +143,19 @@ def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
 
-def window_key(size: int, key: str, start: int) -> bytes:
-    return f"{size}|{key}|{start}".encode()
+def window_key(size: int, key: str, start: int) -> tuple[int, str, int]:
+    """A window entry in memory; stored as ``size|key|start`` (:func:`encode_window`)."""
+    return (size, key, start)
+
+
+def encode_window(entry: tuple[int, str, int]) -> bytes:
+    return f"{entry[0]}|{entry[1]}|{entry[2]}".encode()
+
+
+def decode_window(raw: bytes) -> tuple[int, str, int]:
+    size, rest = raw.decode().split("|", 1)
+    key, start = rest.rsplit("|", 1)
+    return (int(size), key, int(start))
 
 
 class StoryShard:
@@ -155,10 +166,11 @@ class StoryShard:
         self.index = DedupIndex(c.near_dup_threshold)
         self.segments: dict[int, bytes] = {}  # input offset -> its stored segment, oldest first
         self._segment_meta: dict[int, tuple[float, list[str]]] = {}  # offset -> (time, story ids it made)
-        self._decoded: tuple[int, dict] | None = None  # the last segment decoded (corroborations)
+        self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts below critical]
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
-        self.windows: dict[bytes, dict] = {}  # base window entry -> {"n", "o", "ids", "ev", "f", "w"}
+        self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
+        self._baselines: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}  # key -> (size, start) -> ...
         self.changes = Changes()
         self._min_rank = severity_rank(c.alert_min_severity)
         self._base = c.window_sizes[0]
@@ -169,7 +181,7 @@ class StoryShard:
         """Decide every entry of the input record at ``offset``, in order (``now``: epoch seconds)."""
         out = Outcome()
         new: dict[str, str] = {}  # story id -> its record (base64) for this record's segment
-        raisable: dict[str, list] = {}  # story id -> [event time, its alerts below critical]
+        raisable: dict[str, str] = {}  # story id -> its compressed alerts below critical (base64)
         repeats: list[list[str]] = []
         for i, entry in enumerate(entries):
             pos = position(offset, i)
@@ -179,16 +191,17 @@ class StoryShard:
             if sid is not None and not replay:
                 out.duplicates.append(reason)
                 repeats.append([sid, f.source])
-                self._repeat(sid, f.source, pos, offset, raisable, out)
+                self._repeat(sid, f.source, pos, out)
                 continue
             at = trend.event_time(entry.tagged)
             if not replay:
                 story = Story.first(f, now, pos)
-                self.index.add(story)
+                self.index.add(story, f.bands)
                 new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
                 keep = [a for a in entry.alerts if a["severity"] != "critical"]
                 if keep:
-                    raisable[f.item_id] = [at, keep]
+                    blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, keep]), 1)
+                    raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
             out.tagged.append((entry.tagged, entry.received))
             for alert in entry.alerts:
                 if severity_rank(alert["severity"]) >= self._min_rank:
@@ -201,28 +214,17 @@ class StoryShard:
         self._forget(now, out)
         return out
 
-    def _repeat(self, sid: str, source: str, pos: int, offset: int, raisable: dict, out: Outcome) -> None:
+    def _repeat(self, sid: str, source: str, pos: int, out: Outcome) -> None:
         story = Story.loads(sid, self.index.records[sid])
         if story.repeat(source) and len(story.sources) == self.config.corroboration_sources:
-            at, alerts = self._raisable(story, offset, raisable)
+            blob = self._alerts.get(sid)
+            at, alerts = orjson.loads(zlib.decompress(blob)) if blob else (0.0, [])
             raised = [r for r in (corroborated(a, story.sources, story.copies) for a in alerts) if r]
             out.corroborations += 1
             for alert in raised:
                 if severity_rank(alert["severity"]) >= self._min_rank:
                     self._offer(alert, at, None, pos, out)
         self.index.update(sid, story.dumps())
-
-    def _raisable(self, story: Story, offset: int, pending: dict) -> tuple[float, list[dict]]:
-        """The event time and alerts below critical of a story's first copy (kept in its segment)."""
-        first = story.position >> POSITION_BITS
-        if first == offset:
-            found = pending.get(story.story_id)
-        else:
-            if self._decoded is None or self._decoded[0] != first:
-                raw = self.segments.get(first)
-                self._decoded = (first, orjson.loads(zlib.decompress(raw)) if raw else {})
-            found = self._decoded[1].get("alerts", {}).get(story.story_id)
-        return (found[0], found[1]) if found else (0.0, [])
 
     # ------------------------------------------------------------------ cooldown
     def _offer(self, alert: dict, at: float, received: float | None, pos: int, out: Outcome) -> None:
@@ -238,7 +240,7 @@ class StoryShard:
         out.alerts.append((alert, received))
 
     # ------------------------------------------------------------------ trend windows
-    def _put(self, entry: bytes, d: dict) -> None:
+    def _put(self, entry: tuple, d: dict) -> None:
         self.windows[entry] = d
         self.changes.windows[entry] = None  # serialised at flush time (the dict may change again)
 
@@ -252,14 +254,24 @@ class StoryShard:
         return sum(d["n"] for d in self._parts(size, key, start))
 
     def _baseline(self, size: int, key: str, start: int) -> tuple[float, float]:
-        lookback = self.config.trend_lookback
-        return trend.baseline([self._window_count(size, key, start - i * size) for i in range(lookback, 0, -1)])
+        """The baseline of a window: computed once per window, kept until a count lands in an earlier window
+        of its key (a late item), which may change it."""
+        cached = self._baselines.setdefault(key, {})
+        found = cached.get((size, start))
+        if found is None:
+            lookback = self.config.trend_lookback
+            found = cached[(size, start)] = trend.baseline(
+                [self._window_count(size, key, start - i * size) for i in range(lookback, 0, -1)])
+        return found
 
     def _count(self, key: str, rec: dict, pos: int, now: float, out: Outcome) -> None:
         """Count ``key`` once in its base window (unless this position was counted already), then check every
         window size that holds it for a surge."""
         c, base, at = self.config, self._base, rec["t"]
-        entry = window_key(base, key, trend.window_start(at, base))
+        start = trend.window_start(at, base)
+        if start < self._latest.get((base, key), start):  # a late item: later windows' baselines change
+            self._baselines.pop(key, None)
+        entry = window_key(base, key, start)
         d = self.windows.get(entry) or {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
         if d["o"] >= pos:  # counted before a restart
             return
@@ -337,6 +349,7 @@ class StoryShard:
                 raw = self.index.records.get(sid)
                 if raw is not None and Story.position_of(raw) >> POSITION_BITS == offset:
                     self.index.remove(Story.loads(sid, raw))
+                    self._alerts.pop(sid, None)
                     out.evicted += 0 if expired else 1
             del self._segment_meta[offset]
             del self.segments[offset]
@@ -353,9 +366,8 @@ class StoryShard:
     def flush(self) -> Changes:
         """The changes to write (serialised), once per batch; the shard starts collecting afresh."""
         changes = self.changes.take()
-        for entry in changes.windows:
-            d = self.windows.get(entry)
-            changes.windows[entry] = orjson.dumps(d) if d is not None else None
+        changes.windows = {encode_window(entry): orjson.dumps(d) if (d := self.windows.get(entry)) is not None
+                           else None for entry in changes.windows}
         return changes
 
     def restore(self, stories: Iterable[tuple[bytes, bytes]], cooldowns: Iterable[tuple[bytes, bytes]],
@@ -367,6 +379,8 @@ class StoryShard:
             segment = orjson.loads(zlib.decompress(value))
             for sid, raw in segment["new"].items():
                 self.index.add(Story.loads(sid, base64.b64decode(raw)))
+            for sid, blob in segment["alerts"].items():
+                self._alerts[sid] = base64.b64decode(blob)
             for sid, source in segment["rep"]:
                 raw = self.index.records.get(sid)
                 if raw is not None:
@@ -376,4 +390,4 @@ class StoryShard:
             self.segments[offset] = value
             self._segment_meta[offset] = (segment["t"], list(segment["new"]))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}
-        self.windows = {key: orjson.loads(value) for key, value in windows}
+        self.windows = {decode_window(key): orjson.loads(value) for key, value in windows}

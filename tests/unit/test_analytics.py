@@ -213,3 +213,14 @@ def test_short_texts_need_a_higher_similarity_to_be_one_story():
     long = _features("l", STORY)
     assert long.shingles >= similarity.SHORT
     assert similarity.threshold_for(long.shingles, 0.45) == 0.45 == similarity.threshold_for(0, 0.45)
+
+
+def test_agreement_of_packed_integers_counts_equal_bins_exactly():
+    rng = random.Random(8)
+    for _ in range(500):
+        a = tuple(rng.randrange(65536) for _ in range(similarity.BINS))
+        keep = rng.random()
+        b = tuple(x if rng.random() < keep else rng.randrange(65536) for x in a)
+        b = tuple(x ^ 0x8001 if rng.random() < 0.05 else x for x in b)  # lanes differing only at their edges
+        expected = sum(x == y for x, y in zip(a, b)) / similarity.BINS
+        assert similarity.agreement(similarity.as_int(a), similarity.as_int(b)) == expected
