@@ -222,5 +222,5 @@ def test_agreement_of_packed_integers_counts_equal_bins_exactly():
         keep = rng.random()
         b = tuple(x if rng.random() < keep else rng.randrange(65536) for x in a)
         b = tuple(x ^ 0x8001 if rng.random() < 0.05 else x for x in b)  # lanes differing only at their edges
-        expected = sum(x == y for x, y in zip(a, b)) / similarity.BINS
+        expected = sum(x == y for x, y in zip(a, b, strict=True)) / similarity.BINS
         assert similarity.agreement(similarity.as_int(a), similarity.as_int(b)) == expected
