@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
               "windows": table("trend_windows")}
     create_changelogs_first(app, settings, list(tables.values()))
 
-    process = Process(topics, metrics, settings, tagger)
+    process = Process(topics, metrics, settings, tagger, app)
     decide = Decide(topics, metrics, StoryShard(Config.of(settings)), tables, app)
     app.agent(topics["raw"], name="process", concurrency=1)(process.run)
     app.agent(topics["processed"], name="decide", concurrency=1)(decide.run)

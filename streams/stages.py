@@ -25,7 +25,7 @@ import orjson
 from streams.alerting import build_alerts
 from streams.analytics.dedup import Features
 from streams.analytics.shard import MAX_ENTRIES, Entry, StoryShard, trend_record
-from streams.faust_compat import changelogs_ready, write_changelog
+from streams.faust_compat import changelogs_ready, committed_offsets, write_changelog
 from streams.metrics import Metrics
 from streams.records import InvalidItem, dead_letter, now_iso, parse_item, tagged_item
 from streams.settings import Settings
@@ -74,10 +74,63 @@ def stop_worker(exc: BaseException) -> None:
     os._exit(EXIT_SEND_FAILED)
 
 
+class ReadOnce:
+    """The input offsets this process has handled and not yet committed, per partition: a record the stall
+    guard re-reads (faust-streaming #596: Faust dropped an earlier record of the partition, so its commits
+    stopped; streams.faust_compat.StallGuard) is only acked again, not handled twice, so that the re-read
+    costs the dropped records, not everything after them. Outputs of a handled record are already with
+    the producer, which Faust flushes before it commits. Forgotten on a rebalance (a replay then re-sends:
+    the story shard recognises its positions) and below the committed offset."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, int], set[int]] = {}
+
+    def fresh(self, messages: list) -> list:
+        """The messages not handled yet (each marked handled: a batch body never fails half-way)."""
+        out = []
+        for m in messages:
+            done = self._done.setdefault((m.topic, m.partition), set())
+            if m.offset not in done:
+                done.add(m.offset)
+                out.append(m)
+        return out
+
+    def prune(self, committed: dict) -> None:
+        """Forget offsets below each partition's committed offset (``{tp: offset}``, tp with topic and
+        partition)."""
+        for tp, offset in committed.items():
+            done = self._done.get((tp.topic, tp.partition))
+            if done and offset is not None and min(done) < offset:
+                done.difference_update([o for o in done if o < offset])
+
+    def clear(self) -> None:
+        self._done.clear()
+
+
 class _Stage:
-    def __init__(self, topics: dict[str, Any], metrics: Metrics) -> None:
+    def __init__(self, topics: dict[str, Any], metrics: Metrics, app: Any) -> None:
         self.topics = topics
         self.metrics = metrics
+        self.app = app
+        self.read = ReadOnce()
+        self._pruned = time.monotonic()
+
+        async def forget(*_args, **_kw) -> None:
+            self.read.clear()
+            self.stale = True
+
+        app.on_partitions_assigned.connect(forget)
+        app.on_partitions_revoked.connect(forget)
+
+    stale = True
+    """Set on a rebalance: the story shard is rebuilt from its tables before its next batch."""
+
+    def fresh(self, messages: list) -> list:
+        """The batch without records this process already handled (see :class:`ReadOnce`)."""
+        if time.monotonic() - self._pruned > 10.0:
+            self._pruned = time.monotonic()
+            self.read.prune(committed_offsets(self.app.consumer))
+        return self.read.fresh(messages)
 
     async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
         """The one way to dead-letter a message: its reason, detail, origin and original bytes."""
@@ -90,8 +143,8 @@ class _Stage:
 class Process(_Stage):
     """The stateless stage (see the module)."""
 
-    def __init__(self, topics: dict[str, Any], metrics: Metrics, settings: Settings, tagger: Any) -> None:
-        super().__init__(topics, metrics)
+    def __init__(self, topics: dict[str, Any], metrics: Metrics, settings: Settings, tagger: Any, app: Any) -> None:
+        super().__init__(topics, metrics, app)
         self.settings = settings
         self.tagger = tagger
 
@@ -99,7 +152,7 @@ class Process(_Stage):
         cpu = self.metrics.stage_cpu_seconds.labels("process")
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
             start = time.process_time()
-            await self.handle([event.message for event in events])
+            await self.handle(self.fresh([event.message for event in events]))
             cpu.inc(time.process_time() - start)
 
     async def handle(self, messages: list) -> None:
@@ -128,24 +181,16 @@ class Decide(_Stage):
 
     def __init__(self, topics: dict[str, Any], metrics: Metrics, shard: StoryShard, tables: dict[str, Any],
                  app: Any) -> None:
-        super().__init__(topics, metrics)
+        super().__init__(topics, metrics, app)
         self.shard = shard
         self.tables = tables
-        self.app = app
-        self.stale = True  # rebuild the shard from the tables before the next batch (set on rebalance)
-
-        async def mark_stale(*_args, **_kw) -> None:
-            self.stale = True
-
-        app.on_partitions_assigned.connect(mark_stale)
-        app.on_partitions_revoked.connect(mark_stale)
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
         cpu = self.metrics.stage_cpu_seconds.labels("decide")
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
             start = time.process_time()
-            await self.handle([event.message for event in events])
+            await self.handle(self.fresh([event.message for event in events]))
             cpu.inc(time.process_time() - start)
 
     async def handle(self, messages: list) -> None:

@@ -196,3 +196,22 @@ def test_batch_records_match_their_schema(tagger):
     assert not list(validator.iter_errors(orjson.loads(record)))
     assert list(validator.iter_errors({"v": 1, "entries": [{"tagged": {}, "alerts": [], "f": [], "trend": None,
                                                            "r": 0}]}))
+
+
+def test_records_re_read_by_the_stall_guard_are_handled_once():
+    from types import SimpleNamespace as M
+
+    from faust.types import TP
+
+    from streams.stages import ReadOnce
+
+    read = ReadOnce()
+    batch = [M(topic="news.processed", partition=5, offset=o) for o in (0, 1, 2, 4, 5)]  # 3 was dropped
+    assert read.fresh(batch) == batch
+    again = [M(topic="news.processed", partition=5, offset=o) for o in range(7)]  # re-read from 0
+    assert [m.offset for m in read.fresh(again)] == [3, 6]
+    assert [m.offset for m in read.fresh([M(topic="news.raw", partition=5, offset=3)])] == [3]  # other topic
+    read.prune({TP("news.processed", 5): 5})
+    assert [m.offset for m in read.fresh(again)] == [0, 1, 2, 3, 4]  # below the commit: forgotten
+    read.clear()
+    assert read.fresh(batch) == batch
