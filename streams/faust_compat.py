@@ -96,9 +96,10 @@ def in_flight(app: Any) -> int:
 
 
 # ---------------------------------------------------------------- #596: the stall guard
-STALL_AFTER = 30.0
+STALL_AFTER = 10.0
 """Seconds a partition's committed offset may stay unchanged behind its end offset, with nothing in
-flight, before the stall guard re-reads it (see :class:`StallGuard`)."""
+flight, before the stall guard re-reads it (see :class:`StallGuard`). Short, because a re-read is cheap:
+records this process already handled are only acked again (streams.stages.ReadOnce)."""
 
 
 class StallGuard:
@@ -133,7 +134,7 @@ class StallGuard:
         return True
 
 
-def install_stall_guard(app: Any, metrics: Metrics, interval: float = 10.0,
+def install_stall_guard(app: Any, metrics: Metrics, interval: float = 5.0,
                         stall_after: float = STALL_AFTER) -> StallGuard:
     """Add the stall guard's timer to ``app`` (see :class:`StallGuard`)."""
     guard = StallGuard(stall_after)
