@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 SW := $(BIN)/signalwatch
 DEV_CORPUS ?= ../shared/data/dev.jsonl
 # 100k items (memory after the state cap is reached over most of the run); the no-op baseline and the
-# 2-worker phase are timed over 30k items each, so the run fits 10 minutes on a shared 2-core machine
+# 2-worker phase are timed over 30k items each (about 10 minutes on a quiet 2-core machine)
 BENCH_ARGS ?= --items 100000 --loads 100,500,1000 --load-seconds 5
-BENCH_TIMEOUT ?= 540
+BENCH_TIMEOUT ?= 900
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps kafka-jars run test test-unit test-integration test-slow lint format bench eval clean

@@ -68,8 +68,9 @@ class Metrics:
             "signalwatch_state_evictions", "Stories (state=stories) forgotten before the dedup horizon because "
             "SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
         self.stage_cpu_seconds = Counter(
-            "signalwatch_stage_cpu_seconds", "CPU seconds of the worker spent in each stage's batch body (process: "
-            "scales with partitions; decide: the story shard, one per cluster).", ["stage"], registry=r)
+            "signalwatch_stage_cpu_seconds", "CPU seconds of each stage's own work, Kafka sends excluded (process: "
+            "parse to candidate alerts, scales with partitions; decide: the story shard's decisions, one per "
+            "cluster).", ["stage"], registry=r)
         self.partition_rereads = Counter(
             "signalwatch_partition_rereads", "Partitions the stall guard re-read from their committed offset "
             "(faust-streaming issue #596: records dropped after a restart with tables to recover).", registry=r)

@@ -149,27 +149,28 @@ class Process(_Stage):
         self.tagger = tagger
 
     async def run(self, stream) -> None:
-        cpu = self.metrics.stage_cpu_seconds.labels("process")
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
-            start = time.process_time()
             await self.handle(self.fresh([event.message for event in events]))
-            cpu.inc(time.process_time() - start)
 
     async def handle(self, messages: list) -> None:
         try:
             received_at, received = now_iso(), time.time()
             self.metrics.items_received.inc(len(messages))
             parts = []
+            cpu = 0.0
             for message in messages:
                 try:
+                    start = time.thread_time()
                     entry = process_item(message.value, self.settings, self.tagger, received_at, received)
                     parts.append(orjson.dumps(entry.wire()))
+                    cpu += time.thread_time() - start
                 except InvalidItem as exc:
                     await self.dead_letter(message, exc.reason, exc.detail)
                 except Exception as exc:  # a bug must not stop the worker or lose the message
                     log.exception("processing failed on %s[%s]@%s", message.topic, message.partition,
                                   message.offset)
                     await self.dead_letter(message, "internal_error", repr(exc)[:500])
+            self.metrics.stage_cpu_seconds.labels("process").inc(cpu)
             for value in batch_records(parts):
                 await self.topics["processed"].send(key=SHARD_KEY, value=value)
         except Exception as exc:  # noqa: BLE001 - see stop_worker
@@ -187,11 +188,8 @@ class Decide(_Stage):
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
-        cpu = self.metrics.stage_cpu_seconds.labels("decide")
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
-            start = time.process_time()
             await self.handle(self.fresh([event.message for event in events]))
-            cpu.inc(time.process_time() - start)
 
     async def handle(self, messages: list) -> None:
         try:
@@ -204,14 +202,19 @@ class Decide(_Stage):
                 if partition is not None and message.partition != partition:
                     self.flush(partition)  # a write goes to the changelog partition of its input
                 partition = message.partition
+                start = time.thread_time()
                 try:
                     entries = [Entry.from_wire(e) for e in orjson.loads(message.value)["entries"]]
                 except (ValueError, KeyError, TypeError) as exc:
                     await self.dead_letter(message, "internal_error", f"unreadable news.processed record: {exc!r}")
                     continue
-                await self.send(self.shard.decide(entries, message.offset, time.time()))
+                out = self.shard.decide(entries, message.offset, time.time())
+                self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
+                await self.send(out)
             if partition is not None:
+                start = time.thread_time()
                 self.flush(partition)
+                self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
         except Exception as exc:  # noqa: BLE001 - see stop_worker
             stop_worker(exc)
 
