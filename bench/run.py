@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
         producer.flush()
         producer.close()
         results["bench_item_bytes"] = round(size / args.items, 1)
+        write(results, fresh=True)
 
         # no-op baseline
         noop = Worker(broker, work, "bench-noop", module="bench.noop_app")
@@ -448,12 +449,21 @@ def create_topics_extra(settings: Settings) -> None:
         client.close()
 
 
-def write(numbers: dict) -> None:
+OBSOLETE = ("pipeline_tag_stage_items_per_s", "rss_start_mb", "rss_end_mb", "rss_growth_mb", "rss_growth_measured_items",
+            "latency_detail", "latency_p50_s", "latency_p95_s", "latency_p99_s", "pipeline_2_workers_items_per_s",
+            "scale_out_ratio")
+"""Keys of earlier bench versions or of a phase this run has not reached: dropped when a run starts."""
+
+
+def write(numbers: dict, fresh: bool = False) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     try:
         current = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     except ValueError:
         current = {}
+    if fresh:
+        for key in OBSOLETE:
+            current.pop(key, None)
     current.update(numbers)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
