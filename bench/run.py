@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.items, args.load_seconds = 10_000, 3.0
     loads = [int(x) for x in args.loads.split(",") if x]
+    # `timeout` (make bench) sends SIGTERM: exit through the finally below, which stops workers and broker
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="sw-bench-"))
     broker = LocalBroker(work / "kafka", free_port())
