@@ -1,27 +1,29 @@
 """``make bench``: the pipeline under load on a broker of its own, every number next to a baseline of the same run.
 
-Phases (one local KRaft broker, 8 partitions, items from our own synthetic generator, ~1 KB each):
+Phases (one local KRaft broker, 8 partitions, realistic items from bench/items.py):
 
 1. backlog: ``--items`` items are written to news.raw before any worker runs;
 2. no-op: a Faust worker whose agent copies news.raw to ``bench.noop`` drains the backlog (baseline);
-3. pipeline, 1 worker: the real worker drains the same backlog (own consumer group); RSS sampled;
-4. pipeline, 2 workers in one group drain it again (scale-out ratio vs phase 3);
-5. latency: fixed offered loads into the running phase-3 worker, escalation items with the alert
-   cooldown off, producer send -> alert read by a consumer (p50/p95/p99); each load is time-bounded;
-6. bench/bench_tagging.py (the tagging engineer's) merges ``tagging_items_per_s``.
+3. pipeline, 1 worker, cooldown on, ``MAX_STORIES`` at a tenth of the backlog: drains the same backlog
+   (own consumer group). Measured: items/s, Kafka records per item (every topic's and changelog's end
+   offsets before and after: produced records, plus news.raw and news.processed consumed), worker CPU
+   per item (/proc), the CPU share of each stage (``signalwatch_stage_cpu_seconds``: the story shard's is
+   the serial fraction, Amdahl's projection for 2, 4 and 8 workers), RSS over the run;
+4. latency: fixed offered loads into the running phase-3 worker, distinct escalation items (event times
+   two hours apart, so the cooldown lets each alert out), producer send -> alert read (p50/p95/p99);
+5. pipeline, 2 workers in one group drain the backlog again; their rate is measured from the moment the
+   rebalance has settled (both workers handling items, no assignment for 5 s) to the drain;
+6. bench/bench_tagging.py (run by ``make bench``) merges ``tagging_items_per_s``.
 
-Throughput is measured from the first output to the moment the whole pipeline has drained: every item
-through the tag stage and every stage after it (trend windows, cooldown) at consumer lag 0 (worker start-up
-excluded). ``pipeline_tag_stage_items_per_s`` is the same run up to the tag stage only (what this bench
-reported as pipeline throughput before 2026-11-24's second session).
 Writes bench/results/latest.json (other keys kept) and prints a table.
 
-    python bench/run.py [--items N] [--loads 200,1000,2000] [--load-seconds S] [--quick]
+    python bench/run.py [--items N] [--loads 100,500,1000] [--load-seconds S] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -44,56 +46,17 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.structs import TopicPartition  # noqa: E402
 
+from bench import items as bench_items  # noqa: E402
 from streams.broker import LocalBroker, free_port  # noqa: E402
 from streams.kafka_io import create_topics  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 NOOP_TOPIC = "bench.noop"
-
-# ---------------------------------------------------------------- synthetic items (our own wording)
-_ACTORS = ["Russian forces", "Ukrainian troops", "The Kremlin", "Kyiv", "NATO officials", "The defence ministry",
-           "Regional governor", "EU foreign ministers", "Turkish mediators", "A Pentagon spokesperson",
-           "Zelensky", "Putin", "Local authorities", "The general staff", "Volunteers"]
-_VERBS = ["reported", "denied", "confirmed", "described", "condemned", "welcomed", "announced", "warned about"]
-_EVENTS = ["a missile strike on {p}", "drone attacks on the power grid near {p}", "heavy shelling of {p}",
-           "a ground offensive towards {p}", "new military aid worth {n} million euros",
-           "a proposal for a ceasefire along the front near {p}", "peace talks planned in {c}",
-           "a prisoner exchange of {n} soldiers", "a humanitarian corridor out of {p}",
-           "sanctions on {n} companies", "repairs to {n} schools in {p}", "a grain shipment from {p}",
-           "a cyber attack on banks in {c}", "partial mobilisation of {n} reservists",
-           "a festival of folk music in {p}", "road works on the highway to {p}"]
-_PLACES = ["Kharkiv", "Odesa", "Zaporizhzhia", "Kherson", "Dnipro", "Sumy", "Pokrovsk", "Belgorod", "Kyiv", "Lviv",
-           "Mykolaiv", "Chernihiv", "Kramatorsk", "Poltava", "Vinnytsia", "Izium", "Bakhmut", "Avdiivka"]
-_CITIES = ["Istanbul", "Riyadh", "Geneva", "Doha", "Ankara", "Vienna", "Abu Dhabi", "Helsinki"]
-_CLOSERS = ["The claim could not be independently verified.", "Officials promised more details on {d}.",
-            "Residents in {p} were told to stay near shelters.", "Prices of bread in {p} rose by {n} percent.",
-            "The statement came after a meeting that lasted {n} hours.", "Analysts in {c} expect a reply soon."]
-_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "the weekend"]
-
-
-def _fill(rnd: random.Random, template: str) -> str:
-    return template.format(p=rnd.choice(_PLACES), c=rnd.choice(_CITIES), n=rnd.randrange(2, 5000),
-                           d=rnd.choice(_DAYS))
-
-
-def make_item(rnd: random.Random, item_id: str, escalation: bool = False) -> dict:
-    """One ~1 KB news item: distinct sentences (numbers, places) so stories rarely near-duplicate."""
-    sentences: list[str] = []
-    if escalation:
-        sentences.append(f"Russian forces launched a missile strike on {rnd.choice(_PLACES)} overnight, "
-                         f"hitting {rnd.randrange(2, 90)} buildings.")
-    while sum(len(s) + 1 for s in sentences) < 900:
-        if rnd.random() < 0.6:
-            sentences.append(f"{rnd.choice(_ACTORS)} {rnd.choice(_VERBS)} {_fill(rnd, rnd.choice(_EVENTS))} "
-                             f"on {rnd.choice(_DAYS)}, {rnd.randrange(1, 28)} November.")
-        else:
-            sentences.append(_fill(rnd, rnd.choice(_CLOSERS)))
-    title = f"{rnd.choice(_ACTORS)} {rnd.choice(_VERBS)} {_fill(rnd, rnd.choice(_EVENTS))}"
-    return {"id": item_id, "title": title, "text": " ".join(sentences), "source": f"wire-{rnd.randrange(40)}",
-            "url": f"https://news.example.org/{item_id}", "published_at": "2026-11-24T10:00:00Z",
-            "language": "en"}
-
+NOOP_ITEMS = 30_000
+"""Items the no-op baseline is timed over (the first of the backlog)."""
+SCALE_ITEMS = 30_000
+"""Items the two-worker phase is timed over, from the moment its rebalance settled."""
 
 # ---------------------------------------------------------------- helpers
 def _producer(settings: Settings) -> KafkaProducer:
@@ -102,12 +65,27 @@ def _producer(settings: Settings) -> KafkaProducer:
 
 
 def end_offsets(settings: Settings, topic: str) -> int:
+    return all_end_offsets(settings, [topic]).get(topic, 0)
+
+
+def all_end_offsets(settings: Settings, topics: list[str] | None = None) -> dict[str, int]:
+    """Summed end offset per topic (every topic on the broker when ``topics`` is None)."""
     consumer = KafkaConsumer(**settings.kafka_client_options())
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        return sum(consumer.end_offsets(parts).values()) if parts else 0
+        names = topics if topics is not None else sorted(consumer.topics())
+        out = {}
+        for topic in names:
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            out[topic] = sum(consumer.end_offsets(parts).values()) if parts else 0
+        return out
     finally:
         consumer.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -217,18 +195,17 @@ def summarise_profile(raw: Path, out: Path, top: int = 40) -> None:
 
 
 # ---------------------------------------------------------------- phases
-def pipeline_done(workers: list[Worker], total: int, tagged_at: dict):
-    """Done when every item is handled by the tag stage (tagged, duplicate or invalid; the time goes to
-    ``tagged_at["t"]``) and every stage after it has drained: the summed consumer lag reads 0. The lag
-    gauge refreshes every 5 s, so the end is seen up to 5 s late."""
+def pipeline_done(workers: list[Worker], total: int, marks: dict):
+    """Done when every item is handled: tagged or a duplicate (counted by the story shard after it sent the
+    item's records) or dead-lettered."""
     def done():
-        handled = sum(metric(w.port, "signalwatch_items_tagged_total") + metric(w.port, "signalwatch_items_duplicate_total")
-                      + metric(w.port, "signalwatch_items_invalid_total") for w in workers)
-        if handled < total:
-            return handled, False
-        tagged_at.setdefault("t", time.monotonic())
-        return handled, sum(metric(w.port, "signalwatch_consumer_lag") for w in workers) == 0
+        count = sum(handled(w) for w in workers)
+        return count, count >= total
     return done
+
+
+LATENCY_EPOCH = 1_577_836_800  # 2020-01-01: latency items' event times, two hours apart (past the cooldown)
+_latency_seq = itertools.count()
 
 
 def run_latency(settings: Settings, rate: int, seconds: float, rnd: random.Random) -> dict:
@@ -259,7 +236,8 @@ def run_latency(settings: Settings, rate: int, seconds: float, rnd: random.Rando
         while (delay := due - time.monotonic()) > 0.002:
             read(int(min(delay, 0.05) * 1000))
         item_id = f"lat-{tag}-{rate}-{i}"
-        item = make_item(rnd, item_id, escalation=True)
+        published = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(LATENCY_EPOCH + 7200 * next(_latency_seq)))
+        item = bench_items.escalation_item(rnd, item_id, published)
         producer.send(settings.topics.raw, key=item_id.encode(), value=orjson.dumps(item))
         if i % 50 == 0:
             producer.flush()
@@ -276,19 +254,46 @@ def run_latency(settings: Settings, rate: int, seconds: float, rnd: random.Rando
             "p99": percentile(latencies, 0.99)}
 
 
+def amdahl(serial: float, n: int) -> float:
+    return 1.0 / (serial + (1.0 - serial) / n)
+
+
+def settled(workers: list[Worker], quiet: float = 5.0, timeout: float = 120.0) -> tuple[float, float]:
+    """Wait until every worker handles items and none got an assignment for ``quiet`` seconds; return
+    (monotonic time, items handled by then)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        state = [metric(w.port, "signalwatch_rebalances_total") for w in workers]
+        busy = all(metric(w.port, "signalwatch_items_received_total") > 0 for w in workers)
+        if state != last:
+            last, since = state, time.monotonic()
+        elif busy and time.monotonic() - since >= quiet:
+            break
+        time.sleep(0.5)
+    return time.monotonic(), sum(handled(w) for w in workers)
+
+
+def handled(w: Worker) -> float:
+    return (metric(w.port, "signalwatch_items_tagged_total") + metric(w.port, "signalwatch_items_duplicate_total")
+            + metric(w.port, "signalwatch_items_invalid_total"))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--items", type=int, default=50_000)
-    ap.add_argument("--loads", default="200,1000,2000")
-    ap.add_argument("--load-seconds", type=float, default=8.0)
-    ap.add_argument("--quick", action="store_true", help="5k items, short loads (a smoke run)")
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--loads", default="100,500,1000")
+    ap.add_argument("--load-seconds", type=float, default=5.0)
+    ap.add_argument("--quick", action="store_true", help="10k items, short loads (a smoke run)")
     ap.add_argument("--profile", action="store_true",
                     help="sample the 1-worker pipeline with py-spy; writes bench/results/profile.txt")
     ap.add_argument("--skip-scale", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
-        args.items, args.load_seconds = 5000, 3.0
+        args.items, args.load_seconds = 10_000, 3.0
     loads = [int(x) for x in args.loads.split(",") if x]
+    # `timeout` (make bench) sends SIGTERM: exit through the finally below, which stops workers and broker
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="sw-bench-"))
     broker = LocalBroker(work / "kafka", free_port())
@@ -302,32 +307,38 @@ def main(argv: list[str] | None = None) -> dict:
         create_topics(settings)
         create_topics_extra(settings)
 
-        rnd = random.Random(11)
         print(f"backlog: {args.items} items -> news.raw", flush=True)
         producer = _producer(settings)
         size = 0
-        for i in range(args.items):
-            value = orjson.dumps(make_item(rnd, f"b-{i}"))
+        for key, item in bench_items.items(args.items):
+            value = orjson.dumps(item)
             size += len(value)
-            producer.send(settings.topics.raw, key=f"b-{i}".encode(), value=value)
+            producer.send(settings.topics.raw, key=key.encode(), value=value)
         producer.flush()
         producer.close()
         results["bench_item_bytes"] = round(size / args.items, 1)
+        write(results, fresh=True)
 
         # no-op baseline
         noop = Worker(broker, work, "bench-noop", module="bench.noop_app")
         workers.append(noop)
-        secs, _ = drain(lambda: ((c := end_offsets(settings, NOOP_TOPIC)), c >= args.items), [noop], 300)
+        noop_cpu = cpu_seconds(noop.proc.pid)
+        noop_items = min(args.items, NOOP_ITEMS)  # a rate: the first items tell it, the rest would cost minutes
+        secs, _ = drain(lambda: ((c := end_offsets(settings, NOOP_TOPIC)), c >= noop_items), [noop], 300)
+        # Faust's CPU per record operation (one consumed, one produced per item), start-up included
+        per_record = (cpu_seconds(noop.proc.pid) - noop_cpu) / (2 * noop_items)
+        results["noop_cpu_ms_per_record"] = round(per_record * 1000, 4)
         noop.stop()
-        results["noop_items_per_s"] = round(args.items / secs, 1)
+        results["noop_items_per_s"] = round(noop_items / secs, 1)
+        results["noop_measured_items"] = noop_items
         print(f"no-op   : {results['noop_items_per_s']:>9,.0f} items/s", flush=True)
         write(results)  # each phase's numbers survive a later timeout
 
-        # the pipeline, one worker
-        # state capped at a tenth of the backlog, so most of the run shows memory with the cap reached (flat)
+        # the pipeline, one worker, cooldown on; state capped at a tenth of the backlog, so most of the run
+        # shows memory with the cap reached
         cap = max(100, args.items // 10)
-        one = Worker(broker, work, "bench-p1", extra_env={"SIGNALWATCH_ALERT_COOLDOWN": "0",
-                                                          "SIGNALWATCH_MAX_STORIES": str(cap)})
+        before = all_end_offsets(settings)
+        one = Worker(broker, work, "bench-p1", extra_env={"SIGNALWATCH_MAX_STORIES": str(cap)})
         workers.append(one)
         spy = profile(one, work / "profile.raw") if args.profile else None
         rss: list[tuple[float, float]] = []
@@ -335,12 +346,14 @@ def main(argv: list[str] | None = None) -> dict:
         base_rss = rss_mb(one.proc.pid)
 
         def sample(count: float) -> None:
-            if not rss or count - rss[-1][0] >= args.items / 10:
+            if not rss or count - rss[-1][0] >= args.items / 20:
                 rss.append((count, rss_mb(one.proc.pid)))
 
         marks: dict = {}
-        secs, first = drain(pipeline_done([one], args.items, marks), [one], 420, sample)
-        results["pipeline_tag_stage_items_per_s"] = round(args.items / max(1e-9, marks["t"] - first), 1)
+        cpu_start = cpu_seconds(one.proc.pid)
+        secs, first = drain(pipeline_done([one], args.items, marks), [one], 480, sample)
+        cpu = cpu_seconds(one.proc.pid) - cpu_start
+        after = all_end_offsets(settings)
         rss.append((args.items, rss_mb(one.proc.pid)))
         if spy is not None:
             spy.wait()
@@ -348,34 +361,45 @@ def main(argv: list[str] | None = None) -> dict:
         results["pipeline_items_per_s"] = round(args.items / secs, 1)
         results["pipeline_vs_noop_ratio"] = round(results["pipeline_items_per_s"] / results["noop_items_per_s"], 3)
         results["pipeline_duplicates"] = metric(one.port, "signalwatch_items_duplicate_total")
-        print(f"pipeline: {results['pipeline_items_per_s']:>9,.0f} items/s  ratio {results['pipeline_vs_noop_ratio']}",
-              flush=True)
-        write(results)  # each phase's numbers survive a later timeout
+        produced = {t: after.get(t, 0) - before.get(t, 0) for t in after if t != settings.topics.raw
+                    and after.get(t, 0) != before.get(t, 0) and t != NOOP_TOPIC}
+        consumed = args.items + produced.get(settings.topics.processed, 0)  # news.raw and news.processed
+        results["records_per_item"] = round((sum(produced.values()) + consumed) / args.items, 3)
+        results["records_detail"] = {"consumed": consumed, "produced": produced}
+        results["worker_cpu_ms_per_item"] = round(cpu / args.items * 1000, 3)
+        stages = {s: metric(one.port, f'signalwatch_stage_cpu_seconds_total{{stage="{s}"}}')
+                  for s in ("process", "decide")}
+        # the story shard's serial work: its own decisions plus the Faust cost of the records it sends
+        # (news.tagged and alerts), at the no-op agent's CPU per record operation
+        sent = sum(v for t, v in produced.items() if t == settings.topics.tagged or t in settings.topics.alerts())
+        stages["decide_sends_estimated"] = sent * per_record
+        serial = (stages["decide"] + stages["decide_sends_estimated"]) / cpu if cpu else None
+        results["stage_cpu_share"] = {s: round(v / cpu, 3) for s, v in stages.items()} if cpu else None
+        results["stage_cpu_share"]["faust_and_other"] = round(1 - sum(stages.values()) / cpu, 3) if cpu else None
+        results["serial_fraction"] = round(serial, 3) if serial is not None else None
+        results["scale_out_projected"] = {str(n): round(amdahl(serial, n), 2) for n in (2, 4, 8)} \
+            if serial is not None else None
+        print(f"pipeline: {results['pipeline_items_per_s']:>9,.0f} items/s  ratio {results['pipeline_vs_noop_ratio']}"
+              f"  records/item {results['records_per_item']}  cpu {results['worker_cpu_ms_per_item']} ms/item"
+              f"  serial {results['serial_fraction']}  projected {results['scale_out_projected']}", flush=True)
 
-        # memory: state grows until SIGNALWATCH_MAX_STORIES (cap) is reached, then must stay flat: growth per
-        # item from twice the cap to the end, extrapolated to 1M items. (What one story costs before the cap
-        # is bench/bench_dedup.py's tracemalloc number: at this scale RSS is dominated by the warm-up.)
+        # memory: after the state cap is reached (twice the cap in), RSS must stay flat
         c2, r2 = next(((c, r) for c, r in rss if c >= 2 * cap), rss[-1])
-        per_item = (rss[-1][1] - r2) / max(1.0, args.items - c2)
-        results["rss_start_mb"] = round(base_rss, 1)
-        results["rss_end_mb"] = round(rss[-1][1], 1)
+        growth = rss[-1][1] - r2
+        per_100k = growth / max(1.0, args.items - c2) * 100_000
+        results["rss_mb"] = {"start": round(base_rss, 1), "at_twice_cap": round(r2, 1), "end": round(rss[-1][1], 1)}
         results["rss_samples"] = [[int(c), round(r, 1)] for c, r in rss]
         results["rss_state_cap_stories"] = cap
-        results["rss_growth_mb"] = round(per_item * 1_000_000, 1)
-        results["rss_growth_measured_items"] = int(args.items - c2)
-        results["rss_growth_note"] = (
-            f"SIGNALWATCH_MAX_STORIES={cap}: RSS from item {c2:.0f} (twice the cap) to {args.items} "
-            f"({rss[-1][1] - r2:+.1f} MB) extrapolated linearly to 1M items; 1M items do not fit the 10-minute "
-            f"budget.")
+        results["rss_growth_pct_per_100k"] = round(per_100k / r2 * 100, 2) if r2 else None
+        results["rss_growth_note"] = (f"SIGNALWATCH_MAX_STORIES={cap}: RSS {r2:.1f} MB at item {c2:.0f} (twice the "
+                                      f"cap), {rss[-1][1]:.1f} MB at item {args.items}, per 100k items")
+        write(results)
 
-        # latency at fixed offered loads, into the running worker, once every stage has drained the backlog
-        # (the analytics stages run behind ingest; items offered earlier would queue behind it)
+        # latency at fixed offered loads, into the running worker, once it has drained the backlog
         lat: dict = {}
         for rate in loads:
             drained = wait_drained(one, timeout=300)
-            print(f"drained: {drained}s before the load of {rate}/s" if drained is not None
-                  else "not drained within 300 s: the latency below includes the queue", flush=True)
-            r = run_latency(settings, rate, args.load_seconds, rnd)
+            r = run_latency(settings, rate, args.load_seconds, random.Random(rate))
             r["waited_for_drain_s"] = drained
             lat[str(rate)] = r
             shown = " ".join(f"{q} {r[q]:.3f}s" if r[q] is not None else f"{q} -" for q in ("p50", "p95", "p99"))
@@ -384,20 +408,25 @@ def main(argv: list[str] | None = None) -> dict:
         for q in ("p50", "p95", "p99"):
             results[f"latency_{q}_s"] = {k: _num(v[q], 4) for k, v in lat.items()}
         results["latency_detail"] = lat
-        write(results)  # each phase's numbers survive a later timeout
+        write(results)
         one.stop()
 
-        # scale-out: two workers in one group over 8 partitions vs phase 3's one worker
+        # scale-out: two workers in one group over 8 partitions, measured once their rebalance settled
         if not args.skip_scale:
-            two = [Worker(broker, work, "bench-p2"), Worker(broker, work, "bench-p2")]
+            two = [Worker(broker, work, "bench-p2", extra_env={"SIGNALWATCH_MAX_STORIES": str(cap)})
+                   for _ in range(2)]
             workers += two
-            secs, _ = drain(pipeline_done(two, args.items, {}), two, 420)
+            t0, c0 = settled(two)
+            target = min(args.items, c0 + SCALE_ITEMS)  # a rate after the rebalance: not the whole backlog
+            drain(pipeline_done(two, target, {}), two, 480)
+            t1, c1 = time.monotonic(), sum(handled(w) for w in two)
+            rate2 = (c1 - c0) / max(1e-9, t1 - t0)
             for w in two:
                 w.stop()
-            results["pipeline_2_workers_items_per_s"] = round(args.items / secs, 1)
-            results["scale_out_ratio"] = round(results["pipeline_2_workers_items_per_s"]
-                                               / results["pipeline_items_per_s"], 3)
-            print(f"2 workers: {results['pipeline_2_workers_items_per_s']:>8,.0f} items/s  "
+            results["pipeline_2_workers_items_per_s"] = round(rate2, 1)
+            results["pipeline_2_workers_measured_items"] = int(c1 - c0)
+            results["scale_out_ratio"] = round(rate2 / results["pipeline_items_per_s"], 3)
+            print(f"2 workers: {rate2:>8,.0f} items/s after the rebalance ({c1 - c0:.0f} items)  "
                   f"scale-out {results['scale_out_ratio']}", flush=True)
     finally:
         for w in workers:
@@ -422,12 +451,21 @@ def create_topics_extra(settings: Settings) -> None:
         client.close()
 
 
-def write(numbers: dict) -> None:
+OBSOLETE = ("pipeline_tag_stage_items_per_s", "rss_start_mb", "rss_end_mb", "rss_growth_mb", "rss_growth_measured_items",
+            "latency_detail", "latency_p50_s", "latency_p95_s", "latency_p99_s", "pipeline_2_workers_items_per_s",
+            "scale_out_ratio")
+"""Keys of earlier bench versions or of a phase this run has not reached: dropped when a run starts."""
+
+
+def write(numbers: dict, fresh: bool = False) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     try:
         current = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     except ValueError:
         current = {}
+    if fresh:
+        for key in OBSOLETE:
+            current.pop(key, None)
     current.update(numbers)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")

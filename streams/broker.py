@@ -170,12 +170,10 @@ class LocalBroker:
         return env
 
     def _client_options(self) -> dict:
-        opts: dict = {"security_protocol": self.security_protocol}
-        if self.scram_user:
-            opts.update(sasl_mechanism=SCRAM_MECHANISM, sasl_plain_username=self.scram_user,
-                        sasl_plain_password=self.scram_password)
-        if self.tls:
-            opts["ssl_cafile"] = str(self.ca_file)
+        from streams.settings import Settings
+
+        opts = Settings.from_env(self.client_env()).kafka_client_options()
+        del opts["bootstrap_servers"]
         return opts
 
     def _make_certificates(self) -> tuple[Path, Path]:

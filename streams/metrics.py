@@ -1,6 +1,6 @@
 """Every Prometheus metric signalwatch exports, in one place, over an injectable registry.
 
-Names are a contract (DESIGN.md); dashboards and alert rules in ``docker/`` query them. Label values
+Names are a contract (README.md, docs/architecture.md); dashboards and alert rules in ``docker/`` query them. Label values
 that are known in advance are pre-initialised so a panel is never empty by accident. Consumer lag is
 measured by the timer in :mod:`streams.observability`.
 """
@@ -12,11 +12,10 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from streams.settings import SEVERITIES
+from streams.settings import ALERT_TYPES, SEVERITIES
 
 INVALID_REASONS = ("empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text",
                    "internal_error")
-ALERT_TYPES = ("escalation", "negotiation", "trend")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -66,8 +65,12 @@ class Metrics:
             "signalwatch_corroborations",
             "Stories reported by enough distinct sources to raise their alerts a severity level.", registry=r)
         self.state_evictions = Counter(
-            "signalwatch_state_evictions", "Stories (state=stories) and tagged ids (state=seen) forgotten before "
-            "the dedup horizon because SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
+            "signalwatch_state_evictions", "Stories (state=stories) forgotten before the dedup horizon because "
+            "SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
+        self.stage_cpu_seconds = Counter(
+            "signalwatch_stage_cpu_seconds", "CPU seconds of each stage's own work, Kafka sends excluded (process: "
+            "parse to candidate alerts, scales with partitions; decide: the story shard's decisions, one per "
+            "cluster).", ["stage"], registry=r)
         self.partition_rereads = Counter(
             "signalwatch_partition_rereads", "Partitions the stall guard re-read from their committed offset "
             "(faust-streaming issue #596: records dropped after a restart with tables to recover).", registry=r)

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jsonschema
+import jsonschema_rs
 import orjson
 
 from streams.settings import SCHEMA_DIR
@@ -48,6 +49,19 @@ _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\
 FORMATS = jsonschema.FormatChecker(formats=())
 
 
+def parse_rfc3339(value: str) -> datetime:
+    """An aware datetime of an RFC 3339 timestamp; ValueError when ``value`` is not one (no zone, a bad
+    field). The one parser of timestamps: the schemas' ``date-time``, event times, receive times."""
+    if not _RFC3339.match(value):
+        raise ValueError(f"not an RFC 3339 timestamp with a time zone: {value[:40]!r}")
+    return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+
+
+def epoch(value: str) -> float:
+    """Epoch seconds of an RFC 3339 timestamp (ValueError as :func:`parse_rfc3339`)."""
+    return parse_rfc3339(value).timestamp()
+
+
 @FORMATS.checks("date-time", raises=ValueError)
 def is_rfc3339(value: object) -> bool:
     """RFC 3339 date-time with a time zone (the ``date-time`` format of the schemas)."""
@@ -55,7 +69,7 @@ def is_rfc3339(value: object) -> bool:
         return True
     if not _RFC3339.match(value):
         return False
-    datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    parse_rfc3339(value)
     return True
 
 
@@ -157,13 +171,37 @@ def _deeper_than(value: object, limit: int) -> bool:
     return False
 
 
+@lru_cache(maxsize=8)
+def fast_validator(name: str, schemas_dir: Path = SCHEMA_DIR) -> jsonschema_rs.Validator:
+    """The same schema compiled by jsonschema-rs, formats off (``date-time`` is checked by
+    :func:`is_rfc3339`, the one parser): only says yes or no, ~1 µs per item against ~100 µs."""
+    return jsonschema_rs.validator_for(load_schema(name, schemas_dir), validate_formats=False)
+
+
+def _valid_fast(item: dict) -> bool:
+    """The common case, decided without the Python validator: jsonschema-rs accepts the item, its
+    timestamp is RFC 3339 and title or text has a character that Python's ``str.strip`` keeps (Rust's
+    ``\\S`` counts U+001C-U+001F as text, Python as space). Anything else takes the slow path, which
+    words the error."""
+    if not fast_validator("news-item.v1.json").is_valid(item):
+        return False
+    stamp = item.get("published_at")
+    if stamp is not None:
+        try:
+            parse_rfc3339(stamp)
+        except ValueError:
+            return False
+    return any(isinstance(v, str) and v.strip() for v in (item.get("title"), item.get("text")))
+
+
 def validate_item(item: dict) -> dict:
     """Validate a decoded item against ``news-item.v1.json``; return it with ``id`` and tidy text."""
-    errors = sorted(validator("news-item.v1.json").iter_errors(item), key=lambda e: e.path)
-    if errors:
-        error = errors[0]
-        reason = "no_text" if error.validator == "anyOf" and not error.absolute_path else "schema"
-        raise InvalidItem(reason, _schema_detail(error))
+    if not _valid_fast(item):
+        errors = sorted(validator("news-item.v1.json").iter_errors(item), key=lambda e: e.path)
+        if errors:
+            error = errors[0]
+            reason = "no_text" if error.validator == "anyOf" and not error.absolute_path else "schema"
+            raise InvalidItem(reason, _schema_detail(error))
     for name in ("title", "text"):
         value = item.get(name)
         if isinstance(value, str):

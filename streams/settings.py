@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 SEVERITIES = ("low", "medium", "high", "critical")
+ALERT_TYPES = ("escalation", "negotiation", "trend")
+"""Alert types, each with its topic (``alerts.<type>``), in display order."""
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,24 +46,17 @@ class SettingsError(ValueError):
 
 @dataclass
 class Topics:
-    """Kafka topic names (contract, see DESIGN.md)."""
+    """Kafka topic names (the public ones are a contract: README.md, docs/architecture.md)."""
 
     raw: str = "news.raw"
-    accepted: str = "news.accepted"
-    """Internal: first copies of stories keyed by item id (dedup → tag), and corroboration records
-    (header ``sw-kind: corroboration``, ``schemas/corroboration.v1.json``) under the story's id."""
     tagged: str = "news.tagged"
     escalation: str = "alerts.escalation"
     negotiation: str = "alerts.negotiation"
     trend: str = "alerts.trend"
     deadletter: str = "news.deadletter"
-    dedup: str = "news.dedup"
-    """Internal: valid items keyed by dedup shard (one key by default), so copies of a story meet."""
-    signals: str = "news.signals"
-    """Internal: one record per tagged item with signals (its trend keys), all under one shard key: the trend
-    stage counts every key in one place, in batches."""
-    candidates: str = "alerts.candidates"
-    """Internal: alerts before cooldown, keyed by the cooldown key (type|category|main actor)."""
+    processed: str = "news.processed"
+    """Internal: one record per batch of processed items (``schemas/processed-batch.v1.json``), all under
+    the story shard's key, so every copy of a story meets the first (docs/architecture.md)."""
 
     def alerts(self) -> list[str]:
         """The alert topics, in display order."""
@@ -69,8 +64,12 @@ class Topics:
 
     def all(self) -> list[str]:
         """Every topic signalwatch creates."""
-        return [self.raw, self.accepted, self.tagged, self.escalation, self.negotiation, self.trend, self.deadletter,
-                self.dedup, self.signals, self.candidates]
+        return [self.raw, self.tagged, self.escalation, self.negotiation, self.trend, self.deadletter,
+                self.processed]
+
+    def alert_topic(self, alert_type: str) -> str:
+        """The topic of an alert type (one of ALERT_TYPES)."""
+        return {"escalation": self.escalation, "negotiation": self.negotiation, "trend": self.trend}[alert_type]
 
 
 @dataclass
@@ -229,8 +228,35 @@ class Settings:
         """``host:port`` list for kafka-python clients."""
         return [s for s in self.broker.removeprefix("kafka://").replace(",", ";").split(";") if s]
 
+    def _ssl_context(self):
+        import ssl
+
+        return ssl.create_default_context(cafile=self.ssl_cafile or None) \
+            if self.security_protocol.endswith("SSL") else None
+
+    def faust_credentials(self):
+        """The security settings for the Faust worker: None, SSL or SASL credentials."""
+        import faust
+
+        context = self._ssl_context()
+        if self.security_protocol.startswith("SASL"):
+            return faust.SASLCredentials(username=self.sasl_username, password=self.sasl_password,
+                                         mechanism=self.sasl_mechanism, ssl_context=context)
+        return faust.SSLCredentials(context) if context is not None else None
+
+    def aiokafka_client_options(self) -> dict:
+        """The security settings for plain aiokafka clients (the live page's alert reader)."""
+        opts: dict = {"bootstrap_servers": self.bootstrap_servers, "security_protocol": self.security_protocol}
+        if (context := self._ssl_context()) is not None:
+            opts["ssl_context"] = context
+        if self.security_protocol.startswith("SASL"):
+            opts.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                        sasl_plain_password=self.sasl_password)
+        return opts
+
     def kafka_client_options(self) -> dict:
-        """Connection options for kafka-python clients (bootstrap, TLS, SASL)."""
+        """Connection options for kafka-python clients (bootstrap, TLS, SASL): the one place that turns the
+        security settings into client options (:meth:`faust_credentials` for the worker)."""
         opts: dict = {"bootstrap_servers": self.bootstrap_servers, "security_protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL"):
             opts.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,

@@ -1,6 +1,6 @@
 """HTTP on the worker's web port: ``POST /news`` ingest and the live alert page.
 
-Endpoints (DESIGN.md):
+Endpoints:
 
 ``POST /news``
     A JSON object, a JSON array of objects, or JSONL (one object a line), sent as ``application/json``,
@@ -60,7 +60,6 @@ import hmac
 import ipaddress
 import logging
 import math
-import ssl
 import sys
 import time
 from collections import OrderedDict
@@ -76,14 +75,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import health
 from streams.records import InvalidItem, parse_item
-from streams.settings import SEVERITIES, Settings, SettingsError
+from streams.settings import ALERT_TYPES, SEVERITIES, Settings, SettingsError
 
 log = logging.getLogger("signalwatch.web")
 
 STATIC_DIR = Path(__file__).resolve().parent / "webui"
 """The page's static files (package data: ``webui/*``)."""
 
-ALERT_TYPES = ("escalation", "negotiation", "trend")
 KEEPALIVE_SECONDS = 15.0
 SUBSCRIBER_QUEUE = 256
 METADATA_REFRESH = 30.0
@@ -170,16 +168,6 @@ def matches(alert: dict, types: Iterable[str] = (), min_severity: str | None = N
     return True
 
 
-def _consumer_options(settings: Settings) -> dict:
-    opts: dict = {"bootstrap_servers": settings.bootstrap_servers, "security_protocol": settings.security_protocol}
-    if settings.security_protocol.endswith("SSL"):
-        opts["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile or None)
-    if settings.security_protocol.startswith("SASL"):
-        opts.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
-                    sasl_plain_password=settings.sasl_password)
-    return opts
-
-
 async def read_alerts(hub: AlertHub, settings: Settings, topics: list[str]) -> None:
     """Feed ``hub`` from ``topics`` with a group-less consumer on all partitions, until cancelled.
 
@@ -194,7 +182,7 @@ async def read_alerts(hub: AlertHub, settings: Settings, topics: list[str]) -> N
     delay = 1.0
     while True:
         consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, client_id="signalwatch-alert-page",
-                                    auto_offset_reset="latest", **_consumer_options(settings))
+                                    auto_offset_reset="latest", **settings.aiokafka_client_options())
         try:
             await consumer.start()
             assigned: set = set()

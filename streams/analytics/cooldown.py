@@ -1,8 +1,9 @@
 """Alert cooldown: per (type, category, main actor), no repeat within the cooldown unless severity rises.
 
 Time is the alert's event time (the item's ``published_at`` or the surge's triggering item), so a replay
-of history suppresses exactly what the live run suppressed. A repeat of the very same alert id (a worker
-reprocessing after a restart) is dropped unless its severity is higher (a corroboration update).
+of history suppresses exactly what the live run suppressed. A repeat of the very same alert id is dropped
+unless its severity is higher (a corroboration update), or unless it comes from the very input position
+that sent it (a replay after a crash, whose first send may not have reached Kafka).
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ def cooldown_key(alert: dict) -> str:
     return f"{alert['type']}|{category}|{actor}"
 
 
-def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown: float
+def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown: float, position: int = -1
            ) -> tuple[bool, str, dict | None]:
     """``(send, reason, new_state)`` for an alert given the key's last sent alert ``state``.
 
-    ``state`` is ``{"id", "rank", "at"}`` of the last alert sent for the key (None: none yet).
+    ``state`` is ``{"id", "rank", "at", "pos"}`` of the last alert sent for the key (None: none yet);
+    ``position`` is where the alert's input was read (-1: unknown).
     """
     rank = SEVERITIES.index(severity)
-    sent = {"id": alert_id, "rank": rank, "at": at}
+    sent = {"id": alert_id, "rank": rank, "at": at, "pos": position}
     if state is None:
         return True, "first", sent
     if rank > state["rank"]:
         return True, "severity_rises", sent
     if alert_id == state["id"]:
+        if position >= 0 and state.get("pos") == position and rank == state["rank"]:
+            return True, "replay", state
         return False, "repeat", state
     if cooldown > 0 and abs(at - state["at"]) < cooldown:
         return False, "cooldown", state

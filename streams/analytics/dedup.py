@@ -1,16 +1,15 @@
 """Duplicate detection over a horizon: exact (id, normalised url, content hash) and near-duplicate.
 
-:class:`DedupIndex` is the in-memory lookup structure of one dedup shard. Its source of truth is one
-record per *story* (the first copy) kept in a changelog-backed Faust table; the index is derived from
-those records and rebuilt from the table after a restart or rebalance, so only one small record per
-story goes through Kafka. A story is forgotten ``horizon`` seconds after its first copy arrived.
+:class:`DedupIndex` is the in-memory lookup structure of the story shard (streams.analytics.shard):
+one small binary record per *story* (its first copy). The shard stores the records of each batch in one
+segment and rebuilds the index from the segments after a restart or rebalance.
 
 Lookups, in order: the item id, the normalised url, the content fingerprint (same words after folding),
 then near-duplicates through LSH bands confirmed on the whole MinHash signature.
 
-Memory (bench/bench_dedup.py, per story): a packed binary record (~320 bytes: arrival, copies, 64-bit url
-and content digests, the 256-byte signature, sources) held *once* -- the index keeps a reference to the
-very bytes object the table stores -- plus one dict entry per lookup key (id, url, content, ``BANDS`` LSH
+Memory (bench/bench_dedup.py, per story): a packed binary record (~330 bytes: arrival, position,
+copies, 64-bit url and content digests, the 256-byte signature, sources) plus one dict entry per lookup
+key (id, url, content, ``BANDS`` LSH
 bands with one-digit int keys): ~1.4 KB per story in all, 131 MiB per 100k ~1 KB items (the first
 version, JSON + base64 records and the signature held twice: 5.2 KB, 493 MiB). The band entries are
 most of it (~60 bytes each); fewer bands would cost recall (see streams.analytics.similarity).
@@ -18,10 +17,11 @@ most of it (~60 bytes each); fewer bands would cost recall (see streams.analytic
 
 from __future__ import annotations
 
+import base64
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
-
-import orjson
+from functools import cached_property
 
 from streams.analytics import similarity
 from streams.records import _digest, content_fingerprint, normalise_url
@@ -32,7 +32,8 @@ MAX_SOURCES = 32
 
 @dataclass(frozen=True)
 class Features:
-    """What the dedup stage needs of an item (computed where the item is parsed, sent as Kafka headers)."""
+    """What the story shard needs of an item to find its story (computed by the process stage, carried
+    in the batch record: :meth:`wire`)."""
 
     item_id: str
     url: str = ""
@@ -40,7 +41,13 @@ class Features:
     sig: tuple[int, ...] | None = None
     source: str = ""
     shingles: int = 0
-    """How many shingles the signature was made of (0: unknown); short texts need a higher similarity."""
+    """How many distinct shingles the signature was made of (0: unknown); short texts need a higher
+    similarity."""
+
+    @cached_property
+    def bands(self) -> list[int]:
+        """The LSH band keys of the signature (computed once: the story shard looks up and then indexes)."""
+        return similarity.band_keys(self.sig) if self.sig is not None else []
 
     @classmethod
     def of(cls, item: dict, stories: bool = True) -> Features:
@@ -52,27 +59,25 @@ class Features:
         sig, count = similarity.sketch(title, text)
         return cls(item["id"], url, content_fingerprint(title, text), sig, str(item.get("source") or ""), count)
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers carrying the features."""
-        out = [("sw-id", self.item_id.encode()), ("sw-url", self.url.encode()),
-               ("sw-content", self.content.encode()), ("sw-source", self.source.encode())]
-        if self.sig is not None:
-            out += [("sw-sig", similarity.pack(self.sig)), ("sw-n", str(self.shingles).encode())]
-        return out
+    def wire(self) -> list:
+        """A JSON-ready list: id, url digest, content digest, signature (base64 of the packed bins or
+        ""), source, shingle count."""
+        sig = base64.b64encode(similarity.pack(self.sig)).decode("ascii") if self.sig is not None else ""
+        return [self.item_id, self.url, self.content, sig, self.source, self.shingles]
 
     @classmethod
-    def from_headers(cls, headers) -> Features:
-        """Inverse of :meth:`headers` (a list of pairs or a mapping)."""
-        h = dict(headers.items() if hasattr(headers, "items") else headers or ())
-        sig = h.get("sw-sig")
-        return cls(h["sw-id"].decode(), h.get("sw-url", b"").decode(), h.get("sw-content", b"").decode(),
-                   similarity.unpack(sig) if sig else None, h.get("sw-source", b"").decode(), int(h.get("sw-n", 0)))
+    def from_wire(cls, w: list) -> Features:
+        """Inverse of :meth:`wire`."""
+        item_id, url, content, sig, source, shingles = w
+        return cls(item_id, url, content, similarity.unpack(base64.b64decode(sig)) if sig else None, source,
+                   int(shingles))
 
 
-_HEAD = struct.Struct("<BdI8s8sH")
-"""Story record: format version, first_seen, copies, url digest, content digest, signature length; then
-the packed signature, then ``source`` and ``sources`` joined by US (0x1f), UTF-8."""
-_VERSION = 1
+_HEAD = struct.Struct("<BdqI8s8sH")
+"""Story record: format version, first_seen, position (of the batch entry that made it), copies, url
+digest, content digest, signature length; then the packed signature, then ``source`` and ``sources``
+joined by US (0x1f), UTF-8."""
+_VERSION = 2
 _NONE = bytes(8)
 _SEP = "\x1f"
 
@@ -97,12 +102,16 @@ class Story:
     source: str = ""
     copies: int = 1
     sources: list[str] = field(default_factory=list)
+    position: int = -1
+    """Where the story shard read the first copy (input offset and place in its batch record): a replay
+    of that very entry re-sends its outputs instead of calling it a duplicate of itself."""
     raw: bytes | None = field(default=None, compare=False, repr=False)
-    """The record this story was loaded from (shared with the table, so the index need not copy it)."""
+    """The record this story was loaded from (the index keeps it, not the decoded story)."""
 
     @classmethod
-    def first(cls, f: Features, now: float) -> Story:
-        return cls(f.item_id, now, f.url, f.content, f.sig, f.source, 1, [f.source] if f.source else [])
+    def first(cls, f: Features, now: float, position: int = -1) -> Story:
+        return cls(f.item_id, now, f.url, f.content, f.sig, f.source, 1, [f.source] if f.source else [],
+                   position)
 
     def repeat(self, source: str) -> bool:
         """Count one more copy; True when ``source`` is a new corroborating source."""
@@ -116,32 +125,47 @@ class Story:
         """The compact binary record (url and content kept as their first 64 bits, all the index uses)."""
         sig = similarity.pack(self.sig) if self.sig is not None else b""
         names = _SEP.join(n.replace(_SEP, " ") for n in (self.source, *self.sources))
-        self.raw = (_HEAD.pack(_VERSION, self.first_seen, self.copies, _raw8(self.url), _raw8(self.content),
-                               len(sig)) + sig + names.encode("utf-8", "surrogatepass"))
+        self.raw = (_HEAD.pack(_VERSION, self.first_seen, self.position, self.copies, _raw8(self.url),
+                               _raw8(self.content), len(sig)) + sig + names.encode("utf-8", "surrogatepass"))
         return self.raw
 
     @classmethod
     def loads(cls, story_id: str, raw: bytes) -> Story:
-        if raw[:1] == b"{":  # a JSON record of the first version (the signature format changed since)
-            d = orjson.loads(raw)
-            return cls(story_id, d["t"], d.get("u", ""), d.get("c", ""), None, d.get("src", ""), d.get("n", 1),
-                       list(d.get("by", ())))
-        _, first_seen, copies, url, content, n = _HEAD.unpack_from(raw)
+        _, first_seen, position, copies, url, content, n = _HEAD.unpack_from(raw)
         end = _HEAD.size + n
         sig = similarity.unpack(raw[_HEAD.size:end]) if n else None
         source, *sources = raw[end:].decode("utf-8", "surrogatepass").split(_SEP)
-        return cls(story_id, first_seen, _hex8(url), _hex8(content), sig, source, copies, sources, raw)
+        return cls(story_id, first_seen, _hex8(url), _hex8(content), sig, source, copies, sources, position, raw)
 
     @staticmethod
     def first_seen_of(raw: bytes) -> float:
-        return orjson.loads(raw)["t"] if raw[:1] == b"{" else _HEAD.unpack_from(raw)[1]
+        return _HEAD.unpack_from(raw)[1]
+
+    @staticmethod
+    def position_of(raw: bytes) -> int:
+        return _HEAD.unpack_from(raw)[2]
 
     @staticmethod
     def sig_of(raw: bytes) -> tuple[int, ...] | None:
-        if raw[:1] == b"{":
-            return None
-        n = _HEAD.unpack_from(raw)[5]
+        n = _HEAD.unpack_from(raw)[6]
         return similarity.unpack(raw[_HEAD.size:_HEAD.size + n]) if n == similarity.PACKED_SIZE else None
+
+    @staticmethod
+    def sig_int_of(raw: bytes) -> int | None:
+        """The signature as :func:`similarity.as_int` (None without one)."""
+        n = _HEAD.unpack_from(raw)[6]
+        return similarity.as_int(raw[_HEAD.size:_HEAD.size + n]) if n == similarity.PACKED_SIZE else None
+
+
+def same_story(item: Features, item_sig: int, story_raw: bytes, threshold: float) -> bool:
+    """Confirm a near-duplicate candidate (it shares an LSH band with a story) as a copy of that story.
+
+    The one place where "near" becomes "the same story": today the estimated Jaccard similarity of the
+    whole signatures (``item_sig``: :func:`similarity.as_int` of the item's) against the threshold (higher
+    for short texts); checks that the two reports are of the same event belong here too."""
+    other = Story.sig_int_of(story_raw)
+    return other is not None and \
+        similarity.agreement(item_sig, other) >= similarity.threshold_for(item.shingles, threshold)
 
 
 def _int(hexdigest: str) -> int:
@@ -170,21 +194,20 @@ class DedupIndex:
         if f.content and (sid := self.by_content.get(_int(f.content))):
             return sid, "content"
         if f.sig is not None:
-            threshold = similarity.threshold_for(f.shingles, self.threshold)
-            seen: set[str] = set()
-            for key in similarity.band_keys(f.sig):
-                sid = self.by_band.get(key)
-                if sid is None or sid in seen:
-                    continue
-                seen.add(sid)
-                raw = self.records.get(sid)
-                other = Story.sig_of(raw) if raw else None
-                if other and similarity.similarity(f.sig, other) >= threshold:
-                    return sid, "near"
+            hits = Counter(map(self.by_band.get, f.bands))
+            hits.pop(None, None)
+            candidates = [sid for sid, n in hits.items() if n >= similarity.MIN_BANDS]
+            if candidates:
+                sig = similarity.as_int(f.sig)
+                for sid in candidates:
+                    raw = self.records.get(sid)
+                    if raw and same_story(f, sig, raw, self.threshold):
+                        return sid, "near"
         return None, ""
 
-    def add(self, story: Story) -> None:
-        """Index a new story (first writer wins on every key); keeps ``story.raw`` (dumped if unset)."""
+    def add(self, story: Story, bands: list[int] | None = None) -> None:
+        """Index a new story (first writer wins on every key); keeps ``story.raw`` (dumped if unset).
+        ``bands``: its band keys when already known (:attr:`Features.bands`)."""
         sid = story.story_id
         self.records[sid] = story.raw if story.raw is not None else story.dumps()
         if story.url:
@@ -192,7 +215,7 @@ class DedupIndex:
         if story.content:
             self.by_content.setdefault(_int(story.content), sid)
         if story.sig is not None:
-            for key in similarity.band_keys(story.sig):
+            for key in bands or similarity.band_keys(story.sig):
                 self.by_band.setdefault(key, sid)
 
     def update(self, sid: str, raw: bytes) -> None:

@@ -16,6 +16,8 @@ import hashlib
 import math
 from datetime import datetime, timezone
 
+from streams.records import epoch
+
 EWMA_ALPHA = 0.3
 KIND_TOTAL = "*"
 """Category name of a kind's total (``escalation/*``)."""
@@ -27,7 +29,7 @@ def event_time(item: dict) -> float:
         value = item.get(name)
         if value:
             try:
-                return datetime.fromisoformat(str(value).replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+                return epoch(str(value))
             except ValueError:
                 continue
     return 0.0

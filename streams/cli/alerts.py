@@ -7,10 +7,9 @@ import orjson
 
 from streams.cli.options import broker_option, create_option, fail, require_topics, settings_from_env
 from streams.cli.terminal import json_line, printable
-from streams.settings import SEVERITIES
+from streams.settings import ALERT_TYPES, SEVERITIES
 from streams.tagging.engine import NEGOTIATION_STANCES
 
-ALERT_TYPES = ("escalation", "negotiation", "trend")
 SEVERITY_COLOURS = {"low": "blue", "medium": "yellow", "high": "red", "critical": "magenta"}
 TYPE_COLOURS = {"escalation": "red", "negotiation": "green", "trend": "cyan"}
 EVIDENCE_CHARS = 160

@@ -226,10 +226,10 @@ def test_every_dashboard_query_returns_data(worker, tmp_path):
             lag = query(base, f'signalwatch_consumer_lag{{job="{JOB}"}}')
             topics = {series["metric"]["topic"] for series in lag}
             total = sum(float(series["values"][0][1]) for series in lag)
-            if (total == 0 and {"news.raw", "news.accepted"} <= topics) or time.monotonic() > deadline:
+            if (total == 0 and {"news.raw", "news.processed"} <= topics) or time.monotonic() > deadline:
                 break
             time.sleep(1)
-        assert {"news.raw", "news.accepted"} <= topics, topics
+        assert {"news.raw", "news.processed"} <= topics, topics
         assert not [t for t in topics if t.endswith("-changelog")], topics
         assert total == 0, f"lag does not drain: {lag}"
 

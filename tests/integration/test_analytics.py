@@ -28,9 +28,8 @@ NO_STORY_DEDUP = {"SIGNALWATCH_DEDUP_STORIES": "0"}
 
 @pytest.fixture(autouse=True)
 def _own_workers(isolated_kafka):
-    """Every test stops its workers, also when it fails: the internal topics (news.dedup, news.accepted,
-    news.tagged, news.signals, alerts.candidates) are shared by all app ids on the broker, so a worker left
-    running would tag and fan out the next test's items too and its trend counts would see them twice."""
+    """Every test stops its workers, also when it fails: news.raw and news.processed are shared by all app
+    ids on the broker, so a worker left running would also handle the next test's items."""
     isolated_kafka.stop_all()
     yield
     isolated_kafka.stop_all()

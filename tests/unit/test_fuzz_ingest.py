@@ -26,7 +26,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.alerting import build_alerts
 from streams.analytics.dedup import Features
+from streams.analytics.shard import Entry, trend_record
 from streams.records import (
     DEAD_LETTER_ORIGINAL_MAX,
     InvalidItem,
@@ -35,6 +37,7 @@ from streams.records import (
     tagged_item,
     validator,
 )
+from streams.stages import batch_records
 from streams.tagging import load_tagger
 
 REASONS = {"empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text"}
@@ -168,10 +171,10 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
         validator("deadletter.v1.json").validate(letter)
         return exc.reason
     assert isinstance(item["id"], str) and item["id"]
-    item["id"].encode()  # the agent keys news.accepted by it
+    item["id"].encode()  # the decide stage keys news.tagged by it
     assert isinstance(item["title"], str) and isinstance(item["text"], str)
     assert (item["title"] + item["text"]).strip()
-    # what the agents do: news.accepted value, then tag and news.tagged value
+    # what the process stage does: tag, then the entry that goes to the story shard in a batch record
     item = orjson.loads(orjson.dumps(item))
     tags = tagger().tag(item["title"], item["text"])
     doc = f"{item['title']}\n{item['text']}" if item["title"] else item["text"]
@@ -180,9 +183,10 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
         assert 0 <= signal["start"] <= signal["end"] <= len(doc)
         assert doc[signal["start"]:signal["end"]] == signal["text"]
     assert 0 <= tags["escalation_score"] <= 1 and 0 <= tags["negotiation_score"] <= 1
-    orjson.loads(orjson.dumps(tagged_item(item, tags, "2026-11-24T00:00:00.000Z")))
-    features = Features.of(item)  # ingest computes the dedup features of every accepted item
-    assert Features.from_headers(features.headers()).item_id == item["id"]
+    tagged = tagged_item(item, tags, "2026-11-24T00:00:00.000Z")
+    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item), trend_record(tagged), 0.0)
+    again = Entry.from_wire(orjson.loads(batch_records([orjson.dumps(entry.wire())])[0])["entries"][0])
+    assert again.features == entry.features and again.tagged["id"] == item["id"]
     return "accepted"
 
 
@@ -270,3 +274,36 @@ def test_hypothesis_mutated_items(item, data):
         pos = data.draw(st.integers(0, len(raw)))
         raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=4))
     check(bytes(raw))
+
+
+def _python_verdict(item: dict) -> bool:
+    return not any(validator("news-item.v1.json").iter_errors(item))
+
+
+def test_the_fast_validation_path_never_accepts_what_the_schema_rejects():
+    """records._valid_fast (jsonschema-rs) only short-cuts the Python validator: on every decodable object
+    of the mutational fuzz it says yes only where the Python validator finds no error."""
+    from streams.records import _valid_fast
+
+    checked = fast_yes = 0
+    for _, raw in fuzz_messages(20_000, seed=7):
+        try:
+            item = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(item, dict):
+            continue
+        checked += 1
+        if _valid_fast(item):
+            fast_yes += 1
+            assert _python_verdict(item), item
+    assert checked > 5000 and fast_yes > 1000  # both verdicts were exercised
+
+
+@_FAST
+@given(_items)
+def test_hypothesis_fast_validation_agrees_with_the_schema(item):
+    from streams.records import _valid_fast
+
+    if _valid_fast(item):
+        assert _python_verdict(item), item

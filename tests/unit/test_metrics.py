@@ -88,13 +88,13 @@ def test_consumer_lag_sets_and_drops_revoked_partitions(metrics):
 
 def test_compute_lag_prefers_committed_then_position_and_skips_changelogs():
     raw0, raw1, raw2, acc, log = (TP("news.raw", 0), TP("news.raw", 1), TP("news.raw", 2),
-                                  TP("news.accepted", 4), TP("signalwatch-seen_ids-changelog", 4))
+                                  TP("news.processed", 4), TP("signalwatch-story_segments-changelog", 4))
     lags = observability.compute_lag(
         [raw0, raw1, raw2, acc, log],
         highwaters={raw0: 100, raw1: 10, raw2: 5, acc: 3, log: 50},
         committed={raw0: 90, raw1: None, raw2: None, acc: 9, log: 0},
         positions={raw1: 4, raw2: None})
-    assert lags == {("news.raw", 0): 10, ("news.raw", 1): 6, ("news.accepted", 4): 0}
+    assert lags == {("news.raw", 0): 10, ("news.raw", 1): 6, ("news.processed", 4): 0}
 
 
 class FakeConsumer:

@@ -1,0 +1,217 @@
+"""The story shard alone (streams.analytics.shard): dedup, corroboration, cooldown, trend windows, replay,
+restore and memory bounds over plain dicts, with entries made by the process stage's own function."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import orjson
+import pytest
+
+from streams.analytics.dedup import Story
+from streams.analytics.shard import Changes, Config, Entry, StoryShard
+from streams.records import now_iso
+from streams.settings import Settings
+from streams.stages import batch_records, process_item
+from streams.tagging import load_tagger
+
+STORY = ("Russian forces launched a massive missile strike on Kyiv overnight, hitting energy infrastructure in "
+         "three districts. Ukraine's air force said it shot down 41 of 58 missiles. Power outages were "
+         "reported across the capital and in the Kharkiv region, the grid operator said.")
+HIGH = ("Artillery shelled the outskirts of Nikopol overnight, local officials said, damaging two houses and a "
+        "school. Regional authorities said repair crews would restore water supplies by the evening, and residents "
+        "were asked to stay near shelters until the all-clear.")
+"""A story whose alert is high, not critical: a corroboration can raise it."""
+FILLER = ["reportedly", "officials", "on Monday", "(AP)", "said", "late", "again", "local"]
+
+
+WORDS = ("bakery tram river bridge harvest school clinic market museum choir stadium library orchard factory "
+         "ferry tower garden festival hospital depot quarry vineyard mill harbour").split()
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return load_tagger()
+
+
+def entry(tagger, item: dict, settings: Settings | None = None) -> Entry:
+    """What the process stage sends for ``item``, through the wire format."""
+    made = process_item(orjson.dumps(item), settings or Settings(), tagger, now_iso(), time.time())
+    return Entry.from_wire(orjson.loads(orjson.dumps(made.wire())))
+
+
+def edited(text: str, rng: random.Random) -> str:
+    words = text.split()
+    for _ in range(3):
+        words[rng.randrange(len(words))] = rng.choice(FILLER)
+    return f"By staff reporter {rng.randrange(100)}. " + " ".join(words)
+
+
+def copies(tagger, n: int, start: int = 0, text: str = STORY) -> list[Entry]:
+    rng = random.Random(start)
+    return [entry(tagger, {"id": f"copy-{i}", "text": text if i % 2 == 0 else edited(text, rng),
+                           "url": f"https://site{i % 10}.example/{i}", "source": f"site{i % 10}",
+                           "published_at": "2024-03-01T10:00:00Z"}) for i in range(start, start + n)]
+
+
+def test_hundred_copies_make_one_story_one_alert_and_one_corroboration(tagger):
+    shard = StoryShard(Config(alert_cooldown=0))
+    batch = copies(tagger, 100, text=HIGH)
+    out = shard.decide(batch[:40], offset=0, now=1000.0)
+    out2 = shard.decide(batch[40:], offset=1, now=1001.0)
+    assert [t["id"] for t, _ in out.tagged] == ["copy-0"] and not out2.tagged
+    assert len(out.duplicates) + len(out2.duplicates) == 99
+    assert (out.duplicates + out2.duplicates).count("near") >= 50  # the edited copies
+    first = [a for a, _ in out.alerts if a["type"] == "escalation" and not a.get("corroboration")]
+    assert len(first) == 1 and first[0]["item_ids"] == ["copy-0"]
+    # the third distinct source (site2, in the first record) raises the alert one level, same id
+    assert out.corroborations == 1 and out2.corroborations == 0
+    raised = [a for a, _ in out.alerts if a.get("corroboration")]
+    assert len(raised) == 1 and raised[0]["alert_id"] == first[0]["alert_id"]
+    levels = ["low", "medium", "high", "critical"]
+    assert levels.index(raised[0]["severity"]) == levels.index(first[0]["severity"]) + 1
+    assert raised[0]["corroboration"]["sources"] == ["site0", "site1", "site2"]
+
+
+def test_changes_are_one_story_segment_per_record_and_one_write_per_changed_key(tagger):
+    shard = StoryShard(Config())
+    items = [entry(tagger, {"id": f"i{i}", "title": f"Shelling of district {i} in Kharkiv", "text": f"Talk {i}.",
+                            "published_at": "2024-03-01T10:00:00Z"}) for i in range(50)]
+    shard.decide(items, offset=7, now=1000.0)
+    changes = shard.flush()
+    assert list(changes.stories) == [b"%020d" % 7]
+    assert len(changes.cooldown) <= 2  # per cooldown key, not per alert
+    assert 0 < len(changes.windows) < 10  # per window entry changed, not per item and key
+    assert len(shard.flush()) == 0
+
+
+def test_a_replayed_record_resends_its_outputs_and_counts_nothing_twice(tagger):
+    shard = StoryShard(Config(alert_cooldown=1800))
+    batch = [entry(tagger, {"id": "a", "title": "Russian missile strike on Kharkiv kills five",
+                            "text": STORY, "published_at": "2024-03-01T10:00:00Z"}),
+             entry(tagger, {"id": "a", "title": "Russian missile strike on Kharkiv kills five",
+                            "text": STORY, "published_at": "2024-03-01T10:00:00Z"})]
+    out = shard.decide(batch, offset=3, now=1000.0)
+    counts = {k: d["n"] for k, d in shard.windows.items()}
+    again = shard.decide(batch, offset=3, now=1001.0)  # a crash before the commit: the record comes again
+    assert [t["id"] for t, _ in again.tagged] == [t["id"] for t, _ in out.tagged] == ["a"]
+    assert [a["alert_id"] for a, _ in again.alerts] == [a["alert_id"] for a, _ in out.alerts] != []
+    assert again.duplicates == out.duplicates == ["id"]
+    assert {k: d["n"] for k, d in shard.windows.items()} == counts
+    later = shard.decide(batch[:1], offset=4, now=1002.0)  # the same id later is a duplicate
+    assert not later.tagged and later.duplicates == ["id"] and not later.alerts
+
+
+def test_state_survives_a_restore_from_what_flush_wrote(tagger):
+    stored = {"stories": {}, "cooldown": {}, "windows": {}}
+
+    def keep(changes: Changes) -> None:
+        for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),
+                              ("windows", changes.windows)):
+            for key, value in changed.items():
+                if value is None:
+                    stored[name].pop(key, None)
+                else:
+                    stored[name][key] = value
+
+    shard = StoryShard(Config(alert_cooldown=1800))
+    batch = copies(tagger, 30)
+    shard.decide(batch[:2], offset=0, now=1000.0)
+    keep(shard.flush())
+    shard.decide(batch[2:3], offset=1, now=1000.0)  # a third source
+    keep(shard.flush())
+    windows = {k: d["n"] for k, d in shard.windows.items()}
+
+    restored = StoryShard(Config(alert_cooldown=1800))
+    restored.restore(stored["stories"].items(), stored["cooldown"].items(), stored["windows"].items())
+    assert {k: d["n"] for k, d in restored.windows.items()} == windows
+    assert restored.last_alert == shard.last_alert
+    out = restored.decide(batch[3:], offset=2, now=1001.0)
+    assert not out.tagged and len(out.duplicates) == 27
+    assert out.corroborations == 0  # the copies and sources counted before the restore were kept
+    assert Story.loads("copy-0", restored.index.records["copy-0"]).copies == 30
+
+
+def test_a_burst_after_a_quiet_baseline_is_one_surge_alert(tagger):
+    shard = StoryShard(Config(alert_cooldown=1800))
+    base = 1_709_287_200  # 2024-03-01T10:00:00Z, a window start
+    offset = 0
+
+    def item(i: int, t: int) -> Entry:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        words = " ".join(random.Random(i).sample(WORDS, 12))  # distinct stories, not near-duplicates
+        return entry(tagger, {"id": f"s{i}-{t}", "title": f"Shelling of village {i} near Kherson",
+                              "text": f"Artillery shelled the village overnight. {words}.", "published_at": stamp})
+
+    surges = []
+    for w in range(8):  # one item per 15-minute window: the baseline
+        offset += 1
+        surges += [a for a, _ in shard.decide([item(w, base - (8 - w) * 900)], offset, 1000.0).alerts
+                   if a["type"] == "trend" and a["rule"] == "surge"]
+    burst = [item(100 + i, base + 60 + i) for i in range(12)]
+    for e in burst:
+        offset += 1
+        surges += [a for a, _ in shard.decide([e], offset, 1000.0).alerts if a["type"] == "trend"
+                   and a["rule"] == "surge"]
+    keys = [(a["key"], a["window_seconds"]) for a in surges]
+    assert ("escalation/shelling", 900) in keys
+    assert len(keys) == len(set(keys))  # one alert per key and window
+
+
+def test_memory_is_bounded_by_the_cap_and_by_the_horizon(tagger):
+    shard = StoryShard(Config(max_stories=100, dedup_horizon=3600))
+    evicted = 0
+    for offset in range(10):
+        batch = [entry(tagger, {"id": f"n{offset}-{i}", "title": f"Report {offset} {i}",
+                                "text": f"Unrelated words {offset * 100 + i} about weather"}) for i in range(40)]
+        evicted += shard.decide(batch, offset, now=1000.0 + offset).evicted
+    assert len(shard.index) <= 100 and evicted == 400 - len(shard.index)
+    assert len(shard.segments) <= 3
+    out = shard.decide([], 11, now=1000.0 + 3601 + 10)  # everything past the horizon
+    assert len(shard.index) == 0 and not shard.segments and out.evicted == 0
+    assert all(v is None for v in shard.flush().stories.values())
+
+
+def test_batch_records_respect_the_size_cap():
+    parts = [b'{"x":"' + b"a" * 300 + b'"}'] * 10
+    records = batch_records(parts, max_bytes=1000)
+    assert len(records) == 4 and all(len(r) < 1100 for r in records)
+    assert sum(len(orjson.loads(r)["entries"]) for r in records) == 10
+    assert batch_records([]) == []
+
+
+def test_batch_records_match_their_schema(tagger):
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from streams.records import load_schema
+
+    entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
+    [record] = batch_records([orjson.dumps(e.wire()) for e in entries])
+    names = ("processed-batch.v1.json", "tagged-item.v1.json", "alert.v1.json")
+    registry = Registry().with_resources(
+        (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names)
+    validator = jsonschema.Draft202012Validator(load_schema(names[0]), registry=registry)
+    assert not list(validator.iter_errors(orjson.loads(record)))
+    assert list(validator.iter_errors({"v": 1, "entries": [{"tagged": {}, "alerts": [], "f": [], "trend": None,
+                                                           "r": 0}]}))
+
+
+def test_records_re_read_by_the_stall_guard_are_handled_once():
+    from types import SimpleNamespace as M
+
+    from faust.types import TP
+
+    from streams.stages import ReadOnce
+
+    read = ReadOnce()
+    batch = [M(topic="news.processed", partition=5, offset=o) for o in (0, 1, 2, 4, 5)]  # 3 was dropped
+    assert read.fresh(batch) == batch
+    again = [M(topic="news.processed", partition=5, offset=o) for o in range(7)]  # re-read from 0
+    assert [m.offset for m in read.fresh(again)] == [3, 6]
+    assert [m.offset for m in read.fresh([M(topic="news.raw", partition=5, offset=3)])] == [3]  # other topic
+    read.prune({TP("news.processed", 5): 5})
+    assert [m.offset for m in read.fresh(again)] == [0, 1, 2, 3, 4]  # below the commit: forgotten
+    read.clear()
+    assert read.fresh(batch) == batch
