@@ -115,6 +115,8 @@ def tail(broker: str | None, topic_names: tuple[str, ...], types: tuple[str, ...
         reader = TopicReader(settings, names, from_beginning=from_beginning)
     except KafkaUnavailable as exc:
         fail(str(exc))
+    start = "the oldest alert" if from_beginning else "now"
+    click.echo(f"following {', '.join(names)} from {start}; Ctrl-C stops", err=True)
     try:
         for record in reader:
             print_alert(record.value, as_json, min_severity, types=types, categories=categories, actors=actors,

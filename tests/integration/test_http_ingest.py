@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import http.client
+import os
+import select
 import subprocess
 import sys
 import threading
@@ -133,6 +135,20 @@ def test_alert_page_endpoints_see_alerts_of_posted_items(worker):
     assert response.headers["Content-Type"].startswith("text/html") and "alerts/stream" in page
 
 
+def read_line(pipe, deadline: float) -> bytes:
+    """The next line of ``pipe``, or b"" when none is complete by ``deadline`` (time.monotonic())."""
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([pipe], [], [], left)[0]:
+            return b""
+        byte = os.read(pipe.fileno(), 1)  # unbuffered, so select() sees every byte not yet read
+        if not byte:
+            return line
+        line += byte
+    return line
+
+
 def test_tail_filters_on_live_alerts(worker):
     r = rid()
     item = {"title": "Strike on Kharkiv", "text": STRIKE, "url": f"https://example.org/{r}/strike"}
@@ -145,14 +161,16 @@ def test_tail_filters_on_live_alerts(worker):
     other = start("--json", "--category", "ceasefire")
     human = start("--type", "escalation", "--min-severity", "high")
     try:
-        time.sleep(4)  # the readers have their positions before the item is sent
+        for proc in (wanted, other, human):  # each reader has its positions before the item is sent
+            ready = read_line(proc.stderr, time.monotonic() + 60)
+            assert ready.startswith(b"following "), ready
         status, body = post(worker.base_url, orjson.dumps(item))
         assert status == 202
         item_id = body["accepted"][0]
         got = None
         deadline = time.monotonic() + 45
         while got is None and time.monotonic() < deadline:
-            line = wanted.stdout.readline()
+            line = read_line(wanted.stdout, deadline)
             if not line:
                 break
             alert = orjson.loads(line)
