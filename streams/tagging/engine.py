@@ -61,7 +61,14 @@ _OTHER_SEPS = (*_OTHER_SEPS_ASCII, (" \u2014 ", 3), (" \u2013 ", 3), (": \u201c"
 _SPACES = " \t\n\r\u00a0"
 # the same for ASCII text, as regexes with a literal first character (fast scan in C) whose matches end
 # where the next sentence starts (separator and following spaces consumed); look-behinds skip initials
-_DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))[\"')]? [ \t\n\r]*")
+#: titles and month names before a full stop that does not end a sentence ("Mr. Putin", "Rep. Gaetz",
+#: "on Dec. 14"); news leads are full of them, and a split there cuts a clause and shifts the lead zone
+_ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Rep", "Reps", "Sen", "Sens", "Gov", "Gen", "Lt", "Col", "Sgt", "Capt",
+                  "Maj", "Adm", "Cmdr", "Prof", "Rev", "St", "Jr", "Sr", "Amb", "Pres", "Jan", "Feb", "Mar",
+                  "Apr", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec")
+_DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))"
+                     + "".join(f"(?<!\\b{a}.)" for a in _ABBREVIATIONS) + "[\"')]? [ \t\n\r]*")
+_ABBREVIATION_ENDS = tuple(f" {a}" for a in _ABBREVIATIONS)
 _NEWLINE_RE = re.compile("\n[ \t\n\r]*")
 _BAR_RE = re.compile("\\|(?<= \\|) [ \t\n\r]*")
 _QUOTE_RE = re.compile(': (?=")')
@@ -320,7 +327,8 @@ class Tagger:
             i = find(sep)
             while i >= 0:
                 # not after a lone capital: initials and abbreviations such as U.S.
-                if not (i and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())):
+                if not (i and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())) \
+                        and not (" " + t[max(0, i - 5):i]).endswith(_ABBREVIATION_ENDS):
                     cands.append(i + off)
                 i = find(sep, i + 1)
         for sep, off in _OTHER_SEPS:

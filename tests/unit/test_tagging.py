@@ -154,6 +154,17 @@ def test_actors_only_same_sentence(tagger):
     assert r["actors"] == ["Trump", "Ukraine"]
 
 
+@pytest.mark.parametrize("lead", [
+    "Sen. Kowalski said on Dec. 3 that Mr. Putin had agreed to a truce in Ukraine.",
+    "Сен. Sen. Kowalski said on Dec. 3 that Mr. Putin had agreed to a truce in Ukraine.",
+])
+def test_titles_and_months_do_not_end_a_sentence(tagger, lead):
+    """A split after "Mr." would cut the clause: Putin would not be the actor of the truce."""
+    starts = tagger._sentence_starts(lead)
+    assert starts == [0] if lead.isascii() else starts == [0, 5]
+    assert "Putin" in sig(tagger.tag("", lead), "ceasefire")["actors"]
+
+
 def test_ukrainian_and_russian_aliases(tagger):
     r = tagger.tag("", "Росія завдала ракетного удару по Києву.")
     assert sig(r, "missile_strike") and "Russia" in r["actors"] and "Kyiv" in r["locations"]
@@ -220,6 +231,9 @@ def test_load_tagger_cached():
     ("Four years after the full-scale invasion, the city reopens its damaged theatre.", "infrastructure_attack",
      "historical"),
     ("Russian drones hit a fuel depot near Odesa overnight.", "drone_strike", "reported"),
+    ("Envoys met in Vienna as fears of a Russian invasion of Ukraine grew.", "ground_offensive", "hypothetical"),
+    ("Invasion fears rise as Russian envoys leave the talks in Geneva.", "ground_offensive", "hypothetical"),
+    ("Beijing set out its position on the Russian attacks on Ukrainian cities.", "ground_offensive", "historical"),
 ])
 def test_escalation_modality(tagger, text, category, stance):
     r = tagger.tag("", text)
@@ -241,6 +255,7 @@ def test_forward_cue_does_not_reach_back(tagger):
     "The reform faces an uphill battle in parliament.",
     "A businessman was shot dead in his car outside a restaurant.",
     "The minister called the new tariffs an attack on our farmers.",
+    "Inmates of a Russian penal colony described beatings of prisoners by the guards.",
 ])
 def test_other_senses_raise_no_escalation(tagger, text):
     assert "escalation" not in tagger.tag("", text)["labels"]
@@ -282,6 +297,7 @@ def test_frame_gap_is_bounded(tagger):
     ("Kyiv will agree to talks with Russia only once a full ceasefire holds", "", "conditional"),
     ("There is no agreement yet on a venue for Ukraine peace talks", "", "open"),
     ("Trump promises a quick end to the war in Ukraine", "", "proposed"),
+    ("Ending the war in Ukraine tops the agenda of the new cabinet", "", "proposed"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
 def test_item_stance_headline_first(tagger, title, text, stance):
