@@ -629,6 +629,8 @@ class Tagger:
                 if bits & bit:
                     if name == "agreed" and bmask & (HEDGE | OPEN):
                         return "open", True  # "could agree to a truce", "ready to sign" are not agreements
+                    if name == "proposed" and bmask & OPEN:
+                        return "open", True  # "ready to discuss China's plan": openness to a proposal
                     if name == "agreed" and bmask & PROPOSED:
                         return "proposed", True  # "urged to hold talks", "calls on Russia to resume the deal"
                     return name, True

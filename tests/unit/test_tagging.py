@@ -298,6 +298,7 @@ def test_frame_gap_is_bounded(tagger):
     ("There is no agreement yet on a venue for Ukraine peace talks", "", "open"),
     ("Trump promises a quick end to the war in Ukraine", "", "proposed"),
     ("Ending the war in Ukraine tops the agenda of the new cabinet", "", "proposed"),
+    ("Kyiv is willing to look at the Chinese plan for talks with Russia", "", "open"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
 def test_item_stance_headline_first(tagger, title, text, stance):
