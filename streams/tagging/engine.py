@@ -533,9 +533,9 @@ class Tagger:
                     best[key] = strength
                 if not meta.escalation:
                     zone_stances[0 if s < head_end else 1 if s < lead_end else 2].append((not decided, stance))
-        # the first zone with a stance decided by a cue; a category default only when no zone has one
-        item_stance = next((min(z, key=_zone_rank)[1] for z in zone_stances if z and not min(z)[0]),
-                           next((min(z, key=_zone_rank)[1] for z in zone_stances if z), None))
+        # the first zone with a stance decides (headline, lead, rest): a headline's own words outrank the
+        # lead's cues; within the zone a stance decided by a cue beats a default, then the stronger stance
+        item_stance = next((min(z, key=_zone_rank)[1] for z in zone_stances if z), None)
         return self._result(signals, item_actors, locations, _noisy_or(list(best_esc.values())),
                             _noisy_or(list(best_neg.values())), item_stance, bool(best_esc), bool(best_neg))
 

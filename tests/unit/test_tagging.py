@@ -299,6 +299,7 @@ def test_frame_gap_is_bounded(tagger):
     ("Trump promises a quick end to the war in Ukraine", "", "proposed"),
     ("Ending the war in Ukraine tops the agenda of the new cabinet", "", "proposed"),
     ("Kyiv is willing to look at the Chinese plan for talks with Russia", "", "open"),
+    ("Second day of Ukraine peace talks in Istanbul", "Moscow proposes a truce for the Easter weekend.", "agreed"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
 def test_item_stance_headline_first(tagger, title, text, stance):
