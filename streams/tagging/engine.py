@@ -661,8 +661,9 @@ class Tagger:
         return severity_for(score, self.thresholds)
 
 
-#: precedence of negotiation stances within one zone of an item (headline, lead, rest)
-_STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "agreed": 3, "proposed": 4, "open": 5}
+#: precedence of negotiation stances within one zone of an item (headline, lead, rest); a proposal outranks
+#: an agreement: "envoy", "meeting" and "talks" default to agreed and sit beside most proposals
+_STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "proposed": 3, "agreed": 4, "open": 5}
 
 def _outside_triggers(cues: list, kept_starts: list[int], kept: list) -> list:
     """The cues that do not lie inside a trigger hit (``kept`` sorted by start, no hit inside another)."""

@@ -300,6 +300,8 @@ def test_frame_gap_is_bounded(tagger):
     ("Ending the war in Ukraine tops the agenda of the new cabinet", "", "proposed"),
     ("Kyiv is willing to look at the Chinese plan for talks with Russia", "", "open"),
     ("Second day of Ukraine peace talks in Istanbul", "Moscow proposes a truce for the Easter weekend.", "agreed"),
+    ("US envoy brings a new peace plan for Ukraine to Moscow", "", "proposed"),
+    ("Ministers say Moscow should sit down to negotiate peace with Ukraine", "", "proposed"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
 def test_item_stance_headline_first(tagger, title, text, stance):
