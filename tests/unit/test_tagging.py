@@ -256,6 +256,8 @@ def test_forward_cue_does_not_reach_back(tagger):
     "A businessman was shot dead in his car outside a restaurant.",
     "The minister called the new tariffs an attack on our farmers.",
     "Inmates of a Russian penal colony described beatings of prisoners by the guards.",
+    "A Russian senator launched a scathing attack on the Ukrainian president during the debate.",
+    "The new radar could be used to detect missile launches from Russia.",
 ])
 def test_other_senses_raise_no_escalation(tagger, text):
     assert "escalation" not in tagger.tag("", text)["labels"]
