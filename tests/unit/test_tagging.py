@@ -304,6 +304,7 @@ def test_frame_gap_is_bounded(tagger):
     ("Second day of Ukraine peace talks in Istanbul", "Moscow proposes a truce for the Easter weekend.", "agreed"),
     ("US envoy brings a new peace plan for Ukraine to Moscow", "", "proposed"),
     ("Kyiv opposes any peace plan that freezes the front line in Ukraine", "", "rejected"),
+    ("Kyiv sees merit in the Brazilian peace initiative for Ukraine", "", "open"),
     ("Ministers say Moscow should sit down to negotiate peace with Ukraine", "", "proposed"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
