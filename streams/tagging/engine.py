@@ -598,7 +598,7 @@ class Tagger:
         if not bmask and not amask:
             return meta.stance or meta.default, meta.stance is not None
         if meta.escalation:
-            if (bmask | amask) & DENIED or bmask & CESSATION or neg_d <= 30 or rej_d <= 20:
+            if (bmask | amask) & (DENIED | CESSATION) or neg_d <= 30 or rej_d <= 20:
                 # "denied shelling", "no shelling"; a cessation scopes over its clause ("agreed to halt
                 # strikes on energy facilities")
                 return "negated", True

@@ -234,6 +234,7 @@ def test_load_tagger_cached():
     ("Envoys met in Vienna as fears of a Russian invasion of Ukraine grew.", "ground_offensive", "hypothetical"),
     ("Invasion fears rise as Russian envoys leave the talks in Geneva.", "ground_offensive", "hypothetical"),
     ("Beijing set out its position on the Russian attacks on Ukrainian cities.", "ground_offensive", "historical"),
+    ("Kyiv says the US weapons supply pause leaves its cities exposed.", "military_aid", "negated"),
 ])
 def test_escalation_modality(tagger, text, category, stance):
     r = tagger.tag("", text)
