@@ -464,7 +464,10 @@ class Tagger:
         else:
             kept = terms
 
-        kept_starts = [h[0] for h in kept]
+        # the trigger phrases whose cue words are names, not cues; a frame's head alone ("halt" of
+        # "halt ~3 strikes") is no phrase until its tail matches, so "drone attacks halt" keeps its cue
+        phrases = [h for h in kept if any(m.tail is None for m in h[2])]
+        phrase_starts = [h[0] for h in phrases]
         starts = self._sentence_starts(doc)
         nsent = len(starts)
         ndoc = len(doc)
@@ -489,7 +492,7 @@ class Tagger:
                 cues, sctx = self._read_sentence(norm, doc, ss, se)
                 if cues:  # a cue word inside a trigger phrase is part of a name ("peace plan", "prisoner
                     # exchange"), not a cue for the other triggers of the sentence
-                    cues = _outside_triggers(cues, kept_starts, kept)
+                    cues = _outside_triggers(cues, phrase_starts, phrases)
                 sent_groups = frozenset().union(*[groups for _, _, groups in sctx]) if sctx else frozenset()
                 sent_actors = []
                 if actors_at:  # sorted by position: the sentence's actors are one slice

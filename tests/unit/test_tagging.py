@@ -235,6 +235,8 @@ def test_load_tagger_cached():
     ("Invasion fears rise as Russian envoys leave the talks in Geneva.", "ground_offensive", "hypothetical"),
     ("Beijing set out its position on the Russian attacks on Ukrainian cities.", "ground_offensive", "historical"),
     ("Kyiv says the US weapons supply pause leaves its cities exposed.", "military_aid", "negated"),
+    # "halt" and "push" head frames ("halt ~3 strikes", "push ~2 into"): without their tail they are cues
+    ("Russian drone attacks halt for the first night in months.", "drone_strike", "negated"),
 ])
 def test_escalation_modality(tagger, text, category, stance):
     r = tagger.tag("", text)
@@ -306,6 +308,7 @@ def test_frame_gap_is_bounded(tagger):
     ("US envoy brings a new peace plan for Ukraine to Moscow", "", "proposed"),
     ("Kyiv opposes any peace plan that freezes the front line in Ukraine", "", "rejected"),
     ("Kyiv sees merit in the Brazilian peace initiative for Ukraine", "", "open"),
+    ("Trump pushes truce talks between Ukraine and Russia", "", "proposed"),
     ("Ministers say Moscow should sit down to negotiate peace with Ukraine", "", "proposed"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
