@@ -66,8 +66,10 @@ _SPACES = " \t\n\r\u00a0"
 _ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Rep", "Reps", "Sen", "Sens", "Gov", "Gen", "Lt", "Col", "Sgt", "Capt",
                   "Maj", "Adm", "Cmdr", "Prof", "Rev", "St", "Jr", "Sr", "Amb", "Pres", "Jan", "Feb", "Mar",
                   "Apr", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec")
-_DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))"
-                     + "".join(f"(?<!\\b{a}.)" for a in _ABBREVIATIONS) + "[\"')]? [ \t\n\r]*")
+_DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))"  # one look-behind per abbreviation length
+                     + "".join(f"(?<!\\b(?:{'|'.join(a for a in _ABBREVIATIONS if len(a) == n)}).)"
+                               for n in sorted({len(a) for a in _ABBREVIATIONS}))
+                     + "[\"')]? [ \t\n\r]*")
 _ABBREVIATION_ENDS = tuple(f" {a}" for a in _ABBREVIATIONS)
 _NEWLINE_RE = re.compile("\n[ \t\n\r]*")
 _BAR_RE = re.compile("\\|(?<= \\|) [ \t\n\r]*")
