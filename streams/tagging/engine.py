@@ -61,7 +61,16 @@ _OTHER_SEPS = (*_OTHER_SEPS_ASCII, (" \u2014 ", 3), (" \u2013 ", 3), (": \u201c"
 _SPACES = " \t\n\r\u00a0"
 # the same for ASCII text, as regexes with a literal first character (fast scan in C) whose matches end
 # where the next sentence starts (separator and following spaces consumed); look-behinds skip initials
-_DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))[\"')]? [ \t\n\r]*")
+#: titles and month names before a full stop that does not end a sentence ("Mr. Putin", "Rep. Gaetz",
+#: "on Dec. 14"); news leads are full of them, and a split there cuts a clause and shifts the lead zone
+_ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Rep", "Reps", "Sen", "Sens", "Gov", "Gen", "Lt", "Col", "Sgt", "Capt",
+                  "Maj", "Adm", "Cmdr", "Prof", "Rev", "St", "Jr", "Sr", "Amb", "Pres", "Jan", "Feb", "Mar",
+                  "Apr", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec")
+_DOT_RE = re.compile("\\.(?:(?<![A-Z].)|(?<=[A-Za-z][A-Z].))"  # one look-behind per abbreviation length
+                     + "".join(f"(?<!\\b(?:{'|'.join(a for a in _ABBREVIATIONS if len(a) == n)}).)"
+                               for n in sorted({len(a) for a in _ABBREVIATIONS}))
+                     + "[\"')]? [ \t\n\r]*")
+_ABBREVIATION_ENDS = tuple(f" {a}" for a in _ABBREVIATIONS)
 _NEWLINE_RE = re.compile("\n[ \t\n\r]*")
 _BAR_RE = re.compile("\\|(?<= \\|) [ \t\n\r]*")
 _QUOTE_RE = re.compile(': (?=")')
@@ -320,7 +329,8 @@ class Tagger:
             i = find(sep)
             while i >= 0:
                 # not after a lone capital: initials and abbreviations such as U.S.
-                if not (i and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())):
+                if not (i and t[i - 1].isupper() and (i < 2 or not t[i - 2].isalpha())) \
+                        and not (" " + t[max(0, i - 5):i]).endswith(_ABBREVIATION_ENDS):
                     cands.append(i + off)
                 i = find(sep, i + 1)
         for sep, off in _OTHER_SEPS:
@@ -456,7 +466,10 @@ class Tagger:
         else:
             kept = terms
 
-        kept_starts = [h[0] for h in kept]
+        # the trigger phrases whose cue words are names, not cues; a frame's head alone ("halt" of
+        # "halt ~3 strikes") is no phrase until its tail matches, so "drone attacks halt" keeps its cue
+        phrases = [h for h in kept if any(m.tail is None for m in h[2])]
+        phrase_starts = [h[0] for h in phrases]
         starts = self._sentence_starts(doc)
         nsent = len(starts)
         ndoc = len(doc)
@@ -481,7 +494,7 @@ class Tagger:
                 cues, sctx = self._read_sentence(norm, doc, ss, se)
                 if cues:  # a cue word inside a trigger phrase is part of a name ("peace plan", "prisoner
                     # exchange"), not a cue for the other triggers of the sentence
-                    cues = _outside_triggers(cues, kept_starts, kept)
+                    cues = _outside_triggers(cues, phrase_starts, phrases)
                 sent_groups = frozenset().union(*[groups for _, _, groups in sctx]) if sctx else frozenset()
                 sent_actors = []
                 if actors_at:  # sorted by position: the sentence's actors are one slice
@@ -525,9 +538,9 @@ class Tagger:
                     best[key] = strength
                 if not meta.escalation:
                     zone_stances[0 if s < head_end else 1 if s < lead_end else 2].append((not decided, stance))
-        # the first zone with a stance decided by a cue; a category default only when no zone has one
-        item_stance = next((min(z, key=_zone_rank)[1] for z in zone_stances if z and not min(z)[0]),
-                           next((min(z, key=_zone_rank)[1] for z in zone_stances if z), None))
+        # the first zone with a stance decides (headline, lead, rest): a headline's own words outrank the
+        # lead's cues; within the zone a stance decided by a cue beats a default, then the stronger stance
+        item_stance = next((min(z, key=_zone_rank)[1] for z in zone_stances if z), None)
         return self._result(signals, item_actors, locations, _noisy_or(list(best_esc.values())),
                             _noisy_or(list(best_neg.values())), item_stance, bool(best_esc), bool(best_neg))
 
@@ -590,7 +603,7 @@ class Tagger:
         if not bmask and not amask:
             return meta.stance or meta.default, meta.stance is not None
         if meta.escalation:
-            if (bmask | amask) & DENIED or bmask & CESSATION or neg_d <= 30 or rej_d <= 20:
+            if (bmask | amask) & (DENIED | CESSATION) or neg_d <= 30 or rej_d <= 20:
                 # "denied shelling", "no shelling"; a cessation scopes over its clause ("agreed to halt
                 # strikes on energy facilities")
                 return "negated", True
@@ -621,6 +634,8 @@ class Tagger:
                 if bits & bit:
                     if name == "agreed" and bmask & (HEDGE | OPEN):
                         return "open", True  # "could agree to a truce", "ready to sign" are not agreements
+                    if name == "proposed" and bmask & OPEN:
+                        return "open", True  # "ready to discuss China's plan": openness to a proposal
                     if name == "agreed" and bmask & PROPOSED:
                         return "proposed", True  # "urged to hold talks", "calls on Russia to resume the deal"
                     return name, True
@@ -651,8 +666,9 @@ class Tagger:
         return severity_for(score, self.thresholds)
 
 
-#: precedence of negotiation stances within one zone of an item (headline, lead, rest)
-_STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "agreed": 3, "proposed": 4, "open": 5}
+#: precedence of negotiation stances within one zone of an item (headline, lead, rest); a proposal outranks
+#: an agreement: "envoy", "meeting" and "talks" default to agreed and sit beside most proposals
+_STANCE_RANK = {"rejected": 0, "denied": 1, "conditional": 2, "proposed": 3, "agreed": 4, "open": 5}
 
 def _outside_triggers(cues: list, kept_starts: list[int], kept: list) -> list:
     """The cues that do not lie inside a trigger hit (``kept`` sorted by start, no hit inside another)."""

@@ -154,6 +154,17 @@ def test_actors_only_same_sentence(tagger):
     assert r["actors"] == ["Trump", "Ukraine"]
 
 
+@pytest.mark.parametrize("lead", [
+    "Sen. Kowalski said on Dec. 3 that Mr. Putin had agreed to a truce in Ukraine.",
+    "Сен. Sen. Kowalski said on Dec. 3 that Mr. Putin had agreed to a truce in Ukraine.",
+])
+def test_titles_and_months_do_not_end_a_sentence(tagger, lead):
+    """A split after "Mr." would cut the clause: Putin would not be the actor of the truce."""
+    starts = tagger._sentence_starts(lead)
+    assert starts == [0] if lead.isascii() else starts == [0, 5]
+    assert "Putin" in sig(tagger.tag("", lead), "ceasefire")["actors"]
+
+
 def test_ukrainian_and_russian_aliases(tagger):
     r = tagger.tag("", "Росія завдала ракетного удару по Києву.")
     assert sig(r, "missile_strike") and "Russia" in r["actors"] and "Kyiv" in r["locations"]
@@ -220,6 +231,12 @@ def test_load_tagger_cached():
     ("Four years after the full-scale invasion, the city reopens its damaged theatre.", "infrastructure_attack",
      "historical"),
     ("Russian drones hit a fuel depot near Odesa overnight.", "drone_strike", "reported"),
+    ("Envoys met in Vienna as fears of a Russian invasion of Ukraine grew.", "ground_offensive", "hypothetical"),
+    ("Invasion fears rise as Russian envoys leave the talks in Geneva.", "ground_offensive", "hypothetical"),
+    ("Beijing set out its position on the Russian attacks on Ukrainian cities.", "ground_offensive", "historical"),
+    ("Kyiv says the US weapons supply pause leaves its cities exposed.", "military_aid", "negated"),
+    # "halt" and "push" head frames ("halt ~3 strikes", "push ~2 into"): without their tail they are cues
+    ("Russian drone attacks halt for the first night in months.", "drone_strike", "negated"),
 ])
 def test_escalation_modality(tagger, text, category, stance):
     r = tagger.tag("", text)
@@ -241,6 +258,9 @@ def test_forward_cue_does_not_reach_back(tagger):
     "The reform faces an uphill battle in parliament.",
     "A businessman was shot dead in his car outside a restaurant.",
     "The minister called the new tariffs an attack on our farmers.",
+    "Inmates of a Russian penal colony described beatings of prisoners by the guards.",
+    "A Russian senator launched a scathing attack on the Ukrainian president during the debate.",
+    "The new radar could be used to detect missile launches from Russia.",
 ])
 def test_other_senses_raise_no_escalation(tagger, text):
     assert "escalation" not in tagger.tag("", text)["labels"]
@@ -282,6 +302,14 @@ def test_frame_gap_is_bounded(tagger):
     ("Kyiv will agree to talks with Russia only once a full ceasefire holds", "", "conditional"),
     ("There is no agreement yet on a venue for Ukraine peace talks", "", "open"),
     ("Trump promises a quick end to the war in Ukraine", "", "proposed"),
+    ("Ending the war in Ukraine tops the agenda of the new cabinet", "", "proposed"),
+    ("Kyiv is willing to look at the Chinese plan for talks with Russia", "", "open"),
+    ("Second day of Ukraine peace talks in Istanbul", "Moscow proposes a truce for the Easter weekend.", "agreed"),
+    ("US envoy brings a new peace plan for Ukraine to Moscow", "", "proposed"),
+    ("Kyiv opposes any peace plan that freezes the front line in Ukraine", "", "rejected"),
+    ("Kyiv sees merit in the Brazilian peace initiative for Ukraine", "", "open"),
+    ("Trump pushes truce talks between Ukraine and Russia", "", "proposed"),
+    ("Ministers say Moscow should sit down to negotiate peace with Ukraine", "", "proposed"),
     ("Ukraine and Russia agree an energy truce", "Kyiv and Moscow refused to discuss territory.", "agreed"),
 ])
 def test_item_stance_headline_first(tagger, title, text, stance):
