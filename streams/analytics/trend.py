@@ -46,9 +46,10 @@ def window_start(t: float, size: int) -> int:
 
 
 def trend_keys(tagged: dict) -> list[str]:
-    """The keys a tagged item counts for: ``kind/category`` of each signal, ``kind/*`` of each label,
-    ``actor/<name>`` of each actor of an item with signals. Each key once."""
-    signals = tagged.get("signals") or ()
+    """The keys a tagged item counts for: ``kind/category`` of each counting signal, ``kind/*`` of each
+    label, ``actor/<name>`` of each actor of an item with counting signals. Each key once. A signal that does
+    not count (hypothetical, historical, negated: ``counts: false``) raises no label, so no surge either."""
+    signals = [s for s in tagged.get("signals") or () if s.get("counts", True)]
     if not signals:
         return []
     keys = [f"{s['kind']}/{s['category']}" for s in signals]

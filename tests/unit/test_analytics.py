@@ -138,6 +138,10 @@ def test_trend_keys():
     assert keys == ["escalation/missile_strike", "negotiation/ceasefire", "escalation/*", "negotiation/*",
                     "actor/Russia", "actor/Ukraine"]
     assert trend.trend_keys({"signals": [], "actors": ["Russia"]}) == []
+    negated = {"kind": "escalation", "category": "air_strike", "stance": "negated", "counts": False}
+    assert trend.trend_keys({"signals": [negated], "actors": ["Russia"]}) == []
+    assert trend.trend_keys({"signals": [negated, *item["signals"][2:]], "actors": []}) == [
+        "negotiation/ceasefire", "negotiation/*"]
 
 
 def test_baseline_and_surge_threshold():
