@@ -1,0 +1,434 @@
+"""The negotiation tracker: threads of talks, their states, deadlines and violations (pure, plain dicts).
+
+State is one JSON-ready dict (``new_state()``) that the caller keeps in a changelog-backed store;
+:func:`observe` (one tagged item) and :func:`tick` (the clock) change it in place and return what
+changed: the transitions (each becomes an ``alerts.negotiation`` alert) and the thread records to
+publish on ``negotiations.threads`` (schema ``schemas/negotiation-thread.v1.json``).
+
+A thread is identified by its track, its parties (order-free) and, when the text names them, its venue
+and mediators; an item joins the most recently active open thread of the same track and parties
+within the horizon whose venue and mediators do not contradict it. States only move forward::
+
+    proposed -> scheduled -> held -> agreed -> in_force -> violated
+    any open state -> collapsed;  proposed | scheduled | held -> rejected;  agreed | in_force | violated -> expired
+
+Why cues as well as stances: the tagging pack gives bare mentions of a truce or talks the stance
+``agreed`` by default, so an agreement needs the stance *and* an agreement phrase of the talks rules;
+scheduled, held, in force and collapsed come from phrases only. Everything is in event time, so a
+replay gives the same threads, transitions and alert ids; an item already seen by a thread changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+
+from streams.alerting import MAX_SUMMARY, evidence_sentence
+from streams.analytics.trend import event_time, iso
+
+from .rules import TalksRules, Track, load_rules
+
+STATES = ("proposed", "scheduled", "held", "agreed", "in_force", "violated", "expired", "collapsed", "rejected")
+TRANSITION_KINDS = (*STATES, "extended", "deadline_missed")
+_STAGE = {"proposed": 0, "scheduled": 1, "held": 2, "agreed": 3, "in_force": 4, "violated": 5}
+TERMINAL = frozenset({"expired", "collapsed", "rejected"})
+PRE_AGREEMENT = frozenset({"proposed", "scheduled", "held"})
+COVERED = frozenset({"agreed", "in_force"})  # an escalation now is a violation
+_AGREEMENT = frozenset({"agreed", "in_force", "violated"})
+_OPENING_STANCES = frozenset({"proposed", "open", "conditional"})
+_SHOWN = {"in_force": "in force"}
+STATE_VERSION = 1
+
+
+def new_state(rules: TalksRules | None = None) -> dict[str, Any]:
+    """An empty tracker state."""
+    rules = rules or load_rules()
+    return {"version": STATE_VERSION, "rules_version": rules.version, "threads": {}}
+
+
+def _empty() -> dict[str, list]:
+    return {"transitions": [], "threads": [], "dropped": []}
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _doc(item: dict) -> str:
+    title, text = item.get("title") or "", item.get("text") or ""
+    return f"{title}\n{text}" if title else text
+
+
+# ---------------------------------------------------------------------- per item
+def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None,
+            rules: TalksRules | None = None) -> dict[str, list]:
+    """Feed one tagged item (a ``news.tagged`` record) at event time ``at`` (epoch seconds; default its
+    ``published_at``, else ``received_at``). Returns ``{"transitions", "threads", "dropped"}``: the
+    transitions it caused, the records of the threads it changed and the ids of threads evicted to make room.
+    """
+    rules = rules or load_rules()
+    signals = item.get("signals") or ()
+    neg = [s for s in signals if s["kind"] == "negotiation" and s["category"] in rules.negotiation_categories]
+    esc = [s for s in signals if s["kind"] == "escalation" and s.get("stance") == "reported"
+           and s["category"] in rules.violation_categories]
+    threads = state["threads"]
+    if not neg and not (esc and any(t["state"] in COVERED for t in threads.values())):
+        return _empty()
+    at = event_time(item) if at is None else float(at)
+    doc = _doc(item)
+    low_doc = doc.lower()
+    venues_named = rules.venues_named(low_doc)
+    ignored = {rules.venue_tagged_as[v] for v in venues_named if v in rules.venue_tagged_as}
+    out = _empty()
+    changed: dict[str, None] = {}
+    moved: set[str] = set()
+    if neg:
+        for track, group in _by_track(rules, doc, neg).items():
+            _negotiation(state, rules, item, at, low_doc, ignored, track, group, out, changed, moved)
+    if esc:
+        _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved)
+    out["threads"] = [threads[tid] for tid in changed if tid in threads]
+    return out
+
+
+def _by_track(rules: TalksRules, doc: str, neg: list[dict]) -> dict[Track, dict[str, Any]]:
+    """Negotiation signals grouped by sentence, each sentence given to the first track it matches."""
+    sentences: dict[str, list[dict]] = {}
+    for s in neg:
+        sentences.setdefault(evidence_sentence(doc, s["start"], s["end"]), []).append(s)
+    groups: dict[Track, dict[str, Any]] = {}
+    for sentence, sigs in sentences.items():
+        low = sentence.lower()
+        track = rules.track_for({s["category"] for s in sigs}, low)
+        if track is None:
+            continue
+        g = groups.setdefault(track, {"sentences": [], "lows": [], "stances": set(), "actors": []})
+        g["sentences"].append(sentence)
+        g["lows"].append(low)
+        g["stances"].update(s["stance"] for s in sigs if s.get("stance"))
+        g["actors"].extend(a for s in sigs for a in s.get("actors", ()))
+    return groups
+
+
+def _parties(rules: TalksRules, actors: list[str], ignored: set[str], belligerent_only: bool) -> list[str]:
+    parties = {rules.party_of[a] for a in actors if a in rules.party_of and a not in ignored}
+    if belligerent_only:
+        parties &= rules.belligerents
+        parties |= {rules.counterpart[p] for p in parties if p in rules.counterpart}
+    return sorted(parties)
+
+
+def _negotiation(state, rules, item, at, low_doc, ignored, track, group, out, changed, moved) -> None:
+    threads = state["threads"]
+    item_actors = list(item.get("actors") or ())
+    parties = _parties(rules, group["actors"] or item_actors, ignored, belligerent_only=True)
+    if not parties:
+        return  # another war, or no side of this one
+    venue = next((v for v in map(rules.venue_in, group["lows"]) if v), None) or rules.venue_in(low_doc)
+    mediators = list(dict.fromkeys(
+        [rules.mediator_of[a] for a in [*group["actors"], *item_actors]
+         if a in rules.mediator_of and a not in ignored and rules.party_of.get(a) not in parties]
+        + rules.mediators_named(low_doc)))
+    stance = item.get("negotiation_stance")
+    stances = {stance} if stance else group["stances"]
+    readings = [rules.read(low, at) for low in group["lows"]]
+    cues = frozenset().union(*[r.cues for r in readings])
+    duration = next((r.duration_days for r in readings if r.duration_days), None)
+    deadline = min((r.deadline for r in readings if r.deadline), default=None)
+    target = _target(stances, cues, deadline)
+
+    same = [t for t in threads.values() if t["track"] == track.id and t["parties"] == parties]
+    if any(item["id"] in t["seen_item_ids"] for t in same):
+        return  # replay
+    thread = _join(same, at, venue, mediators, rules.horizon_s)
+    if thread is None:
+        if target is None or target in TERMINAL:
+            return
+        thread = _open(state, rules, track, parties, venue, mediators, at, out)
+    tid = thread["thread_id"]
+    evidence = _evidence(item, group["sentences"][0])
+    visible = _adopt(thread, venue, mediators)
+    cur = thread["state"]
+    if target is not None and _allowed(cur, target):
+        if target in ("agreed", "in_force") and thread["agreed_at"] is None:
+            thread["agreed_at"] = iso(at)
+            days = duration or thread["duration_days"]
+            if days:
+                thread["expires_at"] = iso(at + days * 86400.0)
+        if target in _AGREEMENT:
+            for d in thread["deadlines"]:
+                if d["status"] == "pending":
+                    d["status"] = "met"
+        _transition(rules, thread, target, target, at, evidence, out)
+        moved.add(tid)
+        visible = True
+    if duration and duration != thread["duration_days"]:
+        thread["duration_days"] = duration
+        visible = True
+    if ("extended" in cues and duration and thread["state"] in _AGREEMENT and tid not in moved
+            and thread["expires_at"] is not None):
+        thread["expires_at"] = iso(max(_ts(thread["expires_at"]), at) + duration * 86400.0)
+        _transition(rules, thread, "extended", thread["state"], at, evidence, out)
+        moved.add(tid)
+        visible = True
+    if deadline is not None and thread["state"] in PRE_AGREEMENT:
+        due = iso(deadline)
+        if all(d["due"] != due for d in thread["deadlines"]):
+            thread["deadlines"].append({"due": due, "status": "pending", "announced_at": iso(at), **evidence})
+            visible = True
+    _seen(rules, thread, item["id"], at)
+    if visible:
+        changed[tid] = None
+
+
+def _target(stances: set[str], cues: frozenset[str], deadline: float | None) -> str | None:
+    """The state an item's sentences on one track point to (None: no move)."""
+    if "collapsed" in cues:
+        return "collapsed"
+    if "rejected" in stances:
+        return "rejected"
+    if "in_force" in cues:
+        return "in_force"
+    if "agreed" in stances and "agreed" in cues:
+        return "agreed"
+    if "held" in cues:
+        return "held"
+    if "scheduled" in cues:
+        return "scheduled"
+    if stances & _OPENING_STANCES or "proposed" in cues or deadline is not None:
+        return "proposed"
+    return None
+
+
+def _allowed(cur: str | None, target: str) -> bool:
+    if cur in TERMINAL:
+        return False
+    if target == "collapsed":
+        return True
+    if target == "rejected":
+        return cur in PRE_AGREEMENT
+    return _STAGE[target] > _STAGE.get(cur, -1)
+
+
+def _join(same: list[dict], at: float, venue: str | None, mediators: list[str],
+          horizon_s: float) -> dict | None:
+    """The open thread an item joins: same track and parties, active within the horizon (or with an
+    agreement still running), no contradicting venue (or, when neither names one, no disjoint
+    mediators); the most recently active one."""
+    best = None
+    for t in same:
+        if t["state"] in TERMINAL or (abs(at - _ts(t["updated_at"])) > horizon_s and not _pending(t, at)):
+            continue
+        if venue and t["venue"] and venue != t["venue"]:
+            continue
+        if not (venue and t["venue"]) and mediators and t["mediators"] and set(mediators).isdisjoint(t["mediators"]):
+            continue
+        if best is None or (t["updated_at"], t["thread_id"]) > (best["updated_at"], best["thread_id"]):
+            best = t
+    return best
+
+
+def _open(state, rules, track, parties, venue, mediators, at, out) -> dict:
+    threads = state["threads"]
+    while len(threads) >= rules.max_threads:
+        victim = min(threads.values(), key=lambda t: (t["state"] not in TERMINAL, t["updated_at"], t["thread_id"]))
+        del threads[victim["thread_id"]]
+        out["dropped"].append(victim["thread_id"])
+    where = venue or (mediators[0] if mediators else "any")
+    base = f"{track.id}:{'+'.join(map(_slug, parties))}:{_slug(where)}:{iso(at)[:10]}"
+    tid, n = base, 1
+    while tid in threads:
+        n += 1
+        tid = f"{base}-{n}"
+    thread = {
+        "thread_id": tid, "track": track.id, "track_label": track.label, "parties": parties,
+        "venue": venue, "mediators": list(mediators), "state": None, "opened_at": iso(at),
+        "updated_at": iso(at), "agreed_at": None, "duration_days": None, "expires_at": None,
+        "deadlines": [], "violations": [], "history": [], "seen_item_ids": [], "rules_version": rules.version,
+    }
+    threads[tid] = thread
+    return thread
+
+
+def _adopt(thread: dict, venue: str | None, mediators: list[str]) -> bool:
+    changed = False
+    if venue and not thread["venue"]:
+        thread["venue"] = venue
+        changed = True
+    for m in mediators:
+        if m not in thread["mediators"]:
+            thread["mediators"].append(m)
+            changed = True
+    return changed
+
+
+def _seen(rules: TalksRules, thread: dict, item_id: str, at: float) -> None:
+    seen = thread["seen_item_ids"]
+    seen.append(item_id)
+    del seen[:-rules.max_seen_ids]
+    if at > _ts(thread["updated_at"]):
+        thread["updated_at"] = iso(at)
+
+
+def _evidence(item: dict, sentence: str) -> dict[str, Any]:
+    ev: dict[str, Any] = {"item_ids": [item["id"]], "sentence": sentence}
+    for field in ("source", "title", "url"):
+        if item.get(field):
+            ev[field] = item[field]
+    return ev
+
+
+# ---------------------------------------------------------------------- violations
+def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) -> None:
+    threads = state["threads"]
+    candidates = sorted((t for t in threads.values() if t["state"] in (*COVERED, "violated")
+                         and t["thread_id"] not in moved and item["id"] not in t["seen_item_ids"]
+                         and rules.track_by_id[t["track"]].violated_by),
+                        key=lambda t: t["thread_id"])
+    if not candidates:
+        return
+    item_actors = list(item.get("actors") or ())
+    sentences: dict[str, list[dict]] = {}
+    for s in esc:
+        sentences.setdefault(evidence_sentence(doc, s["start"], s["end"]), []).append(s)
+    for thread in candidates:
+        if at < _ts(thread["agreed_at"]):
+            continue
+        track = rules.track_by_id[thread["track"]]
+        for sentence, sigs in sentences.items():
+            actors = [a for s in sigs for a in s.get("actors", ())] or item_actors
+            parties = _parties(rules, actors, ignored, belligerent_only=False)
+            if not parties or not set(parties) <= set(thread["parties"]):
+                continue  # another war, or a strike involving a party outside this thread
+            low = sentence.lower()
+            hit = next((s for s in sigs for rule in track.violated_by if s["category"] in rule.categories
+                        and (rule.requires is None or rule.requires.search(low))), None)
+            if hit is None:
+                continue
+            evidence = _evidence(item, sentence)
+            thread["violations"].append({"at": iso(at), "category": hit["category"], **evidence})
+            del thread["violations"][:-rules.max_violations]
+            if thread["state"] in COVERED:
+                _transition(rules, thread, "violated", "violated", at, evidence, out)
+            _seen(rules, thread, item["id"], at)
+            changed[thread["thread_id"]] = None
+            break
+
+
+# ---------------------------------------------------------------------- clock
+def tick(state: dict[str, Any], now: float, rules: TalksRules | None = None) -> dict[str, list]:
+    """Advance the clock to ``now`` (epoch seconds): expire agreements past their term, raise
+    ``deadline_missed`` for announced deadlines that passed before an agreement, and drop threads quiet
+    for longer than the horizon with nothing pending. Transitions carry the expiry or due time, not ``now``,
+    so ticking again (or at another moment) changes nothing.
+    """
+    rules = rules or load_rules()
+    out = _empty()
+    changed: dict[str, None] = {}
+    threads = state["threads"]
+    for tid in sorted(threads):
+        t = threads[tid]
+        if t["state"] in _AGREEMENT and t["expires_at"] and _ts(t["expires_at"]) <= now:
+            days = t["duration_days"]
+            ev = {"item_ids": [], "sentence": f"the {days:g}-day term agreed on {t['agreed_at'][:10]} ended"}
+            _transition(rules, t, "expired", "expired", _ts(t["expires_at"]), ev, out)
+            changed[tid] = None
+        if t["state"] in PRE_AGREEMENT:
+            for d in t["deadlines"]:
+                if d["status"] == "pending" and _ts(d["due"]) <= now:
+                    d["status"] = "missed"
+                    ev = {k: v for k, v in d.items() if k not in ("due", "status", "announced_at")}
+                    ev["deadline"] = d["due"]
+                    _transition(rules, t, "deadline_missed", t["state"], _ts(d["due"]), ev, out)
+                    changed[tid] = None
+    for tid in sorted(threads):
+        t = threads[tid]
+        if now - _ts(t["updated_at"]) > rules.horizon_s and not _pending(t, now):
+            del threads[tid]
+            changed.pop(tid, None)
+            out["dropped"].append(tid)
+    out["threads"] = [threads[tid] for tid in changed]
+    return out
+
+
+def _pending(t: dict, now: float) -> bool:
+    """Something still due on a thread: a running agreement's expiry or an open deadline."""
+    if t["state"] in _AGREEMENT and t["expires_at"] and _ts(t["expires_at"]) > now:
+        return True
+    return t["state"] in PRE_AGREEMENT and any(d["status"] == "pending" for d in t["deadlines"])
+
+
+# ---------------------------------------------------------------------- transitions and alerts
+def transition_alert_id(thread_id: str, key: str) -> str:
+    """Deterministic alert id of one transition of one thread."""
+    return "neg-" + hashlib.sha256(f"talks|{thread_id}|{key}".encode()).hexdigest()[:24]
+
+
+def _transition(rules, thread, kind, to, at, evidence, out) -> None:
+    frm = thread["state"]
+    at_iso = iso(at)
+    key = {"extended": f"extended:{thread['expires_at']}",
+           "deadline_missed": f"deadline_missed:{evidence.get('deadline')}"}.get(kind, f"{frm}>{to}")
+    tr = {"alert_id": transition_alert_id(thread["thread_id"], key), "thread_id": thread["thread_id"],
+          "track": thread["track"], "kind": kind, "from": frm, "to": to, "at": at_iso,
+          "summary": "", "evidence": evidence}
+    thread["state"] = to
+    if at > _ts(thread["updated_at"]):
+        thread["updated_at"] = at_iso
+    tr["summary"] = summary(thread, tr, rules)
+    thread["history"].append(tr)
+    del thread["history"][:-rules.max_history]
+    out["transitions"].append(tr)
+
+
+def thread_title(thread: dict, rules: TalksRules | None = None) -> str:
+    """'Energy truce (Russia–Ukraine, US-brokered, Riyadh)'."""
+    rules = rules or load_rules()
+    bits = ["\u2013".join(thread["parties"])]
+    if thread["mediators"]:
+        med = thread["mediators"][0]
+        bits.append(f"{rules.mediator_label.get(med, med)}-brokered")
+    if thread["venue"]:
+        bits.append(thread["venue"])
+    return f"{thread['track_label']} ({', '.join(bits)})"
+
+
+def summary(thread: dict, tr: dict, rules: TalksRules | None = None) -> str:
+    """One line: 'Energy truce (Russia–Ukraine, US-brokered): agreed → violated — strike on Odesa substation'."""
+    ev = tr["evidence"]
+    detail = " ".join((ev.get("title") or ev.get("sentence") or "").split())
+    shown = _SHOWN.get
+    if tr["kind"] == "deadline_missed":
+        move = f"deadline {tr['at'][:10]} passed without agreement ({shown(tr['to'], tr['to'])})"
+    elif tr["kind"] == "extended":
+        move = f"{shown(tr['to'], tr['to'])}, extended to {thread['expires_at'][:10]}"
+    else:
+        frm = tr["from"]
+        move = f"{shown(frm, frm) if frm else 'new'} \u2192 {shown(tr['to'], tr['to'])}"
+    line = f"{thread_title(thread, rules)}: {move}" + (f" \u2014 {detail}" if detail else "")
+    return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "\u2026"
+
+
+def transition_alert(tr: dict, thread: dict, created_at: str, rules: TalksRules | None = None) -> dict:
+    """The ``alerts.negotiation`` record (schemas/alert.v1.json) of one transition."""
+    rules = rules or load_rules()
+    ev = tr["evidence"]
+    alert = {
+        "alert_id": tr["alert_id"], "type": "negotiation", "severity": rules.severity.get(tr["kind"], "low"),
+        "summary": tr["summary"], "item_ids": list(ev.get("item_ids", ())), "categories": [thread["track"]],
+        "actors": [*thread["parties"], *thread["mediators"]], "stances": [tr["kind"]],
+        "evidence": [ev["sentence"]] if ev.get("sentence") else [], "created_at": created_at,
+        "lexicon_version": rules.version, "thread_id": thread["thread_id"],
+        "transition": {"kind": tr["kind"], "from": tr["from"], "to": tr["to"], "at": tr["at"]},
+    }
+    for field in ("source", "url", "title"):
+        if ev.get(field):
+            alert[field] = ev[field]
+    return alert
