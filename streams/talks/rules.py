@@ -1,9 +1,11 @@
 """The negotiation-track rules (``streams/lexicons/talks.yaml``), compiled for reading sentences.
 
-The rules are data validated against ``schemas/talks.v1.json``; this module turns their phrase lists
-into one word-bounded regex per list and reads one sentence at a time: its track, its transition cues,
-a stated duration ("a 30-day truce", "for two weeks") and an announced deadline ("within two weeks",
-"by Friday", "deadline of April 30").
+The rules are data validated against ``schemas/talks.v1.json``. All their phrases (cues, the words a
+track or a violation rule requires, venue and mediator names, time words) go into one Aho-Corasick
+automaton over text normalised as the tagger does it (``streams.tagging.engine.normalize``), so reading
+a sentence is one scan, whatever the number of phrases. The regexes for a stated duration ("a 30-day
+truce", "for two weeks") and an announced deadline ("within two weeks", "by Friday", "deadline of
+April 30") run only on sentences where the scan saw a time word.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import ahocorasick
 import jsonschema
 import yaml
 
 from streams.settings import SCHEMA_DIR
+from streams.tagging.engine import normalize
 from streams.tagging.lexicon import _best_error, _node_at
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "lexicons" / "talks.yaml"
@@ -41,15 +45,10 @@ def _alternation(phrases: list[str] | tuple[str, ...]) -> str:
     return "(?:" + "|".join(parts) + ")" if parts else "(?!)"
 
 
-def _words(phrases: list[str] | tuple[str, ...]) -> re.Pattern[str]:
-    """Whole-word search for any of ``phrases`` in lower-cased text."""
-    return re.compile(r"(?<!\w)" + _alternation(phrases) + r"(?!\w)")
-
-
 @dataclass(frozen=True, slots=True)
 class ViolationRule:
+    key: str  # requires-phrase tag, or "" when the rule requires nothing
     categories: frozenset[str]
-    requires: re.Pattern[str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +56,19 @@ class Track:
     id: str
     label: str
     categories: frozenset[str]
-    requires: re.Pattern[str] | None
+    requires: bool
     violated_by: tuple[ViolationRule, ...]
-
-    def violation_categories(self) -> frozenset[str]:
-        return frozenset().union(*[r.categories for r in self.violated_by])
+    covers: frozenset[str]  # escalation categories of all violated_by rules
 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What the rules read in one sentence."""
+    """What the rules read in one sentence (or a whole item)."""
 
+    tags: frozenset[str]  # "cue:held", "track:energy_truce", "rule:energy_truce:1", ...
     cues: frozenset[str]
+    venues: tuple[str, ...]  # in order of first mention
+    mediators: tuple[str, ...]  # named by an alias the tagging pack does not know
     duration_days: float | None
     deadline: float | None  # epoch seconds, end of the due day (UTC)
 
@@ -96,37 +96,51 @@ class TalksRules:
                 self.party_of[actor] = party
         self.mediator_of: dict[str, str] = {}
         self.mediator_label: dict[str, str] = {}
-        alias_of: dict[str, str] = {}
+        # phrase -> tags; a tag is "group:id" (see Reading.tags)
+        phrases: dict[str, set[str]] = {}
+
+        def add(terms, tag: str) -> None:
+            for term in terms:
+                phrases.setdefault(term, set()).add(tag)
+
         for med, spec in data["mediators"].items():
             self.mediator_label[med] = spec["label"]
             for actor in spec.get("actors", ()):
                 self.mediator_of[actor] = med
-            for alias in spec.get("aliases", ()):
-                alias_of[alias] = med
-        self._mediator_alias = _named(alias_of)
-        venue_alias: dict[str, str] = {}
+            add(spec.get("aliases", ()), f"mediator:{med}")
         self.venue_tagged_as: dict[str, str] = {}
         for venue, spec in data["venues"].items():
-            for alias in spec["aliases"]:
-                venue_alias[alias] = venue
+            add(spec["aliases"], f"venue:{venue}")
             if spec.get("tagged_as"):
                 self.venue_tagged_as[venue] = spec["tagged_as"]
-        self._venue_alias = _named(venue_alias)
-        self.tracks: tuple[Track, ...] = tuple(
-            Track(t["id"], t["label"], frozenset(t["categories"]),
-                  _words(t["requires"]) if t.get("requires") else None,
-                  tuple(ViolationRule(frozenset(r["categories"]),
-                                      _words(r["requires"]) if r.get("requires") else None)
-                        for r in t["violated_by"]))
-            for t in data["tracks"])
+        tracks = []
+        for t in data["tracks"]:
+            add(t.get("requires", ()), f"track:{t['id']}")
+            rules = []
+            for i, r in enumerate(t["violated_by"]):
+                key = f"rule:{t['id']}:{i}" if r.get("requires") else ""
+                add(r.get("requires", ()), key)
+                rules.append(ViolationRule(key, frozenset(r["categories"])))
+            tracks.append(Track(t["id"], t["label"], frozenset(t["categories"]), bool(t.get("requires")),
+                                tuple(rules), frozenset().union(*[r.categories for r in rules])))
+        self.tracks: tuple[Track, ...] = tuple(tracks)
         self.track_by_id: dict[str, Track] = {t.id: t for t in self.tracks}
         self.negotiation_categories: frozenset[str] = frozenset().union(*[t.categories for t in self.tracks])
-        self.violation_categories: frozenset[str] = frozenset().union(
-            *[t.violation_categories() for t in self.tracks])
+        self.violation_categories: frozenset[str] = frozenset().union(*[t.covers for t in self.tracks])
         cues = data["cues"]
-        self._cues = tuple((kind, _words(cues[kind])) for kind in CUE_KINDS)
+        for kind in CUE_KINDS:
+            add(cues[kind], f"cue:{kind}")
         self._numbers: dict[str, int] = dict(data["numbers"])
         self._units: dict[str, float] = dict(data["units"])
+        add([*self._units, *(u + "s" for u in self._units)], "time:unit")
+        add(cues["date_leads"], "time:lead")
+        add([*_WEEKDAYS, *_MONTHS], "time:date")
+        self._automaton = ahocorasick.Automaton()
+        for phrase, tags in phrases.items():
+            key = f" {' '.join(normalize(phrase.lower()).split())} "
+            old = self._automaton.get(key, ())
+            self._automaton.add_word(key, tuple(sorted({*old, *tags} - {""})))
+        self._automaton.make_automaton()
         num = r"(\d{1,3}|" + _alternation(list(self._numbers)) + ")"
         unit = "(" + _alternation(list(self._units)) + ")s?"
         # "30-day", "a two-week", "month-long"; "for 30 days"
@@ -150,31 +164,36 @@ class TalksRules:
         )
 
     # ------------------------------------------------------------------ sentences
-    def track_for(self, categories: set[str] | frozenset[str], low: str) -> Track | None:
-        """The first track whose categories meet ``categories`` and whose ``requires`` is in ``low``."""
+    def read(self, low: str, at: float | None = None) -> Reading:
+        """What lower-cased ``low`` says: its phrase tags, cues, venues and mediator aliases, and, when
+        ``at`` (publication time, epoch seconds) is given, a stated duration and an announced deadline."""
+        seen: dict[str, None] = {}  # tags in order of first mention
+        for _, found in self._automaton.iter(f" {normalize(low)} "):
+            for tag in found:
+                seen[tag] = None
+        tags = frozenset(seen)
+        venues = tuple(t[6:] for t in seen if t[:6] == "venue:")
+        mediators = tuple(t[9:] for t in seen if t[:9] == "mediator:")
+        cues = frozenset(t[4:] for t in seen if t[:4] == "cue:")
+        duration = deadline = None
+        if at is not None and "time:unit" in tags:
+            duration = self.duration_days(low)
+        if at is not None and ("time:unit" in tags or {"time:lead", "time:date"} <= tags):
+            deadline = self.deadline(low, at)
+        return Reading(tags, cues, venues, mediators, duration, deadline)
+
+    def track_for(self, categories: set[str] | frozenset[str], reading: Reading) -> Track | None:
+        """The first track whose categories meet ``categories`` and whose ``requires`` the sentence has."""
         for track in self.tracks:
             if not track.categories.isdisjoint(categories) and (
-                    track.requires is None or track.requires.search(low)):
+                    not track.requires or f"track:{track.id}" in reading.tags):
                 return track
         return None
 
-    def venue_in(self, low: str) -> str | None:
-        """The first venue named in lower-cased ``low``."""
-        found = self._venue_alias(low)
-        return found[0] if found else None
-
-    def venues_named(self, low: str) -> list[str]:
-        """All venues named in lower-cased ``low``, in order of first mention."""
-        return self._venue_alias(low)
-
-    def mediators_named(self, low: str) -> list[str]:
-        """Mediators named in ``low`` by an alias the tagging pack does not know."""
-        return self._mediator_alias(low)
-
-    def read(self, low: str, at: float) -> Reading:
-        """The cues, stated duration and announced deadline of one lower-cased sentence published at ``at``."""
-        cues = frozenset(kind for kind, rx in self._cues if rx.search(low))
-        return Reading(cues, self.duration_days(low), self.deadline(low, at))
+    @staticmethod
+    def violates(track: Track, category: str, reading: Reading) -> bool:
+        """Whether an escalation of ``category`` in a sentence read as ``reading`` breaks ``track``."""
+        return any(category in r.categories and (not r.key or r.key in reading.tags) for r in track.violated_by)
 
     def _amount(self, number: str, unit: str) -> float:
         n = int(number) if number.isdigit() else self._numbers.get(number, 1) if number else 1
@@ -217,19 +236,6 @@ def _date(year: int, month: int, day: int) -> Any:
         return datetime(year, month, day).date()
     except ValueError:
         return None
-
-
-def _named(alias_to_id: dict[str, str]):
-    """A function: lower-cased text -> the ids whose aliases occur in it, in order of first mention."""
-    if not alias_to_id:
-        return lambda low: []
-    rx = _words(list(alias_to_id))
-    lookup = {" ".join(a.split()): v for a, v in alias_to_id.items()}
-
-    def named(low: str) -> list[str]:
-        return list(dict.fromkeys(lookup[" ".join(m.group(0).split())] for m in rx.finditer(low)))
-
-    return named
 
 
 # ---------------------------------------------------------------------- loading
@@ -276,11 +282,19 @@ _cache: dict[str, TalksRules] = {}
 _lock = threading.Lock()
 
 
-def load_rules(path: str | Path | None = None) -> TalksRules:
-    """The compiled talks rules (default ``streams/lexicons/talks.yaml``), cached per path."""
-    key = str(Path(path).resolve()) if path is not None else str(DEFAULT_RULES)
-    with _lock:
-        rules = _cache.get(key)
-        if rules is None:
-            rules = _cache[key] = TalksRules(read_rules(path))
+def load_rules(path: str | Path | None = None, horizon_days: float | None = None) -> TalksRules:
+    """The compiled talks rules (default ``streams/lexicons/talks.yaml``), cached per path and horizon;
+    ``horizon_days`` overrides the file's (a deployment setting)."""
+    key = f"{Path(path).resolve() if path is not None else DEFAULT_RULES}|{horizon_days}"
+    rules = _cache.get(key)
+    if rules is None:
+        with _lock:
+            rules = _cache.get(key)
+            if rules is None:
+                data = read_rules(path)
+                if horizon_days is not None:
+                    if not horizon_days > 0:
+                        raise TalksRulesError(f"talks horizon must be a positive number of days, not {horizon_days}")
+                    data = dict(data, horizon_days=horizon_days)
+                rules = _cache[key] = TalksRules(data)
     return rules

@@ -29,7 +29,7 @@ from typing import Any
 from streams.alerting import MAX_SUMMARY, evidence_sentence
 from streams.analytics.trend import event_time, iso
 
-from .rules import TalksRules, Track, load_rules
+from .rules import Reading, TalksRules, Track, load_rules
 
 STATES = ("proposed", "scheduled", "held", "agreed", "in_force", "violated", "expired", "collapsed", "rejected")
 TRANSITION_KINDS = (*STATES, "extended", "deadline_missed")
@@ -47,6 +47,14 @@ def new_state(rules: TalksRules | None = None) -> dict[str, Any]:
     """An empty tracker state."""
     rules = rules or load_rules()
     return {"version": STATE_VERSION, "rules_version": rules.version, "threads": {}}
+
+
+def threads_by_state(state: dict[str, Any]) -> dict[str, int]:
+    """How many threads are in each state (every state, zeros included): the threads-by-state gauge."""
+    counts = dict.fromkeys(STATES, 0)
+    for t in state["threads"].values():
+        counts[t["state"]] += 1
+    return counts
 
 
 def _empty() -> dict[str, list]:
@@ -83,35 +91,34 @@ def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None
         return _empty()
     at = event_time(item) if at is None else float(at)
     doc = _doc(item)
-    low_doc = doc.lower()
-    venues_named = rules.venues_named(low_doc)
-    ignored = {rules.venue_tagged_as[v] for v in venues_named if v in rules.venue_tagged_as}
+    whole = rules.read(doc.lower())
+    ignored = {rules.venue_tagged_as[v] for v in whole.venues if v in rules.venue_tagged_as}
     out = _empty()
     changed: dict[str, None] = {}
     moved: set[str] = set()
     if neg:
-        for track, group in _by_track(rules, doc, neg).items():
-            _negotiation(state, rules, item, at, low_doc, ignored, track, group, out, changed, moved)
+        for track, group in _by_track(rules, doc, neg, at).items():
+            _negotiation(state, rules, item, at, whole, ignored, track, group, out, changed, moved)
     if esc:
         _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved)
     out["threads"] = [threads[tid] for tid in changed if tid in threads]
     return out
 
 
-def _by_track(rules: TalksRules, doc: str, neg: list[dict]) -> dict[Track, dict[str, Any]]:
+def _by_track(rules: TalksRules, doc: str, neg: list[dict], at: float) -> dict[Track, dict[str, Any]]:
     """Negotiation signals grouped by sentence, each sentence given to the first track it matches."""
     sentences: dict[str, list[dict]] = {}
     for s in neg:
         sentences.setdefault(evidence_sentence(doc, s["start"], s["end"]), []).append(s)
     groups: dict[Track, dict[str, Any]] = {}
     for sentence, sigs in sentences.items():
-        low = sentence.lower()
-        track = rules.track_for({s["category"] for s in sigs}, low)
+        reading = rules.read(sentence.lower(), at)
+        track = rules.track_for({s["category"] for s in sigs}, reading)
         if track is None:
             continue
-        g = groups.setdefault(track, {"sentences": [], "lows": [], "stances": set(), "actors": []})
+        g = groups.setdefault(track, {"sentences": [], "readings": [], "stances": set(), "actors": []})
         g["sentences"].append(sentence)
-        g["lows"].append(low)
+        g["readings"].append(reading)
         g["stances"].update(s["stance"] for s in sigs if s.get("stance"))
         g["actors"].extend(a for s in sigs for a in s.get("actors", ()))
     return groups
@@ -125,20 +132,20 @@ def _parties(rules: TalksRules, actors: list[str], ignored: set[str], belligeren
     return sorted(parties)
 
 
-def _negotiation(state, rules, item, at, low_doc, ignored, track, group, out, changed, moved) -> None:
+def _negotiation(state, rules, item, at, whole, ignored, track, group, out, changed, moved) -> None:
     threads = state["threads"]
     item_actors = list(item.get("actors") or ())
     parties = _parties(rules, group["actors"] or item_actors, ignored, belligerent_only=True)
     if not parties:
         return  # another war, or no side of this one
-    venue = next((v for v in map(rules.venue_in, group["lows"]) if v), None) or rules.venue_in(low_doc)
+    readings = group["readings"]
+    venue = next((r.venues[0] for r in readings if r.venues), None) or next(iter(whole.venues), None)
     mediators = list(dict.fromkeys(
         [rules.mediator_of[a] for a in [*group["actors"], *item_actors]
          if a in rules.mediator_of and a not in ignored and rules.party_of.get(a) not in parties]
-        + rules.mediators_named(low_doc)))
+        + list(whole.mediators)))
     stance = item.get("negotiation_stance")
     stances = {stance} if stance else group["stances"]
-    readings = [rules.read(low, at) for low in group["lows"]]
     cues = frozenset().union(*[r.cues for r in readings])
     duration = next((r.duration_days for r in readings if r.duration_days), None)
     deadline = min((r.deadline for r in readings if r.deadline), default=None)
@@ -182,6 +189,7 @@ def _negotiation(state, rules, item, at, low_doc, ignored, track, group, out, ch
         due = iso(deadline)
         if all(d["due"] != due for d in thread["deadlines"]):
             thread["deadlines"].append({"due": due, "status": "pending", "announced_at": iso(at), **evidence})
+            del thread["deadlines"][:-rules.max_history]
             visible = True
     _seen(rules, thread, item["id"], at)
     if visible:
@@ -292,28 +300,31 @@ def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) 
                          and t["thread_id"] not in moved and item["id"] not in t["seen_item_ids"]
                          and rules.track_by_id[t["track"]].violated_by),
                         key=lambda t: t["thread_id"])
-    if not candidates:
-        return
     item_actors = list(item.get("actors") or ())
-    sentences: dict[str, list[dict]] = {}
-    for s in esc:
-        sentences.setdefault(evidence_sentence(doc, s["start"], s["end"]), []).append(s)
+    sentence_of: dict[tuple[int, int], str] = {}
+    readings: dict[str, Reading] = {}
     for thread in candidates:
         if at < _ts(thread["agreed_at"]):
             continue
         track = rules.track_by_id[thread["track"]]
-        for sentence, sigs in sentences.items():
-            actors = [a for s in sigs for a in s.get("actors", ())] or item_actors
-            parties = _parties(rules, actors, ignored, belligerent_only=False)
-            if not parties or not set(parties) <= set(thread["parties"]):
+        own = set(thread["parties"])
+        for s in esc:
+            if s["category"] not in track.covers:
+                continue
+            parties = _parties(rules, s.get("actors") or item_actors, ignored, belligerent_only=False)
+            if not parties or not own.issuperset(parties):
                 continue  # another war, or a strike involving a party outside this thread
-            low = sentence.lower()
-            hit = next((s for s in sigs for rule in track.violated_by if s["category"] in rule.categories
-                        and (rule.requires is None or rule.requires.search(low))), None)
-            if hit is None:
+            span = (s["start"], s["end"])
+            sentence = sentence_of.get(span)
+            if sentence is None:
+                sentence = sentence_of[span] = evidence_sentence(doc, *span)
+            reading = readings.get(sentence)
+            if reading is None:
+                reading = readings[sentence] = rules.read(sentence.lower())
+            if not rules.violates(track, s["category"], reading):
                 continue
             evidence = _evidence(item, sentence)
-            thread["violations"].append({"at": iso(at), "category": hit["category"], **evidence})
+            thread["violations"].append({"at": iso(at), "category": s["category"], **evidence})
             del thread["violations"][:-rules.max_violations]
             if thread["state"] in COVERED:
                 _transition(rules, thread, "violated", "violated", at, evidence, out)

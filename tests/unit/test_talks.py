@@ -24,6 +24,7 @@ from streams.talks import (
     new_state,
     observe,
     read_rules,
+    threads_by_state,
     tick,
     transition_alert,
 )
@@ -129,6 +130,8 @@ def test_scenario_gives_exactly_the_expected_transitions_and_a_replay_changes_no
     assert missed["evidence"]["item_ids"] == ["i6"] and missed["evidence"]["deadline"] == "2026-03-28T23:59:59Z"
     assert "deadline 2026-03-28 passed without agreement" in missed["summary"]
     assert len({tr["alert_id"] for tr in transitions}) == len(transitions)
+    counts = threads_by_state(state)
+    assert (counts["violated"], counts["proposed"], sum(counts.values())) == (1, 1, 2)
 
     before = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
     again = run(state, SCENARIO, AFTER_DEADLINE)
@@ -230,6 +233,20 @@ def test_agreement_expires_after_its_term_once_and_can_be_extended_first():
     assert tick(state, t("2026-05-12T00:00:00Z"))["transitions"] == []
 
 
+def test_a_deadline_met_by_an_agreement_raises_nothing():
+    state = new_state()
+    run(state, [
+        item("d1", "2026-03-02T10:00:00Z", "Ukraine and Russia must agree a prisoner exchange by Friday, Turkey said.",
+             [("negotiation", "prisoner_exchange", "proposed", "prisoner exchange", [*RU_UA, "Turkey"])],
+             [*RU_UA, "Turkey"]),
+        item("d2", "2026-03-05T10:00:00Z", "Russia and Ukraine agreed a prisoner exchange on Thursday.",
+             [("negotiation", "prisoner_exchange", "agreed", "prisoner exchange", RU_UA)], RU_UA)])
+    (thread,) = state["threads"].values()
+    assert [d["status"] for d in thread["deadlines"]] == ["met"]
+    assert thread["deadlines"][0]["due"] == "2026-03-06T23:59:59Z"
+    assert tick(state, t("2026-03-09T00:00:00Z"))["transitions"] == []
+
+
 def test_in_force_collapse_and_rejection():
     state = new_state()
     run(state, AGREED)
@@ -308,20 +325,27 @@ def test_item_level_negotiation_stance_wins_over_signal_stances():
     assert [tr["to"] for tr in observe(state, it2)["transitions"]] == ["agreed"]
 
 
+def test_horizon_is_a_setting():
+    assert load_rules(horizon_days=3).horizon_s == 3 * 86400
+    assert load_rules().horizon_s == RULES.data["horizon_days"] * 86400
+    with pytest.raises(TalksRulesError, match="positive number of days"):
+        load_rules(horizon_days=0)
+
+
 # ---------------------------------------------------------------------- the rules file
 def test_rules_read_their_own_examples():
     for ex in RULES.data["examples"]:
         low = ex["text"].lower()
         at = t(ex.get("published_at", "2026-03-02T09:00:00Z"))
-        track = RULES.track_for(set(ex.get("categories", ())), low)
-        assert (track.id if track else None) == ex.get("track"), ex["text"]
         reading = RULES.read(low, at)
+        track = RULES.track_for(set(ex.get("categories", ())), reading)
+        assert (track.id if track else None) == ex.get("track"), ex["text"]
         if "cues" in ex:
             assert sorted(reading.cues) == sorted(ex["cues"]), ex["text"]
         assert reading.duration_days == ex.get("duration_days"), ex["text"]
         due = datetime.fromtimestamp(reading.deadline, timezone.utc).date().isoformat() if reading.deadline else None
         assert due == ex.get("deadline"), ex["text"]
-        assert RULES.venue_in(low) == ex.get("venue"), ex["text"]
+        assert next(iter(reading.venues), None) == ex.get("venue"), ex["text"]
 
 
 def test_rules_name_only_categories_and_actors_of_the_tagging_pack():
@@ -382,3 +406,14 @@ def test_scenario_through_the_tagger():
         (truce, "proposed", "proposed"), (truce, "scheduled", "scheduled"), (truce, "held", "held"),
         (truce, "agreed", "agreed"), (truce, "violated", "violated"),
         (CF, "proposed", "proposed"), (CF, "deadline_missed", "proposed")]
+
+
+def test_sample_feed_gives_a_thread_with_two_transitions():
+    """Depends on the tagging pack and streams/data/sample_feed.jsonl: what ``make run`` shows in the talks list."""
+    tagger = load_tagger()
+    state = new_state()
+    feed = Path(__file__).resolve().parents[2] / "streams" / "data" / "sample_feed.jsonl"
+    for line in feed.read_text(encoding="utf-8").splitlines():
+        raw = orjson.loads(line)
+        observe(state, {**raw, **tagger.tag(raw.get("title", ""), raw.get("text", ""))})
+    assert max(len(th["history"]) for th in state["threads"].values()) >= 2
