@@ -80,6 +80,7 @@ def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None
     """Feed one tagged item (a ``news.tagged`` record) at event time ``at`` (epoch seconds; default its
     ``published_at``, else ``received_at``). Returns ``{"transitions", "threads", "dropped"}``: the
     transitions it caused, the records of the threads it changed and the ids of threads evicted to make room.
+    The records are the state's own dicts: serialise them before the next call.
     """
     rules = rules or load_rules()
     signals = item.get("signals") or ()
@@ -160,7 +161,7 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
             return
         thread = _open(state, rules, track, parties, venue, mediators, at, out)
     tid = thread["thread_id"]
-    evidence = _evidence(item, group["sentences"][0])
+    evidence = _evidence(item, group["sentences"][_evidence_index(readings, target)])
     visible = _adopt(thread, venue, mediators)
     cur = thread["state"]
     if target is not None and _allowed(cur, target):
@@ -188,12 +189,19 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
     if deadline is not None and thread["state"] in PRE_AGREEMENT:
         due = iso(deadline)
         if all(d["due"] != due for d in thread["deadlines"]):
-            thread["deadlines"].append({"due": due, "status": "pending", "announced_at": iso(at), **evidence})
+            said = next(i for i, r in enumerate(readings) if r.deadline == deadline)
+            thread["deadlines"].append({"due": due, "status": "pending", "announced_at": iso(at),
+                                        **_evidence(item, group["sentences"][said])})
             del thread["deadlines"][:-rules.max_history]
             visible = True
     _seen(rules, thread, item["id"], at)
     if visible:
         changed[tid] = None
+
+
+def _evidence_index(readings: list[Reading], target: str | None) -> int:
+    """The sentence that says what moved the thread: the first with the target's cue, else the first."""
+    return next((i for i, r in enumerate(readings) if target in r.cues), 0)
 
 
 def _target(stances: set[str], cues: frozenset[str], deadline: float | None) -> str | None:

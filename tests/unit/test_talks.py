@@ -325,6 +325,18 @@ def test_item_level_negotiation_stance_wins_over_signal_stances():
     assert [tr["to"] for tr in observe(state, it2)["transitions"]] == ["agreed"]
 
 
+def test_evidence_is_the_sentence_that_moved_the_thread():
+    state = new_state()
+    text = ("Kyiv has long wanted an energy truce with Russia. Russian and Ukrainian negotiators held talks on the "
+            "energy truce in Jeddah on Monday.")
+    got = observe(state, item("w1", "2026-03-03T10:00:00Z", text,
+                              [("negotiation", "ceasefire", "open", "energy truce", RU_UA),
+                               ("negotiation", "ceasefire", "agreed", "energy truce in", RU_UA)], RU_UA))
+    assert [(tr["to"], tr["evidence"]["sentence"]) for tr in got["transitions"]] == [
+        ("held", "Russian and Ukrainian negotiators held talks on the energy truce in Jeddah on Monday.")]
+    assert got["transitions"][0]["thread_id"] == "energy_truce:russia+ukraine:jeddah:2026-03-03"
+
+
 def test_horizon_is_a_setting():
     assert load_rules(horizon_days=3).horizon_s == 3 * 86400
     assert load_rules().horizon_s == RULES.data["horizon_days"] * 86400
