@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from streams.alerting import MAX_SUMMARY, evidence_sentence
@@ -44,9 +46,52 @@ STATE_VERSION = 1
 
 
 def new_state(rules: TalksRules | None = None) -> dict[str, Any]:
-    """An empty tracker state."""
+    """An empty tracker state: the threads by id, plus indexes that keep the per-item cost flat in the
+    number of threads (thread ids by track and parties; ids of threads under an agreement; how many
+    threads hold each seen item id). The indexes are derived: :func:`state_from_threads` rebuilds them."""
     rules = rules or load_rules()
-    return {"version": STATE_VERSION, "rules_version": rules.version, "threads": {}}
+    return {"version": STATE_VERSION, "rules_version": rules.version, "threads": {}, "by_track": {},
+            "agreements": [], "seen": {}}
+
+
+def state_from_threads(threads: Iterable[dict[str, Any]], rules: TalksRules | None = None) -> dict[str, Any]:
+    """The tracker state of thread records (e.g. a table keyed by thread id, or the compacted
+    ``negotiations.threads`` topic read back after a restart)."""
+    state = new_state(rules)
+    for thread in sorted(threads, key=itemgetter("thread_id")):
+        tid = thread["thread_id"]
+        state["threads"][tid] = thread
+        state["by_track"].setdefault(_track_key(thread["track"], thread["parties"]), []).append(tid)
+        if thread["state"] in _AGREEMENT:
+            state["agreements"].append(tid)
+        for item_id in thread["seen_item_ids"]:
+            state["seen"][item_id] = state["seen"].get(item_id, 0) + 1
+    return state
+
+
+def _track_key(track: str, parties: list[str]) -> str:
+    return f"{track}|{'+'.join(parties)}"
+
+
+def _drop(state: dict[str, Any], tid: str) -> None:
+    thread = state["threads"].pop(tid)
+    key = _track_key(thread["track"], thread["parties"])
+    ids = state["by_track"][key]
+    ids.remove(tid)
+    if not ids:
+        del state["by_track"][key]
+    if tid in state["agreements"]:
+        state["agreements"].remove(tid)
+    _unsee(state["seen"], thread["seen_item_ids"])
+
+
+def _unsee(seen: dict[str, int], item_ids: list[str]) -> None:
+    for item_id in item_ids:
+        n = seen.get(item_id, 0) - 1
+        if n > 0:
+            seen[item_id] = n
+        else:
+            seen.pop(item_id, None)
 
 
 def threads_by_state(state: dict[str, Any]) -> dict[str, int]:
@@ -62,6 +107,8 @@ def _empty() -> dict[str, list]:
 
 
 def _ts(value: str) -> float:
+    """Epoch seconds of a time this module wrote with ``iso`` (RFC 3339 UTC, whole seconds; such strings
+    also compare in time order, which the hot paths use instead of parsing)."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
@@ -88,8 +135,10 @@ def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None
     esc = [s for s in signals if s["kind"] == "escalation" and s.get("stance") == "reported"
            and s["category"] in rules.violation_categories]
     threads = state["threads"]
-    if not neg and not (esc and any(t["state"] in COVERED for t in threads.values())):
+    if not neg and not (esc and state["agreements"]):
         return _empty()
+    if item["id"] in state["seen"]:
+        return _empty()  # a replay: the item already moved or joined the threads it concerns
     at = event_time(item) if at is None else float(at)
     doc = _doc(item)
     whole = rules.read(doc.lower())
@@ -152,9 +201,7 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
     deadline = min((r.deadline for r in readings if r.deadline), default=None)
     target = _target(stances, cues, deadline)
 
-    same = [t for t in threads.values() if t["track"] == track.id and t["parties"] == parties]
-    if any(item["id"] in t["seen_item_ids"] for t in same):
-        return  # replay
+    same = [threads[tid] for tid in state["by_track"].get(_track_key(track.id, parties), ())]
     thread = _join(same, at, venue, mediators, rules.horizon_s)
     if thread is None:
         if target is None or target in TERMINAL:
@@ -162,7 +209,7 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
         thread = _open(state, rules, track, parties, venue, mediators, at, out)
     tid = thread["thread_id"]
     evidence = _evidence(item, group["sentences"][_evidence_index(readings, target)])
-    visible = _adopt(thread, venue, mediators)
+    _adopt(thread, venue, mediators)
     cur = thread["state"]
     if target is not None and _allowed(cur, target):
         if target in ("agreed", "in_force") and thread["agreed_at"] is None:
@@ -174,18 +221,15 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
             for d in thread["deadlines"]:
                 if d["status"] == "pending":
                     d["status"] = "met"
-        _transition(rules, thread, target, target, at, evidence, out)
+        _transition(state, rules, thread, target, target, at, evidence, out)
         moved.add(tid)
-        visible = True
-    if duration and duration != thread["duration_days"]:
+    if duration:
         thread["duration_days"] = duration
-        visible = True
     if ("extended" in cues and duration and thread["state"] in _AGREEMENT and tid not in moved
             and thread["expires_at"] is not None):
         thread["expires_at"] = iso(max(_ts(thread["expires_at"]), at) + duration * 86400.0)
-        _transition(rules, thread, "extended", thread["state"], at, evidence, out)
+        _transition(state, rules, thread, "extended", thread["state"], at, evidence, out)
         moved.add(tid)
-        visible = True
     if deadline is not None and thread["state"] in PRE_AGREEMENT:
         due = iso(deadline)
         if all(d["due"] != due for d in thread["deadlines"]):
@@ -193,10 +237,8 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
             thread["deadlines"].append({"due": due, "status": "pending", "announced_at": iso(at),
                                         **_evidence(item, group["sentences"][said])})
             del thread["deadlines"][:-rules.max_history]
-            visible = True
-    _seen(rules, thread, item["id"], at)
-    if visible:
-        changed[tid] = None
+    _seen(state, rules, thread, item["id"], at)
+    changed[tid] = None
 
 
 def _evidence_index(readings: list[Reading], target: str | None) -> int:
@@ -239,12 +281,15 @@ def _join(same: list[dict], at: float, venue: str | None, mediators: list[str],
     agreement still running), no contradicting venue (or, when neither names one, no disjoint
     mediators); the most recently active one."""
     best = None
+    at_iso, lo, hi = iso(at), iso(at - horizon_s), iso(at + horizon_s)
     for t in same:
-        if t["state"] in TERMINAL or (abs(at - _ts(t["updated_at"])) > horizon_s and not _pending(t, at)):
+        if t["state"] in TERMINAL:
             continue
         if venue and t["venue"] and venue != t["venue"]:
             continue
         if not (venue and t["venue"]) and mediators and t["mediators"] and set(mediators).isdisjoint(t["mediators"]):
+            continue
+        if not lo <= t["updated_at"] <= hi and not _pending(t, at_iso):
             continue
         if best is None or (t["updated_at"], t["thread_id"]) > (best["updated_at"], best["thread_id"]):
             best = t
@@ -255,7 +300,7 @@ def _open(state, rules, track, parties, venue, mediators, at, out) -> dict:
     threads = state["threads"]
     while len(threads) >= rules.max_threads:
         victim = min(threads.values(), key=lambda t: (t["state"] not in TERMINAL, t["updated_at"], t["thread_id"]))
-        del threads[victim["thread_id"]]
+        _drop(state, victim["thread_id"])
         out["dropped"].append(victim["thread_id"])
     where = venue or (mediators[0] if mediators else "any")
     base = f"{track.id}:{'+'.join(map(_slug, parties))}:{_slug(where)}:{iso(at)[:10]}"
@@ -270,27 +315,28 @@ def _open(state, rules, track, parties, venue, mediators, at, out) -> dict:
         "deadlines": [], "violations": [], "history": [], "seen_item_ids": [], "rules_version": rules.version,
     }
     threads[tid] = thread
+    state["by_track"].setdefault(_track_key(track.id, parties), []).append(tid)
     return thread
 
 
-def _adopt(thread: dict, venue: str | None, mediators: list[str]) -> bool:
-    changed = False
+def _adopt(thread: dict, venue: str | None, mediators: list[str]) -> None:
     if venue and not thread["venue"]:
         thread["venue"] = venue
-        changed = True
     for m in mediators:
         if m not in thread["mediators"]:
             thread["mediators"].append(m)
-            changed = True
-    return changed
 
 
-def _seen(rules: TalksRules, thread: dict, item_id: str, at: float) -> None:
+def _seen(state: dict, rules: TalksRules, thread: dict, item_id: str, at: float) -> None:
     seen = thread["seen_item_ids"]
     seen.append(item_id)
-    del seen[:-rules.max_seen_ids]
-    if at > _ts(thread["updated_at"]):
-        thread["updated_at"] = iso(at)
+    state["seen"][item_id] = state["seen"].get(item_id, 0) + 1
+    if len(seen) > rules.max_seen_ids:
+        _unsee(state["seen"], seen[:-rules.max_seen_ids])
+        del seen[:-rules.max_seen_ids]
+    at_iso = iso(at)
+    if at_iso > thread["updated_at"]:
+        thread["updated_at"] = at_iso
 
 
 def _evidence(item: dict, sentence: str) -> dict[str, Any]:
@@ -304,15 +350,13 @@ def _evidence(item: dict, sentence: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------- violations
 def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) -> None:
     threads = state["threads"]
-    candidates = sorted((t for t in threads.values() if t["state"] in (*COVERED, "violated")
-                         and t["thread_id"] not in moved and item["id"] not in t["seen_item_ids"]
-                         and rules.track_by_id[t["track"]].violated_by),
-                        key=lambda t: t["thread_id"])
+    candidates = [t for t in map(threads.__getitem__, sorted(state["agreements"]))
+                  if t["thread_id"] not in moved and rules.track_by_id[t["track"]].violated_by]
     item_actors = list(item.get("actors") or ())
     sentence_of: dict[tuple[int, int], str] = {}
     readings: dict[str, Reading] = {}
     for thread in candidates:
-        if at < _ts(thread["agreed_at"]):
+        if iso(at) < thread["agreed_at"]:
             continue
         track = rules.track_by_id[thread["track"]]
         own = set(thread["parties"])
@@ -335,8 +379,8 @@ def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) 
             thread["violations"].append({"at": iso(at), "category": s["category"], **evidence})
             del thread["violations"][:-rules.max_violations]
             if thread["state"] in COVERED:
-                _transition(rules, thread, "violated", "violated", at, evidence, out)
-            _seen(rules, thread, item["id"], at)
+                _transition(state, rules, thread, "violated", "violated", at, evidence, out)
+            _seen(state, rules, thread, item["id"], at)
             changed[thread["thread_id"]] = None
             break
 
@@ -352,34 +396,35 @@ def tick(state: dict[str, Any], now: float, rules: TalksRules | None = None) -> 
     out = _empty()
     changed: dict[str, None] = {}
     threads = state["threads"]
+    now_iso, quiet_since = iso(now), iso(now - rules.horizon_s)
     for tid in sorted(threads):
         t = threads[tid]
-        if t["state"] in _AGREEMENT and t["expires_at"] and _ts(t["expires_at"]) <= now:
+        if t["state"] in _AGREEMENT and t["expires_at"] and t["expires_at"] <= now_iso:
             days = t["duration_days"]
             ev = {"item_ids": [], "sentence": f"the {days:g}-day term agreed on {t['agreed_at'][:10]} ended"}
-            _transition(rules, t, "expired", "expired", _ts(t["expires_at"]), ev, out)
+            _transition(state, rules, t, "expired", "expired", _ts(t["expires_at"]), ev, out)
             changed[tid] = None
         if t["state"] in PRE_AGREEMENT:
             for d in t["deadlines"]:
-                if d["status"] == "pending" and _ts(d["due"]) <= now:
+                if d["status"] == "pending" and d["due"] <= now_iso:
                     d["status"] = "missed"
                     ev = {k: v for k, v in d.items() if k not in ("due", "status", "announced_at")}
                     ev["deadline"] = d["due"]
-                    _transition(rules, t, "deadline_missed", t["state"], _ts(d["due"]), ev, out)
+                    _transition(state, rules, t, "deadline_missed", t["state"], _ts(d["due"]), ev, out)
                     changed[tid] = None
     for tid in sorted(threads):
         t = threads[tid]
-        if now - _ts(t["updated_at"]) > rules.horizon_s and not _pending(t, now):
-            del threads[tid]
+        if t["updated_at"] < quiet_since and not _pending(t, now_iso):
+            _drop(state, tid)
             changed.pop(tid, None)
             out["dropped"].append(tid)
     out["threads"] = [threads[tid] for tid in changed]
     return out
 
 
-def _pending(t: dict, now: float) -> bool:
-    """Something still due on a thread: a running agreement's expiry or an open deadline."""
-    if t["state"] in _AGREEMENT and t["expires_at"] and _ts(t["expires_at"]) > now:
+def _pending(t: dict, now: str) -> bool:
+    """Something still due on a thread after ``now``: a running agreement's expiry or an open deadline."""
+    if t["state"] in _AGREEMENT and t["expires_at"] and t["expires_at"] > now:
         return True
     return t["state"] in PRE_AGREEMENT and any(d["status"] == "pending" for d in t["deadlines"])
 
@@ -390,7 +435,7 @@ def transition_alert_id(thread_id: str, key: str) -> str:
     return "neg-" + hashlib.sha256(f"talks|{thread_id}|{key}".encode()).hexdigest()[:24]
 
 
-def _transition(rules, thread, kind, to, at, evidence, out) -> None:
+def _transition(state, rules, thread, kind, to, at, evidence, out) -> None:
     frm = thread["state"]
     at_iso = iso(at)
     key = {"extended": f"extended:{thread['expires_at']}",
@@ -399,7 +444,12 @@ def _transition(rules, thread, kind, to, at, evidence, out) -> None:
           "track": thread["track"], "kind": kind, "from": frm, "to": to, "at": at_iso,
           "summary": "", "evidence": evidence}
     thread["state"] = to
-    if at > _ts(thread["updated_at"]):
+    agreements = state["agreements"]
+    if to in _AGREEMENT and thread["thread_id"] not in agreements:
+        agreements.append(thread["thread_id"])
+    elif to not in _AGREEMENT and thread["thread_id"] in agreements:
+        agreements.remove(thread["thread_id"])
+    if at_iso > thread["updated_at"]:
         thread["updated_at"] = at_iso
     tr["summary"] = summary(thread, tr, rules)
     thread["history"].append(tr)

@@ -24,6 +24,7 @@ from streams.talks import (
     new_state,
     observe,
     read_rules,
+    state_from_threads,
     threads_by_state,
     tick,
     transition_alert,
@@ -106,6 +107,16 @@ def run(state: dict, items: list[dict], now: float | None = None) -> list[dict]:
     return transitions
 
 
+def assert_indexes_match(state: dict) -> None:
+    """The state's indexes are those rebuilt from its threads alone."""
+    rebuilt = state_from_threads(copy.deepcopy(list(state["threads"].values())))
+
+    def canonical(st: dict) -> dict:
+        return dict(st, by_track={k: sorted(v) for k, v in st["by_track"].items()}, agreements=sorted(st["agreements"]))
+
+    assert canonical(rebuilt) == canonical(state)
+
+
 def key(tr: dict) -> tuple:
     return (tr["thread_id"], tr["kind"], tr["from"], tr["to"], tr["at"])
 
@@ -130,6 +141,7 @@ def test_scenario_gives_exactly_the_expected_transitions_and_a_replay_changes_no
     assert missed["evidence"]["item_ids"] == ["i6"] and missed["evidence"]["deadline"] == "2026-03-28T23:59:59Z"
     assert "deadline 2026-03-28 passed without agreement" in missed["summary"]
     assert len({tr["alert_id"] for tr in transitions}) == len(transitions)
+    assert_indexes_match(state)
     counts = threads_by_state(state)
     assert (counts["violated"], counts["proposed"], sum(counts.values())) == (1, 1, 2)
 
@@ -167,8 +179,14 @@ def test_state_round_trips_through_json_and_continues_the_same():
     run(state, SCENARIO[:4])
     restored = orjson.loads(orjson.dumps(state))
     assert restored == state
-    assert observe(restored, SCENARIO[4]) == observe(state, SCENARIO[4])
+    # after a restart the state can also come back from the thread records alone (table or compacted topic)
+    from_records = state_from_threads(orjson.loads(orjson.dumps(list(state["threads"].values()))))
+    expected = observe(state, SCENARIO[4])
+    assert observe(restored, SCENARIO[4]) == expected
+    assert observe(from_records, SCENARIO[4]) == expected
     assert restored == state
+    assert_indexes_match(from_records)
+    assert run(from_records, SCENARIO[:5]) == []  # replays stay no-ops after the restart
 
 
 AGREED = SCENARIO[:4]
@@ -228,9 +246,12 @@ def test_agreement_expires_after_its_term_once_and_can_be_extended_first():
     assert state["threads"][ET]["expires_at"] == "2026-05-10T12:00:00Z"
     assert "extended to 2026-05-10" in extended[0]["summary"]
     assert tick(state, t("2026-04-20T00:00:00Z"))["transitions"] == []
+    assert state["agreements"] == [ET]
     expired = tick(state, t("2026-05-11T00:00:00Z"))["transitions"]
     assert [(tr["kind"], tr["from"], tr["at"]) for tr in expired] == [("expired", "agreed", "2026-05-10T12:00:00Z")]
     assert tick(state, t("2026-05-12T00:00:00Z"))["transitions"] == []
+    assert state["agreements"] == []
+    assert_indexes_match(state)
 
 
 def test_a_deadline_met_by_an_agreement_raises_nothing():
@@ -301,6 +322,7 @@ def test_horizon_and_bounds():
     out = observe(state, proposal(3, 3, "peace plan", "peace_talks"), rules=rules)
     assert out["dropped"] == ["ceasefire:russia+ukraine:any:2026-03-01"]
     assert len(state["threads"]) == 2
+    assert_indexes_match(state)
     # past the horizon (21 days) the same track opens a new thread
     out = observe(state, proposal(4, 28, "prisoner exchange", "prisoner_exchange"), rules=rules)
     assert [tr["thread_id"] for tr in out["transitions"]] == ["prisoner_exchange:russia+ukraine:any:2026-03-28"]
@@ -313,6 +335,7 @@ def test_horizon_and_bounds():
     assert sorted(dropped) == sorted(["peace_talks:russia+ukraine:any:2026-03-03",
                                       "prisoner_exchange:russia+ukraine:any:2026-03-28"])
     assert state["threads"] == {}
+    assert_indexes_match(state)
 
 
 def test_item_level_negotiation_stance_wins_over_signal_stances():
