@@ -11,6 +11,7 @@ import copy
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jsonschema
 import orjson
 import pytest
 
@@ -395,6 +396,12 @@ def test_rules_name_only_categories_and_actors_of_the_tagging_pack():
     named += [a for m in RULES.data["mediators"].values() for a in m.get("actors", ())]
     named += [v["tagged_as"] for v in RULES.data["venues"].values() if "tagged_as" in v]
     assert sorted(set(named) - actors) == []
+
+
+def test_schemas_are_valid_json_schemas():
+    for name in ("talks.v1.json", "negotiation-thread.v1.json"):
+        schema = orjson.loads((Path(__file__).resolve().parents[2] / "schemas" / name).read_bytes())
+        jsonschema.Draft202012Validator.check_schema(schema)
 
 
 def test_an_invalid_rules_file_names_its_line(tmp_path: Path):
