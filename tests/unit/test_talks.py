@@ -255,6 +255,16 @@ def test_agreement_expires_after_its_term_once_and_can_be_extended_first():
     assert_indexes_match(state)
 
 
+def test_a_strike_report_that_names_the_truce_still_violates_it():
+    state = new_state()
+    run(state, AGREED)
+    text = "Russian drones hit a power plant near Kharkiv overnight despite the energy truce, Ukrainian officials said."
+    got = observe(state, item("n1", "2026-03-12T05:00:00Z", text,
+                              [("escalation", "drone_strike", "reported", "drones", RU_UA),
+                               ("negotiation", "ceasefire", "agreed", "energy truce", RU_UA)], RU_UA))
+    assert [(tr["thread_id"], tr["from"], tr["to"]) for tr in got["transitions"]] == [(ET, "agreed", "violated")]
+
+
 def test_a_deadline_met_by_an_agreement_raises_nothing():
     state = new_state()
     run(state, [
