@@ -414,9 +414,8 @@ def tick(state: dict[str, Any], now: float, rules: TalksRules | None = None) -> 
                     changed[tid] = None
     for tid in sorted(threads):
         t = threads[tid]
-        if t["updated_at"] < quiet_since and not _pending(t, now_iso):
-            _drop(state, tid)
-            changed.pop(tid, None)
+        if tid not in changed and t["updated_at"] < quiet_since and not _pending(t, now_iso):
+            _drop(state, tid)  # (a thread that moved in this tick is published first, dropped at the next)
             out["dropped"].append(tid)
     out["threads"] = [threads[tid] for tid in changed]
     return out
