@@ -30,6 +30,7 @@ from streams.talks import (
     tick,
     transition_alert,
 )
+from streams.talks.stream import ThreadBook
 
 RULES = load_rules()
 
@@ -470,3 +471,28 @@ def test_sample_feed_gives_a_thread_with_two_transitions():
         raw = orjson.loads(line)
         observe(state, {**raw, **tagger.tag(raw.get("title", ""), raw.get("text", ""))})
     assert max(len(th["history"]) for th in state["threads"].values()) >= 2
+
+
+def test_thread_book_runs_on_event_time_and_restores_from_its_records():
+    """The stage's wrapper (streams.talks.stream): the clock is the news' time plus the wall time since it
+    moved, a restart continues from the flushed records, and an item dated in the future moves no clock."""
+    wall = AFTER_DEADLINE + 7 * 86400  # the news is a replay: the wall clock is far ahead of it
+    book = ThreadBook(RULES)
+    kinds = [k for it in SCENARIO[:3] for k in book.observe([it], wall).kinds]
+    restored = ThreadBook(RULES)
+    restored.restore(book.flush().items(), wall)
+    assert restored.watermark == t(SCENARIO[2]["published_at"])
+    update = restored.observe(SCENARIO[3:], wall)
+    kinds += update.kinds
+    assert kinds == [kind for _, kind, *_ in EXPECTED[:6]]  # the deadline is not due in the news' time
+    assert [a["transition"]["kind"] for a in update.alerts] == update.kinds[:len(update.alerts)]
+    later = restored.tick(wall + AFTER_DEADLINE - t(SCENARIO[5]["published_at"]))  # time passes, no news
+    assert [key(a["transition"] | {"thread_id": a["thread_id"]}) for a in later.alerts] == EXPECTED[6:]
+    assert restored.tick(wall + 10 * 86400).kinds == []
+    records = restored.flush()
+    assert {k.decode() for k in records} == {ET, CF}  # changed since the last flush
+    validator("negotiation-thread.v1.json").validate(orjson.loads(records[CF.encode()]))
+
+    future = ThreadBook(RULES)
+    future.observe([dict(SCENARIO[0], published_at="2030-01-01T00:00:00Z")], t("2026-03-02T09:00:00Z"))
+    assert future.clock(t("2026-03-02T09:00:00Z")) == t("2026-03-02T09:00:00Z")
