@@ -1,8 +1,8 @@
 """The negotiation tracker in the stream, on a real broker and real workers.
 
 The scripted scenario of tests/unit/test_talks.py (our own sentences, tagged here by the real tagger in the
-worker) is moved to the present, so that the worker's clock (event time, never ahead of the wall clock)
-sees the announced deadline pass: it fell due at the end of yesterday. The first half goes through one
+worker) is dated in the last three weeks, so that the worker's clock (event time, never ahead of the wall
+clock) keeps its threads and sees the announced deadline pass. The first half goes through one
 worker, which is then stopped; the second half through a new worker of the same app, whose tracker state
 comes back from the compacted ``negotiations.threads`` topic (the agreement joins the thread the first
 worker opened). Pushing everything again changes nothing.
@@ -22,38 +22,38 @@ import pytest
 
 from streams.kafka_io import producer, read_table
 from tests.conftest import REPO, TopicDrain
-from tests.unit.test_talks import EXPECTED, SCENARIO
+from tests.unit.test_talks import CF, ET, EXPECTED, SCENARIO
 
 pytestmark = pytest.mark.timeout(600)
 
-FIRST_DAY = datetime(2026, 3, 29, tzinfo=timezone.utc)
-"""The day after the scenario's deadline (2026-03-28T23:59:59Z): moved to today."""
+DAYS_AGO = (20.0, 19.5, 19.0, 18.0, 17.0, 16.0)
+"""When each scenario item is dated, in days before today's midnight (UTC): all within the tracker's 21-day
+horizon of the worker's clock (now), and the deadline announced by the last one (two weeks) already past."""
 
 
-def shift_days() -> int:
-    return (datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - FIRST_DAY).days
+def dated(days_ago: float) -> str:
+    midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - timedelta(days=days_ago)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def shifted(stamp: str, days: int) -> str:
-    t = datetime.fromisoformat(stamp.replace("Z", "+00:00")) + timedelta(days=days)
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def shifted_thread(tid: str, days: int) -> str:
-    head, _, day = tid.rpartition(":")
-    return f"{head}:{shifted(day + 'T00:00:00Z', days)[:10]}"
-
-
-def raw_items(days: int) -> list[dict]:
-    """The scenario's items as news.raw records, on the shifted dates."""
+def raw_items() -> list[dict]:
+    """The scenario's items as news.raw records, on the dates of :data:`DAYS_AGO`."""
     out = []
-    for it in SCENARIO:
-        raw = {"id": it["id"] + "-talks", "text": it["text"], "source": it["source"],
-               "published_at": shifted(it["published_at"], days)}
+    for it, days_ago in zip(SCENARIO, DAYS_AGO, strict=True):
+        raw = {"id": it["id"] + "-talks", "text": it["text"], "source": it["source"], "published_at": dated(days_ago)}
         if it["title"]:
             raw["title"] = it["title"]
         out.append(raw)
     return out
+
+
+def expected_transitions(items: list[dict]) -> list[tuple]:
+    """EXPECTED of the unit scenario on the new dates: same threads, kinds and order."""
+    when = {old["published_at"]: new["published_at"] for old, new in zip(SCENARIO, items, strict=True)}
+    due = (datetime.fromisoformat(items[5]["published_at"].replace("Z", "+00:00")) + timedelta(days=14))
+    when["2026-03-28T23:59:59Z"] = due.replace(hour=23, minute=59, second=59).isoformat().replace("+00:00", "Z")
+    opened = {ET: items[0]["published_at"][:10], CF: items[5]["published_at"][:10]}
+    return [(tid.rsplit(":", 1)[0] + ":" + opened[tid], kind, frm, to, when[at]) for tid, kind, frm, to, at in EXPECTED]
 
 
 def push(settings, items: list[dict]) -> None:
@@ -86,9 +86,8 @@ def metric(worker, name: str, labels: str) -> float:
 
 
 def test_scenario_through_the_broker_with_a_restart_and_a_replay(isolated_kafka):
-    days = shift_days()
-    items = raw_items(days)
-    expected = [(shifted_thread(tid, days), kind, frm, to, shifted(at, days)) for tid, kind, frm, to, at in EXPECTED]
+    items = raw_items()
+    expected = expected_transitions(items)
     settings = isolated_kafka.settings
     topic = settings.topics.negotiation
     drain = TopicDrain(settings, [topic])
