@@ -255,9 +255,9 @@ class Decide(_Stage):
             (m.escalation_index if kind == "escalation" else m.negotiation_index).set(value)
 
     async def send_talks(self, update: TalksUpdate) -> None:
-        """The tracker's transition alerts and metrics."""
+        """The tracker's transition alerts (keyed by thread: one thread's transitions stay in order) and metrics."""
         for alert in update.alerts:
-            await self.topics["negotiation"].send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
+            await self.topics["negotiation"].send(key=alert["thread_id"].encode(), value=orjson.dumps(alert))
             self.metrics.alerts.labels("negotiation", alert["severity"]).inc()
         for kind in update.kinds:
             self.metrics.talks_transitions.labels(kind).inc()

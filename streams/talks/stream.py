@@ -49,7 +49,7 @@ class ThreadBook:
     def __init__(self, rules: TalksRules | None = None) -> None:
         self.rules = rules or load_rules()
         self.state = new_state(self.rules)
-        self.changes: dict[bytes, bytes | None] = {}
+        self.changed: dict[str, None] = {}  # thread ids changed since the last flush, in order
         self.watermark = float("-inf")
         self._moved_at = 0.0  # wall time the watermark last moved
 
@@ -57,7 +57,7 @@ class ThreadBook:
         """Rebuild the state from the stored thread records (any order)."""
         threads = [orjson.loads(value) for _, value in records]
         self.state = state_from_threads(threads, self.rules)
-        self.changes = {}
+        self.changed = {}
         self.watermark = max((epoch(t["updated_at"]) for t in threads), default=float("-inf"))
         self._moved_at = wall
 
@@ -85,17 +85,19 @@ class ThreadBook:
     def _take(self, update: dict, out: TalksUpdate) -> None:
         threads = self.state["threads"]
         created = now_iso()
-        for tr in update["transitions"]:  # the records are the state's own: serialise them now
+        for tr in update["transitions"]:  # the alert now: the thread record moves on
             out.alerts.append(transition_alert(tr, threads[tr["thread_id"]], created, self.rules))
             out.kinds.append(tr["kind"])
         for record in update["threads"]:
-            self.changes[record["thread_id"].encode()] = orjson.dumps(record)
+            self.changed[record["thread_id"]] = None
         for tid in update["dropped"]:
-            self.changes[tid.encode()] = None
+            self.changed[tid] = None
 
     def flush(self) -> dict[bytes, bytes | None]:
-        """Thread records changed since the last flush (None: a dropped thread's tombstone)."""
-        changes, self.changes = self.changes, {}
+        """Thread records changed since the last flush, serialised once (None: a dropped thread's tombstone)."""
+        threads = self.state["threads"]
+        changes = {tid.encode(): orjson.dumps(threads[tid]) if tid in threads else None for tid in self.changed}
+        self.changed = {}
         return changes
 
     def by_state(self) -> dict[str, int]:
