@@ -40,6 +40,9 @@ Endpoints:
     Server-sent events: ``event: alert`` with the alert as JSON data and its ``alert_id`` as event id;
     first up to N recent alerts (oldest first), then ``event: ready``, then live ones; a comment line
     every 15 s keeps proxies from closing the stream.
+``GET /talks?state=…&limit=N``
+    The negotiation threads (``streams.talks.stream.thread_row``), most recently updated first: those of
+    the worker that holds the story shard (the others answer ``[]``).
 
 Nothing else is served: Faust's own views (``/router/``, ``/table/``, ``/graph/``, ``/stats/``, its index)
 show internal topology and are removed. A client has ``http_timeout`` seconds to send its request headers
