@@ -203,6 +203,7 @@ class Decide(_Stage):
                 self.talks.restore(t["threads"].data.items(), time.time())
                 self.stale = False
             partition = None
+            first_copies: list[dict] = []
             for message in messages:
                 if partition is not None and message.partition != partition:
                     self.flush(partition)  # a write goes to the changelog partition of its input
@@ -216,9 +217,10 @@ class Decide(_Stage):
                 out = self.shard.decide(entries, message.offset, time.time())
                 self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
                 await self.send(out)
-                # the negotiation tracker, on the first copies just sent
+                first_copies += [tagged for tagged, _ in out.tagged]
+            if first_copies:  # the negotiation tracker, on the batch's first copies (in event time)
                 start = time.thread_time()
-                talks = self.talks.observe([tagged for tagged, _ in out.tagged], time.time())
+                talks = self.talks.observe(first_copies, time.time())
                 self.metrics.stage_cpu_seconds.labels("talks").inc(time.thread_time() - start)
                 await self.send_talks(talks)
             if partition is not None:

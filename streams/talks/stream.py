@@ -1,10 +1,10 @@
 """The tracker as the story shard's stage runs it: serialised thread records, alerts and a clock (no Kafka).
 
 :class:`ThreadBook` holds the tracker state of the whole cluster. The decide stage (streams.stages) hands
-it every first copy it sends to news.tagged, in order, and ticks it once per batch and from a timer; it
-writes :meth:`ThreadBook.flush`'s records to the ``negotiation_threads`` table, whose changelog is the
-compacted ``negotiations.threads`` topic, so a restart or a rebalance restores the state from that topic
-(:meth:`ThreadBook.restore`).
+it the first copies each batch sent to news.tagged (sorted by event time here) and ticks it once per batch
+and from a timer; it writes :meth:`ThreadBook.flush`'s records to the ``negotiation_threads`` table, whose
+changelog is the compacted ``negotiations.threads`` topic, so a restart or a rebalance restores the state
+from that topic (:meth:`ThreadBook.restore`).
 
 The clock is event time: the newest ``published_at`` seen (never ahead of the wall clock, so a
 future-dated item cannot expire every thread), plus the wall time since it last moved, so that deadlines
@@ -66,9 +66,10 @@ class ThreadBook:
         return self.watermark + max(0.0, wall - self._moved_at)
 
     def observe(self, items: Iterable[dict], wall: float) -> TalksUpdate:
-        """Feed tagged items in order, then tick at the advanced clock."""
+        """Feed tagged items in event-time order (a batch gathers items from several input partitions, each in
+        arrival order), then tick at the advanced clock."""
         out = TalksUpdate()
-        for item in items:
+        for item in sorted(items, key=event_time):
             at = min(event_time(item), wall)
             if at > self.watermark:
                 self.watermark, self._moved_at = at, wall
