@@ -20,8 +20,11 @@ from streams.metrics import Metrics
 from streams.settings import ALERT_TYPES, Settings
 from streams.stages import Decide, Process
 from streams.tagging import load_tagger
+from streams.talks.stream import ThreadBook
 
 log = logging.getLogger("signalwatch")
+TALKS_TICK = 30.0
+"""Seconds between the negotiation tracker's ticks when no batch arrives."""
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> faust.App:
@@ -76,12 +79,18 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     # the story shard's state, co-partitioned with news.processed (written once per batch, streams.stages)
     tables = {"stories": table("story_segments"), "cooldown": table("alert_cooldown"),
               "windows": table("trend_windows")}
+    # the negotiation tracker's threads: a table of the same stage whose changelog is the public compacted topic
+    threads = app.topic(t.threads, value_type=bytes, key_type=bytes, partitions=settings.partitions, compacting=True)
+    tables["threads"] = app.Table("negotiation_threads", default=None, partitions=settings.partitions,
+                                  key_type=bytes, value_type=bytes, changelog_topic=threads)
     create_changelogs_first(app, settings, list(tables.values()))
 
     process = Process(topics, metrics, settings, tagger, app)
-    decide = Decide(topics, metrics, StoryShard(Config.of(settings)), tables, app)
+    decide = Decide(topics, metrics, StoryShard(Config.of(settings)), tables, app, ThreadBook())
     app.agent(topics["raw"], name="process", concurrency=1)(process.run)
     app.agent(topics["processed"], name="decide", concurrency=1)(decide.run)
+    app.timer(TALKS_TICK)(decide.tick_talks)  # deadlines pass while the feed is quiet
+    app.talks = decide.talks  # type: ignore[attr-defined]  # GET /talks (streams.web)
 
     observability.install(app, metrics)  # consumer lag, rebalances
     install_stall_guard(app, metrics)  # faust-streaming #596

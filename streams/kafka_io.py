@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Iterable, Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -100,12 +101,14 @@ def admin(settings: Settings) -> KafkaAdminClient:
 def create_topics(settings: Settings, compacted: Iterable[str] = (), extra: Iterable[str] = ()) -> list[str]:
     """Create every signalwatch topic that does not exist yet, the ``extra`` ones (a topic the user named
     with ``--create``) and the ``compacted`` ones (a worker's table changelogs, ``{app_id}-{table}-changelog``:
-    same partition count, ``cleanup.policy=compact``, as Faust would create them); return the names created."""
+    same partition count, ``cleanup.policy=compact``, as Faust would create them; ``negotiations.threads`` is
+    always one); return the names created."""
     client = admin(settings)
     try:
         existing = set(client.list_topics())
+        compacted = [*settings.topics.compacted(), *compacted]
         new = [NewTopic(name, settings.partitions, settings.replication)
-               for name in dict.fromkeys([*settings.topics.all(), *extra]) if name not in existing]
+               for name in dict.fromkeys([*settings.topics.all(), *extra]) if name not in existing and name not in compacted]
         new += [NewTopic(name, settings.partitions, settings.replication, topic_configs={"cleanup.policy": "compact"})
                 for name in dict.fromkeys(compacted) if name not in existing]
         if new:
@@ -179,3 +182,25 @@ class TopicReader:
     def close(self) -> None:
         """Close the consumer."""
         self.consumer.close()
+
+
+def read_table(settings: Settings, topic: str, timeout: float = 30.0) -> dict[bytes, bytes]:
+    """The latest value of every key of a compacted topic, read to the end offsets it had when called
+    (tombstones remove their key)."""
+    reader = TopicReader(settings, [topic], from_beginning=True)
+    try:
+        consumer = reader.consumer
+        ends = consumer.end_offsets(list(consumer.assignment()))
+        table: dict[bytes, bytes] = {}
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"{topic} at {settings.broker} was not read to its end within {timeout:g}s")
+            for record in reader.poll(0.5):
+                if record.value is None:
+                    table.pop(record.key, None)
+                else:
+                    table[record.key] = record.value
+        return table
+    finally:
+        reader.close()

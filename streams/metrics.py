@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from streams.settings import ALERT_TYPES, SEVERITIES
+from streams.talks import STATES, TRANSITION_KINDS
 
 INVALID_REASONS = ("empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text",
                    "internal_error")
@@ -70,7 +71,7 @@ class Metrics:
         self.stage_cpu_seconds = Counter(
             "signalwatch_stage_cpu_seconds", "CPU seconds of each stage's own work, Kafka sends excluded (process: "
             "parse to candidate alerts, scales with partitions; decide: the story shard's decisions, one per "
-            "cluster).", ["stage"], registry=r)
+            "cluster; talks: the negotiation tracker, in the same stage).", ["stage"], registry=r)
         self.partition_rereads = Counter(
             "signalwatch_partition_rereads", "Partitions the stall guard re-read from their committed offset "
             "(faust-streaming issue #596: records dropped after a restart with tables to recover).", registry=r)
@@ -94,6 +95,12 @@ class Metrics:
             registry=r)
         self.ingest_refused = Counter(
             "signalwatch_ingest_refused", "POST /news requests refused, by HTTP status.", ["status"], registry=r)
+        # the negotiation tracker (streams.talks), run by the story shard's stage
+        self.talks_threads = Gauge(
+            "signalwatch_talks_threads", "Negotiation threads the tracker holds, by state.", ["state"], registry=r)
+        self.talks_transitions = Counter(
+            "signalwatch_talks_transitions", "Negotiation thread transitions (each one an alert), by kind.",
+            ["kind"], registry=r)
         self._lag_series: set[tuple[str, str]] = set()
 
         for reason in INVALID_REASONS:
@@ -106,6 +113,10 @@ class Metrics:
             self.alerts_suppressed.labels(kind)
         for reason in ("id", "url", "content", "near"):
             self.duplicate_reasons.labels(reason)
+        for state in STATES:
+            self.talks_threads.labels(state)
+        for kind in TRANSITION_KINDS:
+            self.talks_transitions.labels(kind)
         for status in ("400", "401", "403", "408", "413", "415", "429", "503"):
             self.ingest_refused.labels(status)
 

@@ -57,6 +57,9 @@ class Topics:
     processed: str = "news.processed"
     """Internal: one record per batch of processed items (``schemas/processed-batch.v1.json``), all under
     the story shard's key, so every copy of a story meets the first (docs/architecture.md)."""
+    threads: str = "negotiations.threads"
+    """Compacted: each negotiation thread's current record (``schemas/negotiation-thread.v1.json``) keyed by
+    thread id; the changelog of the story shard's ``negotiation_threads`` table (docs/architecture.md)."""
 
     def alerts(self) -> list[str]:
         """The alert topics, in display order."""
@@ -65,7 +68,11 @@ class Topics:
     def all(self) -> list[str]:
         """Every topic signalwatch creates."""
         return [self.raw, self.tagged, self.escalation, self.negotiation, self.trend, self.deadletter,
-                self.processed]
+                self.processed, self.threads]
+
+    def compacted(self) -> list[str]:
+        """The topics created with ``cleanup.policy=compact``."""
+        return [self.threads]
 
     def alert_topic(self, alert_type: str) -> str:
         """The topic of an alert type (one of ALERT_TYPES)."""

@@ -5,7 +5,8 @@
   items of a batch go to the story shard as one news.processed record (or a few, under the size cap).
 * :class:`Decide` (the story shard, on batches of those records): dedup, corroboration, cooldown and trend
   windows by :class:`streams.analytics.shard.StoryShard`; sends news.tagged and alerts.*, then writes
-  the keys the batch changed to the tables' changelogs, once per batch.
+  the keys the batch changed to the tables' changelogs, once per batch. The negotiation tracker
+  (:class:`streams.talks.stream.ThreadBook`) follows the first copies it sent, in the same order.
 
 A batch body never raises: ``take_events`` acks the whole batch in a ``finally``, so an exception would
 commit items that were never handled. A bad item is dead-lettered on its own; a failed send (the broker
@@ -29,6 +30,7 @@ from streams.faust_compat import changelogs_ready, committed_offsets, write_chan
 from streams.metrics import Metrics
 from streams.records import InvalidItem, dead_letter, now_iso, parse_item, tagged_item
 from streams.settings import Settings
+from streams.talks.stream import TalksUpdate, ThreadBook
 
 log = logging.getLogger("signalwatch")
 
@@ -181,10 +183,12 @@ class Decide(_Stage):
     """The story shard's stage (see the module)."""
 
     def __init__(self, topics: dict[str, Any], metrics: Metrics, shard: StoryShard, tables: dict[str, Any],
-                 app: Any) -> None:
+                 app: Any, talks: ThreadBook) -> None:
         super().__init__(topics, metrics, app)
         self.shard = shard
         self.tables = tables
+        self.talks = talks
+        self._partition: int | None = None  # of the last input record: where the tracker's timer writes
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
@@ -196,8 +200,10 @@ class Decide(_Stage):
             if self.stale:
                 t = self.tables
                 self.shard.restore(t["stories"].data.items(), t["cooldown"].data.items(), t["windows"].data.items())
+                self.talks.restore(t["threads"].data.items(), time.time())
                 self.stale = False
             partition = None
+            first_copies: list[dict] = []
             for message in messages:
                 if partition is not None and message.partition != partition:
                     self.flush(partition)  # a write goes to the changelog partition of its input
@@ -211,6 +217,12 @@ class Decide(_Stage):
                 out = self.shard.decide(entries, message.offset, time.time())
                 self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
                 await self.send(out)
+                first_copies += [tagged for tagged, _ in out.tagged]
+            if first_copies:  # the negotiation tracker, on the batch's first copies (in event time)
+                start = time.thread_time()
+                talks = self.talks.observe(first_copies, time.time())
+                self.metrics.stage_cpu_seconds.labels("talks").inc(time.thread_time() - start)
+                await self.send_talks(talks)
             if partition is not None:
                 start = time.thread_time()
                 self.flush(partition)
@@ -244,8 +256,32 @@ class Decide(_Stage):
         for kind, value in out.index.items():
             (m.escalation_index if kind == "escalation" else m.negotiation_index).set(value)
 
+    async def send_talks(self, update: TalksUpdate) -> None:
+        """The tracker's transition alerts (keyed by thread: one thread's transitions stay in order) and metrics."""
+        for alert in update.alerts:
+            await self.topics["negotiation"].send(key=alert["thread_id"].encode(), value=orjson.dumps(alert))
+            self.metrics.alerts.labels("negotiation", alert["severity"]).inc()
+        for kind in update.kinds:
+            self.metrics.talks_transitions.labels(kind).inc()
+        for state, n in self.talks.by_state().items():
+            self.metrics.talks_threads.labels(state).set(n)
+
+    async def tick_talks(self) -> None:
+        """The tracker's timer (deadlines and expiries while no batch comes): only where the shard is held."""
+        if self.stale or self._partition is None:
+            return
+        try:
+            await self.send_talks(self.talks.tick(time.time()))
+            for key, value in self.talks.flush().items():
+                write_changelog(self.tables["threads"], self._partition, key, value)
+        except Exception as exc:  # noqa: BLE001 - see stop_worker
+            stop_worker(exc)
+
     def flush(self, partition: int) -> None:
+        self._partition = partition
         changes = self.shard.flush()
+        for key, value in self.talks.flush().items():
+            write_changelog(self.tables["threads"], partition, key, value)
         for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),
                               ("windows", changes.windows)):
             for key, value in changed.items():

@@ -40,6 +40,9 @@ Endpoints:
     Server-sent events: ``event: alert`` with the alert as JSON data and its ``alert_id`` as event id;
     first up to N recent alerts (oldest first), then ``event: ready``, then live ones; a comment line
     every 15 s keeps proxies from closing the stream.
+``GET /talks?state=…&limit=N``
+    The negotiation threads (``streams.talks.stream.thread_row``), most recently updated first: those of
+    the worker that holds the story shard (the others answer ``[]``).
 
 Nothing else is served: Faust's own views (``/router/``, ``/table/``, ``/graph/``, ``/stats/``, its index)
 show internal topology and are removed. A client has ``http_timeout`` seconds to send its request headers
@@ -76,6 +79,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import health
 from streams.records import InvalidItem, parse_item
 from streams.settings import ALERT_TYPES, SEVERITIES, Settings, SettingsError
+from streams.talks.stream import thread_row
 
 log = logging.getLogger("signalwatch.web")
 
@@ -560,6 +564,17 @@ def install(app, settings: Settings, metrics=None) -> None:
                 hub.unsubscribe(queue)
             return response
 
+    class Talks(faust_web.View):
+        """The negotiation threads, newest first (the worker that holds the story shard has them)."""
+
+        async def get(self, request):
+            book = getattr(app, "talks", None)
+            state = request.query.get("state") or None
+            rows = [thread_row(t, book.rules) for t in book.threads() if state in (None, t["state"])] if book else []
+            return aioweb.Response(content_type="application/json",
+                                   body=orjson.dumps(rows[:_int(request, "limit", 200)]),
+                                   headers={"Cache-Control": "no-cache"})
+
     class Metrics(faust_web.View):
         async def get(self, request):
             return aioweb.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -571,6 +586,7 @@ def install(app, settings: Settings, metrics=None) -> None:
     app.page("/news", name="news_ingest")(News)
     app.page("/alerts/recent", name="alerts_recent")(Recent)
     app.page("/alerts/stream", name="alerts_stream")(Stream)
+    app.page("/talks", name="talks")(Talks)
 
     async def _close_streams(_web_app) -> None:
         hub.close()

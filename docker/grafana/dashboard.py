@@ -173,7 +173,22 @@ def actors_row() -> Row:
     return "Top actors", [(top, 10), (over_time, 14)]
 
 
-ROWS = (overview_row, throughput_row, signals_row, index_row, alerts_row, latency_row, lag_row, actors_row)
+def talks_row() -> Row:
+    """The negotiation tracker: threads by state, and transitions by kind (each one an alert)."""
+    threads = timeseries("Negotiation threads by state", [
+        target(f"max by (state) (signalwatch_talks_threads{sel()})", "{{state}}", "A"),
+    ], stacked=True, description="Threads the tracker holds (only the worker that holds the story shard has "
+                                 "them; the others report 0).")
+    transitions = BarGauge(
+        title="Thread transitions in the time range", dataSource=DATASOURCE, calc="lastNotNull", min=0, max=None,
+        orientation="horizontal", displayMode="gradient",
+        targets=[target(f"sum by (kind) (increase(signalwatch_talks_transitions_total{sel()}[$__range]))",
+                        "{{kind}}", "A", instant=True)])
+    return "Talks", [(threads, 14), (transitions, 10)]
+
+
+ROWS = (overview_row, throughput_row, signals_row, index_row, alerts_row, latency_row, lag_row, actors_row,
+        talks_row)
 
 
 # ---------------------------------------------------------------- dashboard
