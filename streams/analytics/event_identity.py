@@ -22,6 +22,8 @@ A key keeps what tells events apart and what syndicated copies keep unchanged:
   words in its sentence with no other number in between ("41 of 58 drones": 58 drones).
 * ``numbers``: the other numbers (an ordinal "19th package", an age, hours a day);
   ``dates``: calendar days ("Nov 28", "28 November", "2026-11-28") and weekdays ("on Monday").
+* ``happened``: whether an escalation signal is reported, or all are threatened (a threat to strike a
+  city and the strike on it are two events);
 * ``short``: fewer than ``SHORT_WORDS`` words (a bare headline): the strictest check.
 
 The rules of :func:`same_event`, for texts that are not short (a component missing on one side never
@@ -32,6 +34,7 @@ separates them: a trimmed copy drops sentences):
 * actors, numbers, dates: not both naming one the other does not (a number may be a count on the other
   side);
 * categories, weapons, targets: not disjoint ("missile strike" / "drone strike" on one city: different);
+* happened: equal when both have escalation signals;
 * counts: per kind named by both, the largest values agree. Casualty counts (killed, injured,
   casualties, children) must be *equal*: a death-toll revision (12 -> 14) is a new report the analyst
   has to see, not a copy (the issue counts a hidden revision as a defect). Other counts agree when equal
@@ -147,11 +150,13 @@ class EventKey(NamedTuple):
     numbers: frozenset[int] = frozenset()
     dates: frozenset[int] = frozenset()
     """month * 100 + day for calendar days, 1000 + weekday (Monday 0) for weekdays."""
+    happened: str = ""
+    """``r`` when an escalation signal is reported, ``t`` when all are threatened, empty without one."""
     short: bool = False
 
     def pack(self) -> bytes:
         """A compact byte string (:meth:`unpack` inverts it) to keep with a remembered story."""
-        fields = ("1" if self.short else "0", _US.join(self.places), _US.join(sorted(self.actors)),
+        fields = (("1" if self.short else "0") + self.happened, _US.join(self.places), _US.join(sorted(self.actors)),
                   _US.join(sorted(self.categories)), _US.join(sorted(self.weapons)),
                   _US.join(sorted(self.targets)), _US.join(f"{k}{v}" for k, v in self.counts),
                   _US.join(map(str, sorted(self.numbers))), _US.join(map(str, sorted(self.dates))))
@@ -159,7 +164,7 @@ class EventKey(NamedTuple):
 
     @classmethod
     def unpack(cls, raw: bytes) -> EventKey:
-        short, places, actors, cats, weapons, targets, counts, numbers, dates = \
+        flags, places, actors, cats, weapons, targets, counts, numbers, dates = \
             raw.decode("utf-8", "surrogatepass").split(_RS)
         return cls(tuple(places.split(_US)) if places else (),
                    frozenset(actors.split(_US)) if actors else frozenset(),
@@ -169,7 +174,7 @@ class EventKey(NamedTuple):
                    tuple((c[0], int(c[1:])) for c in counts.split(_US)) if counts else (),
                    frozenset(map(int, numbers.split(_US))) if numbers else frozenset(),
                    frozenset(map(int, dates.split(_US))) if dates else frozenset(),
-                   short == "1")
+                   flags[1:], flags[0] == "1")
 
 
 def _kind(word: str) -> str | None:
@@ -282,15 +287,18 @@ def event_key(title: str, text: str, tags: dict[str, Any]) -> EventKey:
     lead = f"{title}.\n{text[:MAX_CHARS]}" if title else text[:MAX_CHARS]  # the title is a sentence
     weapons, targets, counts, numbers, dates = _scan(lead.lower())
     words = len(title.split()) + len(text.split(None, SHORT_WORDS)[:SHORT_WORDS])
+    signals = tags.get("signals") or ()
+    stances = {s.get("stance") for s in signals if s.get("kind") == "escalation"}
     return EventKey(
         _places(title, text, list(tags.get("locations") or ())),
         _top(set(tags.get("actors") or ()) - _BACKGROUND_ACTORS),
-        _top({s["category"] for s in tags.get("signals") or ()}),
+        _top({s["category"] for s in signals}),
         weapons,
         targets,
         counts,
         _top(numbers),
         _top(dates),
+        "r" if "reported" in stances else "t" if stances else "",
         words < SHORT_WORDS,
     )
 
@@ -312,6 +320,7 @@ def same_event(a: EventKey, b: EventKey) -> bool:
     if a.short or b.short:
         if (set(a.places) != set(b.places) or a.actors != b.actors or a.categories != b.categories
                 or a.weapons != b.weapons or a.targets != b.targets or a.dates != b.dates
+                or a.happened != b.happened
                 or len(a.counts) != len(b.counts) or _extra_numbers(a, b) or _extra_numbers(b, a)):
             return False
         return all(ka == kb and _agree(ka, x, y) for (ka, x), (kb, y) in zip(a.counts, b.counts, strict=True))
@@ -320,6 +329,8 @@ def same_event(a: EventKey, b: EventKey) -> bool:
         if a.places[0] not in pb or b.places[0] not in pa or (pa - pb and pb - pa):
             return False
     if (a.actors - b.actors and b.actors - a.actors) or (a.dates - b.dates and b.dates - a.dates):
+        return False
+    if a.happened and b.happened and a.happened != b.happened:
         return False
     for x, y in ((a.categories, b.categories), (a.weapons, b.weapons), (a.targets, b.targets)):
         if x and y and x.isdisjoint(y):
