@@ -101,7 +101,7 @@ _WEAPON_WORDS = {
 _TARGET_WORDS = {
     "energy": "energy power electricity substation substations grid thermal hydroelectric outages blackout",
     "port": "port ports harbour harbor seaport docks",
-    "residential": "apartment apartments residential homes houses house dormitory high-rise",
+    "residential": "apartment apartments residential homes houses house dormitory high-rise building buildings",
     "rail": "railway railways train trains rail",
     "hospital": "hospital hospitals clinic maternity",
     "school": "school schools kindergarten university",
