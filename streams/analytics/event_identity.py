@@ -31,9 +31,10 @@ separates them: a trimmed copy drops sentences):
 
 * places: the lead place of each is among the other's, and not both name a place the other does not
   ("Air-raid alert in Lviv" / "... in Kyiv": different; a copy adding "Kyiv said": same);
-* actors, numbers, dates: not both naming one the other does not (a number may be a count on the other
-  side);
-* categories, weapons, targets: not disjoint ("missile strike" / "drone strike" on one city: different);
+* actors, weapons, targets, numbers, dates: not both naming one the other does not (a number may be a
+  count on the other side): "missile strike" / "drone strike" on one city, a hotel and an office
+  building / a school and an office building: different;
+* categories: not disjoint (the tagger gives a strike several related categories);
 * happened: equal when both have escalation signals;
 * counts: per kind named by both, the largest values agree. Casualty counts (killed, injured,
   casualties, children) must be *equal*: a death-toll revision (12 -> 14) is a new report the analyst
@@ -328,13 +329,13 @@ def same_event(a: EventKey, b: EventKey) -> bool:
         pa, pb = set(a.places), set(b.places)
         if a.places[0] not in pb or b.places[0] not in pa or (pa - pb and pb - pa):
             return False
-    if (a.actors - b.actors and b.actors - a.actors) or (a.dates - b.dates and b.dates - a.dates):
-        return False
+    for x, y in ((a.actors, b.actors), (a.weapons, b.weapons), (a.targets, b.targets), (a.dates, b.dates)):
+        if x - y and y - x:
+            return False
     if a.happened and b.happened and a.happened != b.happened:
         return False
-    for x, y in ((a.categories, b.categories), (a.weapons, b.weapons), (a.targets, b.targets)):
-        if x and y and x.isdisjoint(y):
-            return False
+    if a.categories and b.categories and a.categories.isdisjoint(b.categories):
+        return False
     if a.counts and b.counts:
         other = dict(b.counts)
         for kind, x in a.counts:
