@@ -46,6 +46,11 @@ separates them: a trimmed copy drops sentences):
 Short texts: every component equal (counts within the same tolerance). In a headline a changed word is
 a different event as often as an edit, and a missing place or number cannot be assumed to agree.
 
+Use: after tagging, ``key = event_key(title, text, tag_result)``; keep ``key.pack()`` in the story record
+of a new story; where the index confirms a near-duplicate on the signature, it is a copy only if
+``same_event(EventKey.unpack(stored), key)``; otherwise the search goes on (another band may hold the
+real copy) and, with none left, the item is a new story.
+
 Cost: :func:`event_key` is one regex tokenisation of the title and lead (``MAX_CHARS``) and a look at
 the few numbers in it; :func:`same_event` a handful of set operations; a key packs into some 60-150
 bytes (:meth:`EventKey.pack`) kept with the remembered story (bench/bench_dedup.py measures all three).
