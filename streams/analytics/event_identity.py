@@ -68,8 +68,8 @@ REL_TOLERANCE = 0.10
 ROUNDED = 50
 """Counts other than casualties of at least this size agree within ``REL_TOLERANCE`` of the larger."""
 MAX_CHARS = 800
-"""Numbers, dates, weapons and targets are read from the title and the first characters of the text:
-the lead, where copies agree and an event's figures are given (and a bounded cost for a long item)."""
+"""Numbers, dates, weapons and targets are read from the first characters of the title and the text: the
+lead, where copies agree and an event's figures are given (and a bounded cost for a huge item)."""
 _WINDOW = 4
 _MAX_NAMES = 8
 _BACKGROUND_ACTORS = frozenset({"Russia", "Ukraine"})
@@ -274,7 +274,7 @@ def _places(title: str, text: str, locations: list[str]) -> tuple[str, ...]:
     places = locations[:_MAX_NAMES]
     if len(places) < 2:
         return tuple(places)
-    if (m := _DATELINE_RE.match(text)) and places[0].casefold() == (where := m.group(1).casefold()) \
+    if (m := _DATELINE_RE.match(text, 0, 120)) and places[0].casefold() == (where := m.group(1).casefold()) \
             and where not in title.casefold():
         places = [*places[1:], places[0]]
     if places[0] in _CAPITALS:
@@ -289,7 +289,7 @@ def _top(names: set[str] | frozenset[str]) -> frozenset[str]:
 def event_key(title: str, text: str, tags: dict[str, Any]) -> EventKey:
     """The event key of an item from its text and its tag result (``streams.tagging`` ``tag()``; only
     ``locations``, ``actors`` and the signals' ``category`` are read)."""
-    title, text = title or "", text or ""
+    title, text = (title or "")[:MAX_CHARS], text or ""
     lead = f"{title}.\n{text[:MAX_CHARS]}" if title else text[:MAX_CHARS]  # the title is a sentence
     weapons, targets, counts, numbers, dates = _scan(lead.lower())
     words = len(title.split()) + len(text.split(None, SHORT_WORDS)[:SHORT_WORDS])

@@ -118,6 +118,15 @@ def test_numbers_dates_and_places_are_read_from_the_lead():
     assert k.dates == {1128, 1127} and k.numbers == {19, 41}  # "41 of": the 58 is the drones' count
 
 
+def test_any_text_gives_a_key_at_bounded_cost():
+    digits = "7" * 5000  # longer than int() converts
+    for title, text in [("", ""), (digits, digits), ("x" * 1_000_000, "Kyiv " * 200_000), ("...", ";;;:::"),
+                        ("\u0130\ufb01 \ud800", "1,2,3,4,5 , , 1.2.3 03:40:00 -5 31st of May 0 Nov 99")]:
+        k = event_key(title, text, {})
+        assert EventKey.unpack(k.pack()) == k
+    assert event_key("Strike", "12 killed", {"signals": [{"category": "shelling"}]}).categories == {"shelling"}
+
+
 def test_keys_are_small_and_round_trip():
     k = key(*DNIPRO)
     raw = k.pack()
