@@ -1,6 +1,7 @@
 """Memory, speed and accuracy of duplicate detection (``python bench/bench_dedup.py [N]``).
 
-Measures, with tracemalloc, what the dedup stage holds for N distinct ~1 KB stories: the in-memory index
+Measures, with tracemalloc, what the dedup stage holds for N distinct ~1 KB stories (each with its event
+key): the in-memory index
 (:class:`streams.analytics.dedup.DedupIndex`) plus the story records that the Faust table
 (``dedup_stories``, in-memory store) keeps, keys included (as in the agent, the index and the table share
 each record). Times, without tracemalloc, the sketch (done in ingest for every item) -- and, on the same
@@ -167,7 +168,9 @@ def main(n: int = 100_000) -> dict:
     items = [item(i, rng) for i in range(n)]
     sample = items[:2000]
     sketch_us, old_sketch_us = _best_us([similarity.signature, char5_signature], sample)
-    features = [Features.of(x) for x in items]
+    tagger = load_tagger()
+    features = [Features.of(x, event=event_key(x["title"], x["text"], tagger.tag(x["title"], x["text"])))
+                for x in items]  # as the process stage makes them: with the event key the story keeps
 
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

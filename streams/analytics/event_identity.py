@@ -22,8 +22,9 @@ A key keeps what tells events apart and what syndicated copies keep unchanged:
   words in its sentence with no other number in between ("41 of 58 drones": 58 drones).
 * ``numbers``: the other numbers (an ordinal "19th package", an age, hours a day);
   ``dates``: calendar days ("Nov 28", "28 November", "2026-11-28") and weekdays ("on Monday").
-* ``happened``: whether an escalation signal is reported, or all are threatened (a threat to strike a
-  city and the strike on it are two events);
+* ``happened``: whether most escalation signals are reported ("r") or threatened ("t"; a tie: "") -- a
+  threat to strike a city and the strike on it are two events. Most, not any: in "Russia threatens strike
+  on Kyiv" the tagger calls the headline's "strike" reported, the body's threats outnumber it;
 * ``short``: fewer than ``SHORT_WORDS`` words (a bare headline): the strictest check.
 
 The rules of :func:`same_event`, for texts that are not short (a component missing on one side never
@@ -59,6 +60,7 @@ bytes (:meth:`EventKey.pack`) kept with the remembered story (bench/bench_dedup.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any, NamedTuple
 
 SHORT_WORDS = 20
@@ -294,7 +296,8 @@ def event_key(title: str, text: str, tags: dict[str, Any]) -> EventKey:
     weapons, targets, counts, numbers, dates = _scan(lead.lower())
     words = len(title.split()) + len(text.split(None, SHORT_WORDS)[:SHORT_WORDS])
     signals = tags.get("signals") or ()
-    stances = {s.get("stance") for s in signals if s.get("kind") == "escalation"}
+    stances = Counter(s.get("stance") for s in signals if s.get("kind") == "escalation")
+    reported, threatened = stances["reported"], stances["threatened"]
     return EventKey(
         _places(title, text, list(tags.get("locations") or ())),
         _top(set(tags.get("actors") or ()) - _BACKGROUND_ACTORS),
@@ -304,7 +307,7 @@ def event_key(title: str, text: str, tags: dict[str, Any]) -> EventKey:
         counts,
         _top(numbers),
         _top(dates),
-        "r" if "reported" in stances else "t" if stances else "",
+        "r" if reported > threatened else "t" if threatened > reported else "",
         words < SHORT_WORDS,
     )
 

@@ -4,8 +4,9 @@ The process stage (streams.app) parses, validates, sketches, tags and builds can
 item, and sends the accepted ones as :class:`Entry` records, a whole batch per Kafka record, to the one
 place where the state lives. There :meth:`StoryShard.decide` takes each entry in order:
 
-* dedup: the item's story is looked up by id, url, content and near-duplicate sketch
-  (streams.analytics.dedup); a copy only counts (copies, sources);
+* dedup: the item's story is looked up by id, url, content and near-duplicate sketch, a sketch candidate
+  confirmed only when it reports the same event (streams.analytics.dedup); a copy only counts (copies,
+  sources);
 * corroboration: when a story's copies come from ``corroboration_sources`` distinct sources, its alerts
   below critical are re-sent one severity level higher under the same id;
 * a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown),
