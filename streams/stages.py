@@ -237,8 +237,8 @@ class Decide(_Stage):
         for reason in out.duplicates:
             m.items_duplicate.inc()
             m.duplicate_reasons.labels(reason).inc()
-        for alert_type in out.suppressed:
-            m.alerts_suppressed.labels(alert_type).inc()
+        for alert_type, reason in out.suppressed:
+            m.alerts_suppressed.labels(alert_type, reason).inc()
         if out.corroborations:
             m.corroborations.inc(out.corroborations)
         if out.evicted:
