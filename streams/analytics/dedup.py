@@ -10,7 +10,9 @@ then near-duplicates through LSH bands confirmed on the whole MinHash signature 
 most of their wording but are two events).
 
 Memory (bench/bench_dedup.py, per story): a packed binary record (~330 bytes: arrival, position,
-copies, 64-bit url and content digests, the 256-byte signature, sources) plus one dict entry per lookup
+copies, 64-bit url and content digests, the 256-byte signature, sources; plus the packed event key, ~70
+bytes on the labelled pairs, ~150 on the bench's word-salad items: 1019 -> 1170 bytes per story for
+the index over 20k of them) plus one dict entry per lookup
 key (id, url, content, ``BANDS`` LSH
 bands with one-digit int keys): ~1.4 KB per story in all, 131 MiB per 100k ~1 KB items (the first
 version, JSON + base64 records and the signature held twice: 5.2 KB, 493 MiB). The band entries are
