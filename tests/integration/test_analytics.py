@@ -201,8 +201,8 @@ def test_a_burst_after_a_quiet_baseline_raises_one_surge_alert_and_the_cooldown_
     per_item = collect(settings, settings.topics.escalation, ours, 1, timeout=20, settle=3)
     assert len(per_item) == 1, [a["item_ids"] for a in per_item]
     metrics = worker.metrics()
-    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{type="escalation",reason="cooldown"}') >= 19
-    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{type="trend",reason="cooldown"}') >= 1  # 1-hour
+    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="escalation"}') >= 19
+    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="trend"}') >= 1  # 1-hour
     worker.stop()
 
 

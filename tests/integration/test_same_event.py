@@ -81,3 +81,46 @@ def test_five_cities_in_a_minute_are_five_items_and_three_outlets_one(isolated_k
     assert [t["id"] for t in tagged] == [first]
     assert _metric(worker.metrics(), "signalwatch_duplicate_reasons_total", '{reason="near"}') == 2
     worker.stop()
+
+
+TOWNS = ["Kharkiv", "Odesa", "Zaporizhzhia", "Sumy", "Mykolaiv", "Kherson", "Dnipro", "Poltava", "Chernihiv",
+         "Kramatorsk", "Nikopol", "Pavlohrad", "Zhytomyr", "Uman", "Izmail", "Brovary", "Konotop", "Okhtyrka",
+         "Shostka", "Chuhuiv"]
+
+
+def _shelling(rid: str, k: int, town: str, minute: int) -> dict:
+    return {"id": f"{rid}-{k}", "title": f"Artillery shells {town}", "source": "wire",
+            "published_at": f"2026-11-30T{8 + minute // 60:02d}:{minute % 60:02d}:00Z",
+            "text": f"Russian artillery shelled {town} overnight, local officials said, damaging houses and a "
+                    f"school. Residents were asked to stay near shelters."}
+
+
+def test_twenty_strikes_within_the_cooldown_are_each_sent_or_counted(isolated_kafka):
+    worker = isolated_kafka.start_worker()  # the default cooldown (30 min of event time)
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:8]
+    burst = [_shelling(rid, k, town, k // 2) for k, town in enumerate(TOWNS)]  # 10 minutes
+    send_items(settings, burst, [b["id"].encode() for b in burst])
+
+    def ours(v):
+        return v.get("id", "").startswith(rid)
+
+    assert len(collect(settings, settings.topics.tagged, ours, 20, timeout=90)) == 20  # twenty events
+    late = _shelling(rid, 20, "Lutsk", 120)  # two hours later: past the cooldown
+    send_items(settings, [late], [late["id"].encode()])
+
+    def alert_of_ours(a):
+        return any(i.startswith(rid) for i in a["item_ids"])
+
+    alerts = collect(settings, settings.topics.escalation, lambda a: late["id"] in a["item_ids"], 1, timeout=60)
+    assert alerts, "no alert for the item after the cooldown"
+    sent = collect(settings, settings.topics.escalation, alert_of_ours, 30, timeout=5)
+    in_burst = [a for a in sent if late["id"] not in a["item_ids"]]
+    counted = alerts[0]["suppressed"]
+    assert len(in_burst) + counted["count"] == 20, (len(in_burst), counted)
+    assert counted["count"] >= 1 and len(counted["summaries"]) == min(counted["count"], 5)
+    assert set(counted["item_ids"]) <= {b["id"] for b in burst}
+    # (this worker's group also reads the module's earlier items: at least these)
+    assert _metric(worker.metrics(), "signalwatch_alerts_suppressed_total",
+                   '{reason="cooldown",type="escalation"}') >= counted["count"]
+    worker.stop()
