@@ -164,11 +164,11 @@ class Story:
 
     @staticmethod
     def first_seen_of(raw: bytes) -> float:
-        return _HEAD.unpack_from(raw)[1]
+        return _HEAD_V2.unpack_from(raw)[1]  # the fields both formats share
 
     @staticmethod
     def position_of(raw: bytes) -> int:
-        return _HEAD.unpack_from(raw)[2]
+        return _HEAD_V2.unpack_from(raw)[2]
 
     @staticmethod
     def _spans(raw: bytes) -> tuple[int, int, int]:

@@ -115,6 +115,9 @@ def test_the_story_record_keeps_the_event_key_and_old_records_still_load(tagger)
     v2 = _HEAD_V2.pack(2, *_HEAD.unpack_from(packed)[1:7]) + packed[_HEAD.size:]
     old = Story.loads(f.item_id, v2)
     assert old.event == b"" and old.sig == f.sig and old.sources == ["outlet-0"] and old.first_seen == 5.0
+    bare = _HEAD_V2.pack(2, 7.0, 3, 1, bytes(8), bytes(8), 0)  # no signature, no source
+    assert Story.first_seen_of(bare) == 7.0 and Story.position_of(bare) == 3
+    assert Story.loads("bare", bare).sig is None and Story.event_of(bare) == b""
     index = DedupIndex()
     index.add(old, f.bands)
     other_city = strikes(tagger, cities=["Kharkiv"])[0].features
