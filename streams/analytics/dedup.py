@@ -11,12 +11,13 @@ most of their wording but are two events).
 
 Memory (bench/bench_dedup.py, per story): a packed binary record (~330 bytes: arrival, position,
 copies, 64-bit url and content digests, the 256-byte signature, sources; plus the packed event key, ~70
-bytes on the labelled pairs, ~150 on the bench's word-salad items: 1019 -> 1170 bytes per story for
-the index over 20k of them) plus one dict entry per lookup
+bytes on the labelled pairs, ~150 on the bench's word-salad items) plus one dict entry per lookup
 key (id, url, content, ``BANDS`` LSH
 bands with one-digit int keys): ~1.4 KB per story in all, 131 MiB per 100k ~1 KB items (the first
 version, JSON + base64 records and the signature held twice: 5.2 KB, 493 MiB). The band entries are
-most of it (~60 bytes each); fewer bands would cost recall (see streams.analytics.similarity).
+most of it (~60 bytes each); fewer bands would cost recall (see streams.analytics.similarity). Over 20k
+bench items (tracemalloc, index and records): 1019 bytes per story with one story per band and no event
+key, 1101 with up to ``BAND_STORIES`` per band, 1240 with the event key too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from streams.records import _digest, content_fingerprint, normalise_url
 
 MAX_SOURCES = 32
 """At most this many corroborating sources are kept per story."""
+BAND_STORIES = 3
+"""At most this many stories per LSH band key. One is not enough: a templated report of another city
+shares most bands with the first one, and its own copies must still find it there."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,7 @@ class DedupIndex:
         self.records: dict[str, bytes] = {}  # story id -> its record (insertion order ~ arrival order)
         self.by_url: dict[int, str] = {}
         self.by_content: dict[int, str] = {}
-        self.by_band: dict[int, str] = {}
+        self.by_band: dict[int, str | tuple[str, ...]] = {}  # a tuple once stories share the key
 
     def __len__(self) -> int:
         return len(self.records)
@@ -236,8 +240,14 @@ class DedupIndex:
         if f.content and (sid := self.by_content.get(_int(f.content))):
             return sid, "content"
         if f.sig is not None:
-            hits = Counter(map(self.by_band.get, f.bands))
-            hits.pop(None, None)
+            hits: Counter = Counter()
+            for held in map(self.by_band.get, f.bands):
+                if held is None:
+                    continue
+                if type(held) is str:
+                    hits[held] += 1
+                else:
+                    hits.update(held)
             candidates = [sid for sid, n in hits.items() if n >= similarity.MIN_BANDS]
             if candidates:
                 sig = similarity.as_int(f.sig)
@@ -248,8 +258,9 @@ class DedupIndex:
         return None, ""
 
     def add(self, story: Story, bands: list[int] | None = None) -> None:
-        """Index a new story (first writer wins on every key); keeps ``story.raw`` (dumped if unset).
-        ``bands``: its band keys when already known (:attr:`Features.bands`)."""
+        """Index a new story (first writer wins on every key but a band, which keeps up to
+        :data:`BAND_STORIES`); keeps ``story.raw`` (dumped if unset). ``bands``: its band keys when
+        already known (:attr:`Features.bands`)."""
         sid = story.story_id
         self.records[sid] = story.raw if story.raw is not None else story.dumps()
         if story.url:
@@ -257,8 +268,16 @@ class DedupIndex:
         if story.content:
             self.by_content.setdefault(_int(story.content), sid)
         if story.sig is not None:
+            by_band = self.by_band
             for key in bands or similarity.band_keys(story.sig):
-                self.by_band.setdefault(key, sid)
+                held = by_band.get(key)
+                if held is None:
+                    by_band[key] = sid
+                elif type(held) is str:
+                    if held != sid:
+                        by_band[key] = (held, sid)
+                elif len(held) < BAND_STORIES and sid not in held:
+                    by_band[key] = (*held, sid)
 
     def update(self, sid: str, raw: bytes) -> None:
         """Replace a known story's record (a repeat was counted); its keys do not change."""
@@ -275,8 +294,12 @@ class DedupIndex:
             del self.by_content[k]
         if story.sig is not None:
             for key in similarity.band_keys(story.sig):
-                if self.by_band.get(key) == sid:
+                held = self.by_band.get(key)
+                if held == sid:
                     del self.by_band[key]
+                elif type(held) is tuple and sid in held:
+                    rest = tuple(s for s in held if s != sid)
+                    self.by_band[key] = rest[0] if len(rest) == 1 else rest
 
     def expired(self, now: float, horizon: float) -> list[str]:
         """Ids of the stories first seen more than ``horizon`` seconds before ``now`` (oldest first)."""

@@ -130,3 +130,32 @@ def test_features_of_the_previous_wire_format_have_no_event_key(tagger):
     assert len(wire) == 7 and Features.from_wire(wire) == f
     old = Features.from_wire(wire[:6])
     assert old.event == b"" and old.event_key is None and old.sig == f.sig
+
+
+
+REPORT = ("Russian forces launched drones and missiles at {city} overnight, regional officials said, hitting energy "
+          "infrastructure and damaging residential buildings. Air defence units shot down most of the drones, the "
+          "air force said. Emergency crews worked through the night to put out fires and restore power to homes. "
+          "Schools in the district moved to remote lessons for the day, and officials urged residents to conserve "
+          "electricity in the evening hours while repairs continued. Local authorities opened heating points in "
+          "several neighbourhoods.")
+
+
+def test_copies_of_a_second_templated_report_find_it_though_the_first_holds_most_bands(tagger):
+    """A band keeps a few stories: with one (first writer wins) the second city's report held only the bands
+    where it differs from the first, and 3 of these 40 copies of it became new stories."""
+    missed = []
+    for r in range(40):
+        index = DedupIndex()
+        first, second, copy = (entry(tagger, {"id": f"{name}{r}", "title": f"Overnight attack on {city}",
+                                              "text": REPORT.format(city=city) + f" Ref {r}a." + extra}).features
+                               for name, city, extra in (("a", "Kharkiv", ""), ("b", "Odesa", ""),
+                                                         ("c", "Odesa", " (Wire)")))
+        for f in (first, second):
+            assert index.check(f) == (None, "")
+            index.add(Story.first(f, 0.0), f.bands)
+        if index.check(copy) != (f"b{r}", "near"):
+            missed.append(r)
+        index.remove(Story.loads(f"b{r}", index.records[f"b{r}"]))  # forgetting it leaves the first intact
+        assert all(held == f"a{r}" for held in index.by_band.values())
+    assert missed == []
