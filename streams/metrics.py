@@ -79,8 +79,9 @@ class Metrics:
             "signalwatch_rebalances", "Partition assignments this worker received (a rebalance loop shows as a "
             "steady rise).", registry=r)
         self.alerts_suppressed = Counter(
-            "signalwatch_alerts_suppressed", "Alerts not sent because of the cooldown or as repeats, by type.",
-            ["type"], registry=r)
+            "signalwatch_alerts_suppressed", "Alerts not sent, by type and reason: cooldown (counted in the next "
+            "alert of the same key, field 'suppressed') or repeat (the same alert again, no more severe).",
+            ["type", "reason"], registry=r)
         self.trend_window_count = Gauge(
             "signalwatch_trend_window_count",
             "Items in the window last updated, per window size (seconds) and key (kind/category, kind/*, actor/x).",
@@ -110,7 +111,8 @@ class Metrics:
         for kind in ALERT_TYPES:
             for severity in SEVERITIES:
                 self.alerts.labels(kind, severity)
-            self.alerts_suppressed.labels(kind)
+            for reason in ("cooldown", "repeat"):
+                self.alerts_suppressed.labels(kind, reason)
         for reason in ("id", "url", "content", "near"):
             self.duplicate_reasons.labels(reason)
         for state in STATES:

@@ -1,8 +1,9 @@
 """The two stages of the worker, as classes that :func:`streams.app.create_app` wires to their topics.
 
-* :class:`Process` (stateless, one per news.raw partition, on batches): parse, validate, id, sketch,
-  tag and candidate alerts for each message; bad messages go to news.deadletter one by one; the accepted
-  items of a batch go to the story shard as one news.processed record (or a few, under the size cap).
+* :class:`Process` (stateless, one per news.raw partition, on batches): parse, validate, id, tag,
+  sketch, event key (the story shard confirms a near-duplicate with it) and candidate alerts for each
+  message; bad messages go to news.deadletter one by one; the accepted items of a batch go to the story
+  shard as one news.processed record (or a few, under the size cap).
 * :class:`Decide` (the story shard, on batches of those records): dedup, corroboration, cooldown and trend
   windows by :class:`streams.analytics.shard.StoryShard`; sends news.tagged and alerts.*, then writes
   the keys the batch changed to the tables' changelogs, once per batch. The negotiation tracker
@@ -25,6 +26,7 @@ import orjson
 
 from streams.alerting import build_alerts
 from streams.analytics.dedup import Features
+from streams.analytics.event_identity import event_key
 from streams.analytics.shard import MAX_ENTRIES, Entry, StoryShard, trend_record
 from streams.faust_compat import changelogs_ready, committed_offsets, write_changelog
 from streams.metrics import Metrics
@@ -48,8 +50,10 @@ EXIT_SEND_FAILED = 70
 def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at: str, received: float) -> Entry:
     """One message of news.raw to an accepted item's entry (raises :class:`InvalidItem`)."""
     item = parse_item(raw, settings.max_item_bytes)
-    features = Features.of(item, settings.dedup_stories)
-    tagged = tagged_item(item, tagger.tag(item["title"], item["text"]), received_at)
+    tags = tagger.tag(item["title"], item["text"])
+    event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
+    features = Features.of(item, settings.dedup_stories, event)
+    tagged = tagged_item(item, tags, received_at)
     return Entry(tagged, build_alerts(tagged, "low"), features, trend_record(tagged), received)
 
 
@@ -245,8 +249,8 @@ class Decide(_Stage):
         for reason in out.duplicates:
             m.items_duplicate.inc()
             m.duplicate_reasons.labels(reason).inc()
-        for alert_type in out.suppressed:
-            m.alerts_suppressed.labels(alert_type).inc()
+        for alert_type, reason in out.suppressed:
+            m.alerts_suppressed.labels(alert_type, reason).inc()
         if out.corroborations:
             m.corroborations.inc(out.corroborations)
         if out.evicted:

@@ -4,11 +4,19 @@ Time is the alert's event time (the item's ``published_at`` or the surge's trigg
 of history suppresses exactly what the live run suppressed. A repeat of the very same alert id is dropped
 unless its severity is higher (a corroboration update), or unless it comes from the very input position
 that sent it (a replay after a crash, whose first send may not have reached Kafka).
+
+Nothing is hidden without a count: an alert the cooldown holds back is counted in its key's state
+(:func:`hold`: how many, their item ids and summaries, the highest severity), and the next alert sent for
+the key carries that count (:func:`release`). An alert more severe than the last one sent for its key is
+never held back.
 """
 
 from __future__ import annotations
 
 from streams.settings import SEVERITIES
+
+MAX_HELD_IDS = 10
+MAX_HELD_SUMMARIES = 5
 
 
 def cooldown_key(alert: dict) -> str:
@@ -40,3 +48,25 @@ def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown
     if cooldown > 0 and abs(at - state["at"]) < cooldown:
         return False, "cooldown", state
     return True, "cooled_down", sent
+
+
+def hold(state: dict, alert: dict, position: int = -1) -> dict:
+    """The key's state with ``alert`` counted as held back (a position counted before, a replay, is not
+    counted again)."""
+    held = state.get("held") or {"n": 0, "ids": [], "summaries": [], "rank": 0, "pos": -1}
+    if 0 <= position <= held["pos"]:
+        return state
+    ids = held["ids"] + [i for i in alert.get("item_ids", []) if i not in held["ids"]]
+    summaries = held["summaries"] + [alert.get("summary", "")]
+    return {**state, "held": {"n": held["n"] + 1, "ids": ids[:MAX_HELD_IDS],
+                              "summaries": summaries[:MAX_HELD_SUMMARIES],
+                              "rank": max(held["rank"], SEVERITIES.index(alert["severity"])), "pos": position}}
+
+
+def release(held: dict | None, alert: dict) -> dict:
+    """``alert`` with what its key held back since the last alert sent (``held``, from :func:`hold`) as
+    ``suppressed``: count, item ids, summaries, highest severity; unchanged when nothing was."""
+    if not held:
+        return alert
+    return {**alert, "suppressed": {"count": held["n"], "item_ids": held["ids"], "summaries": held["summaries"],
+                                    "highest_severity": SEVERITIES[held["rank"]]}}

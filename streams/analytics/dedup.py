@@ -5,14 +5,19 @@ one small binary record per *story* (its first copy). The shard stores the recor
 segment and rebuilds the index from the segments after a restart or rebalance.
 
 Lookups, in order: the item id, the normalised url, the content fingerprint (same words after folding),
-then near-duplicates through LSH bands confirmed on the whole MinHash signature.
+then near-duplicates through LSH bands confirmed on the whole MinHash signature *and* on the event
+(:func:`streams.analytics.event_identity.same_event`: templated reports of strikes on two cities share
+most of their wording but are two events).
 
 Memory (bench/bench_dedup.py, per story): a packed binary record (~330 bytes: arrival, position,
-copies, 64-bit url and content digests, the 256-byte signature, sources) plus one dict entry per lookup
+copies, 64-bit url and content digests, the 256-byte signature, sources; plus the packed event key, ~70
+bytes on the labelled pairs, ~150 on the bench's word-salad items) plus one dict entry per lookup
 key (id, url, content, ``BANDS`` LSH
 bands with one-digit int keys): ~1.4 KB per story in all, 131 MiB per 100k ~1 KB items (the first
 version, JSON + base64 records and the signature held twice: 5.2 KB, 493 MiB). The band entries are
-most of it (~60 bytes each); fewer bands would cost recall (see streams.analytics.similarity).
+most of it (~60 bytes each); fewer bands would cost recall (see streams.analytics.similarity). Over 20k
+bench items (tracemalloc, index and records): 1019 bytes per story with one story per band and no event
+key, 1101 with up to ``BAND_STORIES`` per band, 1240 with the event key too.
 """
 
 from __future__ import annotations
@@ -24,10 +29,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from streams.analytics import similarity
+from streams.analytics.event_identity import EventKey, same_event
 from streams.records import _digest, content_fingerprint, normalise_url
 
 MAX_SOURCES = 32
 """At most this many corroborating sources are kept per story."""
+BAND_STORIES = 3
+"""At most this many stories per LSH band key. One is not enough: a templated report of another city
+shares most bands with the first one, and its own copies must still find it there."""
 
 
 @dataclass(frozen=True)
@@ -43,41 +52,53 @@ class Features:
     shingles: int = 0
     """How many distinct shingles the signature was made of (0: unknown); short texts need a higher
     similarity."""
+    event: bytes = b""
+    """The item's packed :class:`EventKey` (b"": unknown, the sketch alone decides)."""
 
     @cached_property
     def bands(self) -> list[int]:
         """The LSH band keys of the signature (computed once: the story shard looks up and then indexes)."""
         return similarity.band_keys(self.sig) if self.sig is not None else []
 
+    @cached_property
+    def event_key(self) -> EventKey | None:
+        """The unpacked event key (once, and only when a near-duplicate candidate needs it)."""
+        return EventKey.unpack(self.event) if self.event else None
+
     @classmethod
-    def of(cls, item: dict, stories: bool = True) -> Features:
-        """The features of a validated item; ``stories=False`` keeps only the id (repeated ids only)."""
+    def of(cls, item: dict, stories: bool = True, event: EventKey | None = None) -> Features:
+        """The features of a validated item; ``stories=False`` keeps only the id (repeated ids only);
+        ``event``: its event key (from the tagged item)."""
         if not stories:
             return cls(item["id"], "", "", None, str(item.get("source") or ""))
         url = _digest(normalise_url(item["url"])) if item.get("url") else ""
         title, text = item.get("title") or "", item.get("text") or ""
         sig, count = similarity.sketch(title, text)
-        return cls(item["id"], url, content_fingerprint(title, text), sig, str(item.get("source") or ""), count)
+        return cls(item["id"], url, content_fingerprint(title, text), sig, str(item.get("source") or ""), count,
+                   event.pack() if event is not None else b"")
 
     def wire(self) -> list:
         """A JSON-ready list: id, url digest, content digest, signature (base64 of the packed bins or
-        ""), source, shingle count."""
+        ""), source, shingle count, event key (base64 of the packed key or "")."""
         sig = base64.b64encode(similarity.pack(self.sig)).decode("ascii") if self.sig is not None else ""
-        return [self.item_id, self.url, self.content, sig, self.source, self.shingles]
+        return [self.item_id, self.url, self.content, sig, self.source, self.shingles,
+                base64.b64encode(self.event).decode("ascii")]
 
     @classmethod
     def from_wire(cls, w: list) -> Features:
-        """Inverse of :meth:`wire`."""
-        item_id, url, content, sig, source, shingles = w
+        """Inverse of :meth:`wire` (a record of the previous version has no event key)."""
+        item_id, url, content, sig, source, shingles, *event = w
         return cls(item_id, url, content, similarity.unpack(base64.b64decode(sig)) if sig else None, source,
-                   int(shingles))
+                   int(shingles), base64.b64decode(event[0]) if event and event[0] else b"")
 
 
-_HEAD = struct.Struct("<BdqI8s8sH")
+_HEAD = struct.Struct("<BdqI8s8sHH")
 """Story record: format version, first_seen, position (of the batch entry that made it), copies, url
-digest, content digest, signature length; then the packed signature, then ``source`` and ``sources``
-joined by US (0x1f), UTF-8."""
-_VERSION = 2
+digest, content digest, signature length, event key length; then the packed signature, the packed event
+key, then ``source`` and ``sources`` joined by US (0x1f), UTF-8."""
+_VERSION = 3
+_HEAD_V2 = struct.Struct("<BdqI8s8sH")
+"""The previous record (no event key), still read from the tables' changelogs."""
 _NONE = bytes(8)
 _SEP = "\x1f"
 
@@ -105,13 +126,15 @@ class Story:
     position: int = -1
     """Where the story shard read the first copy (input offset and place in its batch record): a replay
     of that very entry re-sends its outputs instead of calling it a duplicate of itself."""
+    event: bytes = b""
+    """The packed :class:`EventKey` of the first copy (b"": none, a record of the previous version)."""
     raw: bytes | None = field(default=None, compare=False, repr=False)
     """The record this story was loaded from (the index keeps it, not the decoded story)."""
 
     @classmethod
     def first(cls, f: Features, now: float, position: int = -1) -> Story:
         return cls(f.item_id, now, f.url, f.content, f.sig, f.source, 1, [f.source] if f.source else [],
-                   position)
+                   position, f.event)
 
     def repeat(self, source: str) -> bool:
         """Count one more copy; True when ``source`` is a new corroborating source."""
@@ -126,46 +149,69 @@ class Story:
         sig = similarity.pack(self.sig) if self.sig is not None else b""
         names = _SEP.join(n.replace(_SEP, " ") for n in (self.source, *self.sources))
         self.raw = (_HEAD.pack(_VERSION, self.first_seen, self.position, self.copies, _raw8(self.url),
-                               _raw8(self.content), len(sig)) + sig + names.encode("utf-8", "surrogatepass"))
+                               _raw8(self.content), len(sig), len(self.event)) + sig + self.event
+                    + names.encode("utf-8", "surrogatepass"))
         return self.raw
 
     @classmethod
     def loads(cls, story_id: str, raw: bytes) -> Story:
-        _, first_seen, position, copies, url, content, n = _HEAD.unpack_from(raw)
-        end = _HEAD.size + n
-        sig = similarity.unpack(raw[_HEAD.size:end]) if n else None
-        source, *sources = raw[end:].decode("utf-8", "surrogatepass").split(_SEP)
-        return cls(story_id, first_seen, _hex8(url), _hex8(content), sig, source, copies, sources, position, raw)
+        if raw[0] == _VERSION:
+            _, first_seen, position, copies, url, content, n, k = _HEAD.unpack_from(raw)
+            start = _HEAD.size
+        else:
+            (_, first_seen, position, copies, url, content, n), k, start = _HEAD_V2.unpack_from(raw), 0, _HEAD_V2.size
+        sig = similarity.unpack(raw[start:start + n]) if n else None
+        event = raw[start + n:start + n + k]
+        source, *sources = raw[start + n + k:].decode("utf-8", "surrogatepass").split(_SEP)
+        return cls(story_id, first_seen, _hex8(url), _hex8(content), sig, source, copies, sources, position,
+                   event, raw)
 
     @staticmethod
     def first_seen_of(raw: bytes) -> float:
-        return _HEAD.unpack_from(raw)[1]
+        return _HEAD_V2.unpack_from(raw)[1]  # the fields both formats share
 
     @staticmethod
     def position_of(raw: bytes) -> int:
-        return _HEAD.unpack_from(raw)[2]
+        return _HEAD_V2.unpack_from(raw)[2]
+
+    @staticmethod
+    def _spans(raw: bytes) -> tuple[int, int, int]:
+        """Where the signature starts, its length and the event key's length."""
+        if raw[0] == _VERSION:
+            head = _HEAD.unpack_from(raw)
+            return _HEAD.size, head[6], head[7]
+        return _HEAD_V2.size, _HEAD_V2.unpack_from(raw)[6], 0
 
     @staticmethod
     def sig_of(raw: bytes) -> tuple[int, ...] | None:
-        n = _HEAD.unpack_from(raw)[6]
-        return similarity.unpack(raw[_HEAD.size:_HEAD.size + n]) if n == similarity.PACKED_SIZE else None
+        start, n, _ = Story._spans(raw)
+        return similarity.unpack(raw[start:start + n]) if n == similarity.PACKED_SIZE else None
 
     @staticmethod
     def sig_int_of(raw: bytes) -> int | None:
         """The signature as :func:`similarity.as_int` (None without one)."""
-        n = _HEAD.unpack_from(raw)[6]
-        return similarity.as_int(raw[_HEAD.size:_HEAD.size + n]) if n == similarity.PACKED_SIZE else None
+        start, n, _ = Story._spans(raw)
+        return similarity.as_int(raw[start:start + n]) if n == similarity.PACKED_SIZE else None
+
+    @staticmethod
+    def event_of(raw: bytes) -> bytes:
+        """The packed event key (b"" without one)."""
+        start, n, k = Story._spans(raw)
+        return raw[start + n:start + n + k]
 
 
 def same_story(item: Features, item_sig: int, story_raw: bytes, threshold: float) -> bool:
     """Confirm a near-duplicate candidate (it shares an LSH band with a story) as a copy of that story.
 
-    The one place where "near" becomes "the same story": today the estimated Jaccard similarity of the
-    whole signatures (``item_sig``: :func:`similarity.as_int` of the item's) against the threshold (higher
-    for short texts); checks that the two reports are of the same event belong here too."""
+    The one place where "near" becomes "the same story": the estimated Jaccard similarity of the whole
+    signatures (``item_sig``: :func:`similarity.as_int` of the item's) reaches the threshold (higher for
+    short texts), and the two report the same event (:func:`same_event`; when either key is unknown, a
+    record written before keys were kept, the sketch alone decides)."""
     other = Story.sig_int_of(story_raw)
-    return other is not None and \
-        similarity.agreement(item_sig, other) >= similarity.threshold_for(item.shingles, threshold)
+    if other is None or similarity.agreement(item_sig, other) < similarity.threshold_for(item.shingles, threshold):
+        return False
+    stored, key = Story.event_of(story_raw), item.event_key
+    return not stored or key is None or same_event(EventKey.unpack(stored), key)
 
 
 def _int(hexdigest: str) -> int:
@@ -180,7 +226,7 @@ class DedupIndex:
         self.records: dict[str, bytes] = {}  # story id -> its record (insertion order ~ arrival order)
         self.by_url: dict[int, str] = {}
         self.by_content: dict[int, str] = {}
-        self.by_band: dict[int, str] = {}
+        self.by_band: dict[int, str | tuple[str, ...]] = {}  # a tuple once stories share the key
 
     def __len__(self) -> int:
         return len(self.records)
@@ -194,8 +240,14 @@ class DedupIndex:
         if f.content and (sid := self.by_content.get(_int(f.content))):
             return sid, "content"
         if f.sig is not None:
-            hits = Counter(map(self.by_band.get, f.bands))
-            hits.pop(None, None)
+            hits: Counter = Counter()
+            for held in map(self.by_band.get, f.bands):
+                if held is None:
+                    continue
+                if type(held) is str:
+                    hits[held] += 1
+                else:
+                    hits.update(held)
             candidates = [sid for sid, n in hits.items() if n >= similarity.MIN_BANDS]
             if candidates:
                 sig = similarity.as_int(f.sig)
@@ -206,8 +258,9 @@ class DedupIndex:
         return None, ""
 
     def add(self, story: Story, bands: list[int] | None = None) -> None:
-        """Index a new story (first writer wins on every key); keeps ``story.raw`` (dumped if unset).
-        ``bands``: its band keys when already known (:attr:`Features.bands`)."""
+        """Index a new story (first writer wins on every key but a band, which keeps up to
+        :data:`BAND_STORIES`); keeps ``story.raw`` (dumped if unset). ``bands``: its band keys when
+        already known (:attr:`Features.bands`)."""
         sid = story.story_id
         self.records[sid] = story.raw if story.raw is not None else story.dumps()
         if story.url:
@@ -215,8 +268,16 @@ class DedupIndex:
         if story.content:
             self.by_content.setdefault(_int(story.content), sid)
         if story.sig is not None:
+            by_band = self.by_band
             for key in bands or similarity.band_keys(story.sig):
-                self.by_band.setdefault(key, sid)
+                held = by_band.get(key)
+                if held is None:
+                    by_band[key] = sid
+                elif type(held) is str:
+                    if held != sid:
+                        by_band[key] = (held, sid)
+                elif len(held) < BAND_STORIES and sid not in held:
+                    by_band[key] = (*held, sid)
 
     def update(self, sid: str, raw: bytes) -> None:
         """Replace a known story's record (a repeat was counted); its keys do not change."""
@@ -233,8 +294,12 @@ class DedupIndex:
             del self.by_content[k]
         if story.sig is not None:
             for key in similarity.band_keys(story.sig):
-                if self.by_band.get(key) == sid:
+                held = self.by_band.get(key)
+                if held == sid:
                     del self.by_band[key]
+                elif type(held) is tuple and sid in held:
+                    rest = tuple(s for s in held if s != sid)
+                    self.by_band[key] = rest[0] if len(rest) == 1 else rest
 
     def expired(self, now: float, horizon: float) -> list[str]:
         """Ids of the stories first seen more than ``horizon`` seconds before ``now`` (oldest first)."""

@@ -4,11 +4,13 @@ The process stage (streams.app) parses, validates, sketches, tags and builds can
 item, and sends the accepted ones as :class:`Entry` records, a whole batch per Kafka record, to the one
 place where the state lives. There :meth:`StoryShard.decide` takes each entry in order:
 
-* dedup: the item's story is looked up by id, url, content and near-duplicate sketch
-  (streams.analytics.dedup); a copy only counts (copies, sources);
+* dedup: the item's story is looked up by id, url, content and near-duplicate sketch, a sketch candidate
+  confirmed only when it reports the same event (streams.analytics.dedup); a copy only counts (copies,
+  sources);
 * corroboration: when a story's copies come from ``corroboration_sources`` distinct sources, its alerts
   below critical are re-sent one severity level higher under the same id;
-* a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown),
+* a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown:
+  what it holds back is counted in the next alert of the key),
   its trend keys into the event-time windows, whose surges and divergences go through the cooldown too
   (streams.analytics.trend).
 
@@ -110,8 +112,9 @@ class Outcome:
     """Alerts that passed the cooldown: (alert, receive epoch of its item or None)."""
     duplicates: list[str] = field(default_factory=list)
     """The reason (id, url, content, near) of each copy."""
-    suppressed: list[str] = field(default_factory=list)
-    """The type of each alert the cooldown held back."""
+    suppressed: list[tuple[str, str]] = field(default_factory=list)
+    """(type, reason) of each alert not sent: ``cooldown`` (counted in the next alert of its key) or
+    ``repeat`` (the same alert again, no higher)."""
     corroborations: int = 0
     evicted: int = 0
     """Stories forgotten before the horizon (the MAX_STORIES cap)."""
@@ -229,15 +232,24 @@ class StoryShard:
     # ------------------------------------------------------------------ cooldown
     def _offer(self, alert: dict, at: float, received: float | None, pos: int, out: Outcome) -> None:
         key = cooldown.cooldown_key(alert)
-        send, _, state = cooldown.decide(self.last_alert.get(key), alert["alert_id"], alert["severity"], at,
-                                         self.config.alert_cooldown, pos)
+        last = self.last_alert.get(key)
+        send, reason, state = cooldown.decide(last, alert["alert_id"], alert["severity"], at,
+                                              self.config.alert_cooldown, pos)
         if not send:
-            out.suppressed.append(alert["type"])
-            return
-        if state is not self.last_alert.get(key):
+            out.suppressed.append((alert["type"], reason))
+            if reason == "cooldown":
+                state = cooldown.hold(state, alert, pos)
+        elif state is not last:  # sent: it carries what the key held back (kept for a replay's re-send)
+            held = (last or {}).get("held")
+            alert = cooldown.release(held, alert)
+            state = {**state, "released": held} if held else state
+        elif reason == "replay":
+            alert = cooldown.release(state.get("released"), alert)
+        if state is not last:
             self.last_alert[key] = state
             self.changes.cooldown[key.encode()] = orjson.dumps(state)
-        out.alerts.append((alert, received))
+        if send:
+            out.alerts.append((alert, received))
 
     # ------------------------------------------------------------------ trend windows
     def _put(self, entry: tuple, d: dict) -> None:

@@ -26,6 +26,7 @@ of runs.
 
 from __future__ import annotations
 
+import string
 import struct
 import unicodedata
 import zlib
@@ -48,10 +49,15 @@ _PACK = struct.Struct(f"<{BINS}H")
 PACKED_SIZE = _PACK.size
 
 
+_PUNCTUATION = str.maketrans(dict.fromkeys(string.punctuation + "«»“”„‘’‚…–—•·", " "))
+
+
 def fold(title: str, text: str) -> str:
-    """The text that is sketched: NFKC, case-folded, words separated by single spaces, bounded length."""
+    """The text that is sketched: NFKC, case-folded, punctuation dropped (a headline copied with a closing
+    "." or ":" is the same seven words, not a word changed), words separated by single spaces, bounded
+    length."""
     folded = unicodedata.normalize("NFKC", f"{title} {text}"[: MAX_CHARS * 2]).casefold()
-    return " ".join(folded.split())[:MAX_CHARS]
+    return " ".join(folded.translate(_PUNCTUATION).split())[:MAX_CHARS]
 
 
 def shingles(doc: str) -> list[str]:

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from streams.alerting import build_alerts
 from streams.analytics.dedup import Features
+from streams.analytics.event_identity import event_key, same_event
 from streams.analytics.shard import Entry, trend_record
 from streams.records import (
     DEAD_LETTER_ORIGINAL_MAX,
@@ -184,9 +185,11 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
         assert doc[signal["start"]:signal["end"]] == signal["text"]
     assert 0 <= tags["escalation_score"] <= 1 and 0 <= tags["negotiation_score"] <= 1
     tagged = tagged_item(item, tags, "2026-11-24T00:00:00.000Z")
-    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item), trend_record(tagged), 0.0)
+    key = event_key(item["title"], item["text"], tags)
+    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item, event=key), trend_record(tagged), 0.0)
     again = Entry.from_wire(orjson.loads(batch_records([orjson.dumps(entry.wire())])[0])["entries"][0])
     assert again.features == entry.features and again.tagged["id"] == item["id"]
+    assert again.features.event_key == key and same_event(key, key)
     return "accepted"
 
 

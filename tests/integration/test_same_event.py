@@ -1,0 +1,126 @@
+"""Distinct events are never merged, copies of one event are, on a real broker and worker (issue 17).
+
+Templated strike reports about different cities share most of their wording, so the sketch alone calls
+them near-duplicates; the story shard keeps them apart by their event keys (places, numbers, actors) and
+merges only the outlets' copies of one wire text. The module's broker sees only these items.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from tests.conftest import collect, send_items
+
+CITIES = ["Kharkiv", "Odesa", "Zaporizhzhia", "Sumy", "Mykolaiv"]
+STRIKE = ("Drone strike on {city}", "Russian drones struck energy infrastructure in {city} overnight, regional "
+          "officials said, leaving thousands of homes without power. Repair crews were at work by morning.")
+WIRE = ("Artillery shelled the outskirts of Nikopol overnight, local officials said, damaging two houses and a "
+        "school. Regional authorities said repair crews would restore water supplies by the evening, and "
+        "residents were asked to stay near shelters until the all-clear.")
+OUTLETS = [("Nikopol shelled overnight, two houses and a school damaged", WIRE, "wire-a"),
+           ("Shelling damages school in Nikopol", f"NIKOPOL (Wire) - {WIRE}", "outlet-b"),
+           ("Nikopol: houses and school hit by artillery", WIRE.replace("the all-clear", "the all clear")
+            + " Wire services contributed.", "outlet-c")]
+
+
+@pytest.fixture(autouse=True)
+def _own_workers(isolated_kafka):
+    isolated_kafka.stop_all()
+    yield
+    isolated_kafka.stop_all()
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$", re.M)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+def test_five_cities_in_a_minute_are_five_items_and_three_outlets_one(isolated_kafka):
+    # no cooldown: each event's own alert shows (holding back same-kind alerts is the cooldown's business)
+    worker = isolated_kafka.start_worker(extra_env={"SIGNALWATCH_ALERT_COOLDOWN": "0"})
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:8]
+    title, text = STRIKE
+    strikes = [{"id": f"{rid}-{city}", "title": title.format(city=city), "text": text.format(city=city),
+                "source": f"outlet-{k}", "published_at": f"2026-11-30T06:00:{10 * k:02d}Z"}
+               for k, city in enumerate(CITIES)]
+    send_items(settings, strikes, [s["id"].encode() for s in strikes])
+
+    def ours(v):
+        return v.get("id", "").startswith(rid)
+
+    tagged = collect(settings, settings.topics.tagged, ours, 5, timeout=60, settle=4)
+    assert sorted(t["id"] for t in tagged) == sorted(s["id"] for s in strikes)
+    assert sorted(t["locations"][0] for t in tagged) == sorted(CITIES)
+    alerts = collect(settings, settings.topics.escalation, lambda a: any(i.startswith(rid) for i in a["item_ids"]),
+                     5, timeout=60, settle=3)
+    assert sorted(i for a in alerts for i in a["item_ids"]) == sorted(s["id"] for s in strikes)
+    assert not any(a.get("corroboration") for a in alerts)  # other cities' reports corroborate nothing
+    assert _metric(worker.metrics(), "signalwatch_duplicate_reasons_total", '{reason="near"}') == 0
+
+    # three outlets' copies of one wire text: one tagged item, its alert corroborated by the three
+    copies = [{"id": f"{rid}-copy-{source}", "title": headline, "text": body, "source": source,
+               "url": f"https://{source}.example/{rid}", "published_at": "2026-11-30T07:00:00Z"}
+              for headline, body, source in OUTLETS]
+    send_items(settings, copies[:1], [copies[0]["id"].encode()])
+    first = copies[0]["id"]
+    assert collect(settings, settings.topics.tagged, lambda v: v.get("id") == first, 1, timeout=60)
+    send_items(settings, copies[1:], [c["id"].encode() for c in copies[1:]])
+
+    def story(a):
+        return first in a["item_ids"]
+
+    alerts = collect(settings, settings.topics.escalation, story, 2, timeout=60, settle=3)
+    assert len(alerts) == 2 and alerts[1]["alert_id"] == alerts[0]["alert_id"], alerts
+    assert sorted(alerts[1]["corroboration"]["sources"]) == ["outlet-b", "outlet-c", "wire-a"]
+    tagged = collect(settings, settings.topics.tagged, lambda v: v.get("id", "").startswith(f"{rid}-copy"), 3,
+                     timeout=5)
+    assert [t["id"] for t in tagged] == [first]
+    assert _metric(worker.metrics(), "signalwatch_duplicate_reasons_total", '{reason="near"}') == 2
+    worker.stop()
+
+
+TOWNS = ["Kharkiv", "Odesa", "Zaporizhzhia", "Sumy", "Mykolaiv", "Kherson", "Dnipro", "Poltava", "Chernihiv",
+         "Kramatorsk", "Nikopol", "Pavlohrad", "Zhytomyr", "Uman", "Izmail", "Brovary", "Konotop", "Okhtyrka",
+         "Shostka", "Chuhuiv"]
+
+
+def _shelling(rid: str, k: int, town: str, minute: int) -> dict:
+    return {"id": f"{rid}-{k}", "title": f"Artillery shells {town}", "source": "wire",
+            "published_at": f"2026-11-30T{8 + minute // 60:02d}:{minute % 60:02d}:00Z",
+            "text": f"Russian artillery shelled {town} overnight, local officials said, damaging houses and a "
+                    f"school. Residents were asked to stay near shelters."}
+
+
+def test_twenty_strikes_within_the_cooldown_are_each_sent_or_counted(isolated_kafka):
+    worker = isolated_kafka.start_worker()  # the default cooldown (30 min of event time)
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:8]
+    burst = [_shelling(rid, k, town, k // 2) for k, town in enumerate(TOWNS)]  # 10 minutes
+    send_items(settings, burst, [b["id"].encode() for b in burst])
+
+    def ours(v):
+        return v.get("id", "").startswith(rid)
+
+    assert len(collect(settings, settings.topics.tagged, ours, 20, timeout=90)) == 20  # twenty events
+    late = _shelling(rid, 20, "Lutsk", 120)  # two hours later: past the cooldown
+    send_items(settings, [late], [late["id"].encode()])
+
+    def alert_of_ours(a):
+        return any(i.startswith(rid) for i in a["item_ids"])
+
+    alerts = collect(settings, settings.topics.escalation, lambda a: late["id"] in a["item_ids"], 1, timeout=60)
+    assert alerts, "no alert for the item after the cooldown"
+    sent = collect(settings, settings.topics.escalation, alert_of_ours, 30, timeout=5)
+    in_burst = [a for a in sent if late["id"] not in a["item_ids"]]
+    counted = alerts[0]["suppressed"]
+    assert len(in_burst) + counted["count"] == 20, (len(in_burst), counted)
+    assert counted["count"] >= 1 and len(counted["summaries"]) == min(counted["count"], 5)
+    assert set(counted["item_ids"]) <= {b["id"] for b in burst}
+    # (this worker's group also reads the module's earlier items: at least these)
+    assert _metric(worker.metrics(), "signalwatch_alerts_suppressed_total",
+                   '{reason="cooldown",type="escalation"}') >= counted["count"]
+    worker.stop()
