@@ -5,8 +5,8 @@ loaded, then checked for what a schema cannot say (ids, domains, names, Telegram
 unique across outlets; wording templates that format); errors name the file, line and outlet.
 
 Everything an item needs is precomputed at load: matching is a dict lookup on the normalised
-``source``, else one per label of the URL's host (``m.bbc.co.uk`` -> ``bbc.co.uk``), then three
-regex searches over at most ``lead_chars + tail_chars`` of the text for a wire credit.
+``source``, else one per label of the URL's host (``m.bbc.co.uk`` -> ``bbc.co.uk``); the wire credit
+costs one scan of the lead and the tail for credit names (see :mod:`streams.sources.wire`).
 """
 
 from __future__ import annotations

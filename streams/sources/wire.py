@@ -72,35 +72,42 @@ class WireCredits:
         for oid, regexes in own_patterns.items():
             self._own += [(_compile(regex, regex), oid) for regex in regexes]
 
-    def _first(self, templates: list[_Template], doc: str, spots: list[tuple[int, int]], floor: int = 0) -> str | None:
-        """The wire of the earliest template match around any of ``spots`` (credit name spans in ``doc``)."""
+    def _at(self, templates: list[_Template], doc: str, start: int, end: int, floor: int = 0) -> str | None:
+        """The wire of the earliest template match around one spot (a credit name at ``start:end``)."""
+        lo, hi = max(floor, start - BEFORE), min(len(doc), end + AFTER)
         best: re.Match | None = None
-        for start, end in spots:
-            lo, hi = max(floor, start - BEFORE), min(len(doc), end + AFTER)
-            for t in templates:
-                m = t.regex.match(doc, start, hi) if t.anchored else t.regex.search(doc, lo, hi)
-                if m is not None and (best is None or m.start() < best.start()):
-                    best = m
-            if best is not None:  # spots are in order: a later one cannot start a match much earlier
-                return self._owner[best.group("credit")]
-        return None
+        for t in templates:
+            m = t.regex.match(doc, start, hi) if t.anchored else t.regex.search(doc, lo, hi)
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        return self._owner[best.group("credit")] if best is not None else None
 
     def find(self, title: str, text: str) -> str | None:
-        """The outlet id of the wire credited in ``title`` + ``text``, or None."""
-        if self._names is None and not self._own:
-            return None
+        """The outlet id of the wire credited in ``title`` + ``text``, or None.
+
+        Spots are visited in text order and the first one with a match decides.
+        """
         offset = len(title) + 1 if title else 0
         lead = f"{title}\n{text[: self.lead_chars]}" if title else text[: self.lead_chars]
         tail_start = max(0, len(text) - self.tail_chars)
-        lead_spots = [m.span() for m in self._names.finditer(lead)] if self._names is not None else []
-        wire = self._first(self._lead, lead, lead_spots) if lead_spots else None
-        if wire is None and self._names is not None:
+        lead_spots: list[tuple[int, int]] = []
+        if self._names is not None:
+            for m in self._names.finditer(lead):  # lazily: a dateline near the start ends the scan
+                lead_spots.append(m.span())
+                wire = self._at(self._lead, lead, *lead_spots[-1])
+                if wire is not None:
+                    return wire
             tail_spots = [(s - offset, e - offset) for s, e in lead_spots if s - offset >= tail_start]
             tail_spots += [m.span() for m in self._names.finditer(text, max(tail_start, self.lead_chars))]
-            if tail_spots:
-                wire = self._first(self._tail, text, tail_spots, tail_start)
-        if wire is None:
-            wire = next((oid for regex, oid in self._own if regex.search(text, tail_start)), None)
-        if wire is None and lead_spots:
-            wire = self._first(self._attribution, lead, lead_spots)
-        return wire
+            for s, e in tail_spots:
+                wire = self._at(self._tail, text, s, e, tail_start)
+                if wire is not None:
+                    return wire
+        for regex, oid in self._own:
+            if regex.search(text, tail_start):
+                return oid
+        for s, e in lead_spots:
+            wire = self._at(self._attribution, lead, s, e)
+            if wire is not None:
+                return wire
+        return None

@@ -134,7 +134,7 @@ def test_a_non_wire_cannot_carry_credits(tmp_path):
     ("https://www-kyivindependent-com.cdn.ampproject.org/c/s/kyivindependent.com/x", "kyiv-independent"),
     ("https://defence--ua-com.cdn.ampproject.org/c/s/defence-ua.com/x", "defense-express"),
     ("https://t.me/s/mod_russia/4100", "mod-ru"),
-    ("https://t.me/kpszsu/9000", "air-force-ua"),
+    ("https://t.me/kpszsu/9000", "air-force-ua"),  # an outlet known by its channel only
     ("https://abcnews.go.com/International/x", "abc-news"),
 ])
 def test_urls_match_by_host_and_parent_domains(registry, url, expected):
