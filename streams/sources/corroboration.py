@@ -70,11 +70,12 @@ def corroborate(copies: Iterable[Mapping[str, Any]], rules: CorroborationRules) 
     ignored). Copies with an ``id`` already seen count once. Returns the alert's ``corroboration``::
 
         {"origins": {"count", "names"}, "camps": {"count", "names"}, "outlets": {"count", "names"},
-         "copies", "by_camp": {camp: [origin names]}, "single_camp", "rules", "severity_bump",
-         "summary", "registry_version"}
+         "copies", "by_camp": {camp: [origin names]}, "single_camp", "camp_mix", "rules",
+         "severity_bump", "summary", "registry_version"}
 
     ``names`` lists keep arrival order, at most ``max_listed`` each (``camps`` is never cut: there are
-    seven). ``severity_bump`` is how many of the registry's rules the story meets (``rules`` names them).
+    seven). ``camp_mix`` is the sorted camps joined by "+", a bounded metric label (at most 127 values).
+    ``severity_bump`` is how many of the registry's rules the story meets (``rules`` names them).
     """
     origins: dict[str, tuple[str, str]] = {}
     outlets: dict[str, str] = {}
@@ -104,6 +105,7 @@ def corroborate(copies: Iterable[Mapping[str, Any]], rules: CorroborationRules) 
         "copies": count,
         "by_camp": {camp: names[:most] for camp, names in by_camp.items()},
         "single_camp": len(by_camp) == 1,
+        "camp_mix": "+".join(sorted(by_camp)),
         "rules": met,
         "severity_bump": len(met),
         "summary": summary_line(by_camp, rules),

@@ -317,6 +317,7 @@ def test_corroboration_grows_from_one_origin_to_three_camps(registry):
                             "international media (Reuters)")
     assert bumped_severity("medium", c["severity_bump"]) == "critical"
     assert c["by_camp"] == {"russia-state": ["TASS"], "ukraine-official": ["Ukrinform"], "international": ["Reuters"]}
+    assert c["camp_mix"] == "international+russia-state+ukraine-official"
     assert c["registry_version"] == registry.version
 
 
