@@ -31,7 +31,7 @@ def read_schema(name: str, error: type[Exception]) -> dict[str, Any]:
         raise error(f"schema {name} not found at {path}: set SIGNALWATCH_SCHEMAS_DIR to the schemas/ folder") from exc
 
 
-def node_at(root: yaml.Node, path: list[Any]) -> yaml.Node:
+def _node_at(root: yaml.Node, path: list[Any]) -> yaml.Node:
     """Follow a JSON path (keys / indices) through a composed YAML node tree, as far as it goes."""
     node = root
     for part in path:
@@ -51,7 +51,7 @@ def node_at(root: yaml.Node, path: list[Any]) -> yaml.Node:
 
 def line_of(root: yaml.Node, path: list[Any]) -> int:
     """1-based line of the node at ``path`` (or of its nearest existing ancestor)."""
-    return node_at(root, path).start_mark.line + 1
+    return _node_at(root, path).start_mark.line + 1
 
 
 def load_yaml(path: Path, schema: dict[str, Any], what: str, error: type[Exception]) -> tuple[dict, yaml.Node]:
