@@ -247,6 +247,9 @@ class SourceRegistry:
 _HOST_PREFIXES = ("www.", "m.", "mobile.", "amp.")
 
 
+UNKNOWN_PREFIX = "unknown:"
+
+
 def unknown_outlet(source: str, url: str) -> Outlet:
     """The stand-in outlet of an unlisted source: named by its ``source``, else its URL's host."""
     name = " ".join(source.split())
@@ -257,7 +260,12 @@ def unknown_outlet(source: str, url: str) -> Outlet:
                 name = name[len(prefix):]
                 break
     name = name or "unknown source"
-    return Outlet("unknown:" + name.casefold(), name, UNKNOWN_CAMP, known=False)
+    return Outlet(UNKNOWN_PREFIX + name.casefold(), name, UNKNOWN_CAMP, known=False)
+
+
+def is_unknown(outlet_id: str) -> bool:
+    """Whether an outlet id (e.g. a copy record's ``outlet``) stands for an unlisted source."""
+    return outlet_id.startswith(UNKNOWN_PREFIX)
 
 
 @lru_cache(maxsize=1)

@@ -37,6 +37,7 @@ from streams.records import (
     tagged_item,
     validator,
 )
+from streams.sources import default_registry
 from streams.stages import batch_records
 from streams.tagging import load_tagger
 
@@ -184,7 +185,8 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
         assert doc[signal["start"]:signal["end"]] == signal["text"]
     assert 0 <= tags["escalation_score"] <= 1 and 0 <= tags["negotiation_score"] <= 1
     tagged = tagged_item(item, tags, "2026-11-24T00:00:00.000Z")
-    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item), trend_record(tagged), 0.0)
+    copy = default_registry().attribute(item).copy(item["id"], item.get("url", ""))
+    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item), trend_record(tagged), 0.0, copy)
     again = Entry.from_wire(orjson.loads(batch_records([orjson.dumps(entry.wire())])[0])["entries"][0])
     assert again.features == entry.features and again.tagged["id"] == item["id"]
     return "accepted"
