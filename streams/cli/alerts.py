@@ -38,7 +38,8 @@ def format_alert(alert: dict) -> str:
     indent = " " * 9
     corroboration = alert.get("corroboration")
     if isinstance(corroboration, dict) and corroboration.get("summary"):
-        counts = ", ".join(f"{(corroboration.get(k) or {}).get('count', 0)} {k}" for k in ("origins", "camps"))
+        counts = ", ".join(f"{n} {k if n != 1 else k[:-1]}" for k in ("origins", "camps")
+                           if isinstance(n := (corroboration.get(k) or {}).get("count"), int))
         lines.append(indent + click.style(f"{printable(corroboration['summary'])} [{counts}]", fg="cyan"))
     evidence = [e for e in alert.get("evidence") or () if e]
     if evidence:
