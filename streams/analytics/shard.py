@@ -9,7 +9,7 @@ place where the state lives. There :meth:`StoryShard.decide` takes each entry in
 * corroboration: each story keeps its copies' attributions (outlet, origin, camp: streams.sources,
   looked up by the process stage), one per distinct (outlet, origin) up to :data:`MAX_COPIES`; its alerts
   carry :func:`streams.sources.corroborate` of them and are re-sent under the same id, at the severity the
-  registry's rules give, whenever the origins or camps grow;
+  registry's rules give, whenever the origins of listed camps grow;
 * a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown),
   its trend keys into the event-time windows, whose surges and divergences go through the cooldown too
   (streams.analytics.trend).
@@ -37,6 +37,7 @@ from streams.analytics import cooldown, trend
 from streams.analytics.dedup import DedupIndex, Features, Story
 from streams.records import now_iso
 from streams.sources import SourceRegistry, default_registry
+from streams.sources.corroboration import UNCOUNTED_CAMP
 
 POSITION_BITS = 12
 MAX_ENTRIES = 1 << POSITION_BITS
@@ -146,6 +147,14 @@ class Changes:
         return len(self.stories) + len(self.cooldown) + len(self.windows)
 
 
+def _counted(corroboration: dict) -> tuple:
+    """What a new alert version is sent for: the origins of listed camps and the rules met. Unlisted sites
+    (camp ``other``) prove little, so ten reprints on unknown sites send no ten versions; the next version
+    names them."""
+    return ({camp: names for camp, names in corroboration["by_camp"].items() if camp != UNCOUNTED_CAMP},
+            corroboration["rules"])
+
+
 def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
@@ -229,7 +238,8 @@ class StoryShard:
 
     def _repeat(self, sid: str, source: str, copy: dict, pos: int, out: Outcome) -> dict | None:
         """Count a copy of story ``sid``; keep its attribution when its (outlet, origin) is new, and re-send
-        the story's alerts when that grows its origins or camps. Returns the copy when kept."""
+        the story's alerts when that grows its listed origins or camps (:func:`_counted`). Returns the copy
+        when kept."""
         story = Story.loads(sid, self.index.records[sid])
         story.repeat(source)
         self.index.update(sid, story.dumps())
@@ -240,7 +250,7 @@ class StoryShard:
         before = self.registry.corroborate(copies) if copies else None
         copies.append(copy)
         after = self.registry.corroborate(copies)
-        if before is None or (before["origins"], before["camps"]) == (after["origins"], after["camps"]):
+        if before is None or _counted(before) == _counted(after):
             return copy
         out.corroborations += 1
         blob = self._alerts.get(sid)
