@@ -13,11 +13,14 @@ import hashlib
 
 from streams.records import now_iso
 from streams.settings import SEVERITIES
+from streams.sources import bumped_severity
 from streams.tagging import severity_from_score
 
 KINDS = ("escalation", "negotiation")
 MAX_EVIDENCE = 3
 MAX_SUMMARY = 240
+MAX_COPIES_LISTED = 10
+"""Copies (id, outlet, url) an alert's corroboration lists; ``copies.count`` is the total."""
 
 
 def severity_rank(severity: str) -> int:
@@ -62,16 +65,18 @@ def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> s
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 
-def corroborated(alert: dict, sources: list[str], copies: int) -> dict | None:
-    """The alert one severity level higher because ``sources`` (its own first) reported the same story.
+def corroborated(alert: dict, corroboration: dict, copies: list[dict], total: int) -> dict:
+    """A version of ``alert`` (same id) saying who reported its story: ``corroboration`` is
+    :func:`streams.sources.corroborate` of the story's kept ``copies``; ``total`` counts every copy.
 
-    The alert keeps its id (it is a new version of the same alert); None when it is already critical.
+    The severity is the alert's ``base_severity`` (its own, kept on every version) raised one level per
+    registry rule the story meets, so a version never compounds an earlier bump.
     """
-    rank = severity_rank(alert["severity"])
-    if rank + 1 >= len(SEVERITIES):
-        return None
-    return dict(alert, severity=SEVERITIES[rank + 1], created_at=now_iso(),
-                corroboration={"sources": list(sources), "copies": int(copies)})
+    base = alert.get("base_severity", alert["severity"])
+    listed = [{"id": c["id"], "outlet": c["outlet_name"], "url": c.get("url", "")} for c in copies[:MAX_COPIES_LISTED]]
+    return dict(alert, severity=bumped_severity(base, corroboration["severity_bump"]), base_severity=base,
+                created_at=now_iso(),
+                corroboration=dict(corroboration, copies={"count": max(int(total), len(copies)), "listed": listed}))
 
 
 def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:

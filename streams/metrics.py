@@ -64,7 +64,18 @@ class Metrics:
             ["reason"], registry=r)
         self.corroborations = Counter(
             "signalwatch_corroborations",
-            "Stories reported by enough distinct sources to raise their alerts a severity level.", registry=r)
+            "Stories whose independent origins or camps grew, so their alerts were re-sent (streams.sources).",
+            registry=r)
+        # who says so (issue 16): unlisted sources, alerts by the camps that carry their story
+        self.sources_unknown = Counter(
+            "signalwatch_sources_unknown", "Items whose source is not in the source registry (camp other): add "
+            "the outlet to streams/sources/registry.yaml (docs/sources.md).", registry=r)
+        self.alerts_by_camp_mix = Counter(
+            "signalwatch_alerts_by_camp_mix", "Per-item alert versions sent, by the camps of their story's "
+            "origins (sorted, joined by +).", ["camp_mix"], registry=r)
+        self.alerts_single_camp = Counter(
+            "signalwatch_alerts_single_camp", "Per-item alert versions sent, by whether one camp alone carries "
+            "their story (single=true: a claim no other camp confirms).", ["single"], registry=r)
         self.state_evictions = Counter(
             "signalwatch_state_evictions", "Stories (state=stories) forgotten before the dedup horizon because "
             "SIGNALWATCH_MAX_STORIES was reached.", ["state"], registry=r)
@@ -138,6 +149,11 @@ class Metrics:
         for (topic, partition), lag in lags.items():
             self.consumer_lag.labels(topic, str(partition)).set(lag)
         self._lag_series = current
+
+    def record_corroboration(self, corroboration: dict) -> None:
+        """Count one sent alert version by its story's camps."""
+        self.alerts_by_camp_mix.labels(corroboration["camp_mix"]).inc()
+        self.alerts_single_camp.labels("true" if corroboration["single_camp"] else "false").inc()
 
     def record_tagged(self, tagged: dict) -> None:
         """Count one tagged item's labels, signals and actors."""

@@ -32,7 +32,7 @@ ENV_VARS = {
         "dedup_horizon": "DEDUP_HORIZON", "dedup_stories": "DEDUP_STORIES", "max_stories": "MAX_STORIES",
         "near_dup_threshold": "NEAR_DUP_THRESHOLD", "trend_windows": "TREND_WINDOWS",
         "trend_lookback": "TREND_LOOKBACK", "trend_min_count": "TREND_MIN_COUNT", "trend_z": "TREND_Z",
-        "alert_cooldown": "ALERT_COOLDOWN", "corroboration_sources": "CORROBORATION_SOURCES",
+        "alert_cooldown": "ALERT_COOLDOWN",
         "ingest_token": "INGEST_TOKEN", "max_request_items": "MAX_REQUEST_ITEMS", "ingest_rate": "INGEST_RATE",
         "http_timeout": "HTTP_TIMEOUT",
     }.items()
@@ -155,8 +155,6 @@ class Settings:
     alert_cooldown: float = 1800.0
     """SIGNALWATCH_ALERT_COOLDOWN: seconds (event time) without a repeat alert per (type, category, main
     actor) unless the severity rises; 0 turns cooldown off."""
-    corroboration_sources: int = 3
-    """SIGNALWATCH_CORROBORATION_SOURCES: distinct sources of one story that raise its severity a level."""
     topics: Topics = field(default_factory=Topics)
 
     def __post_init__(self) -> None:
@@ -179,7 +177,6 @@ class Settings:
         self.trend_min_count = int(self.trend_min_count)
         self.trend_z = float(self.trend_z)
         self.alert_cooldown = float(self.alert_cooldown)
-        self.corroboration_sources = int(self.corroboration_sources)
         if not 0 < self.near_dup_threshold <= 1:
             raise SettingsError("SIGNALWATCH_NEAR_DUP_THRESHOLD must be in (0, 1]")
         if self.max_stories < 1:

@@ -1,9 +1,10 @@
 """The two stages of the worker, as classes that :func:`streams.app.create_app` wires to their topics.
 
 * :class:`Process` (stateless, one per news.raw partition, on batches): parse, validate, id, tag,
-  sketch, event key (the story shard confirms a near-duplicate with it) and candidate alerts for each
-  message; bad messages go to news.deadletter one by one; the accepted items of a batch go to the story
-  shard as one news.processed record (or a few, under the size cap).
+  sketch, event key (the story shard confirms a near-duplicate with it), attribute (outlet, wire origin,
+  camp: streams.sources) and candidate alerts for each message; bad messages go to news.deadletter one by
+  one; the accepted items of a batch go to the story shard as one news.processed record (or a few, under
+  the size cap).
 * :class:`Decide` (the story shard, on batches of those records): dedup, corroboration, cooldown and trend
   windows by :class:`streams.analytics.shard.StoryShard`; sends news.tagged and alerts.*, then writes
   the keys the batch changed to the tables' changelogs, once per batch. The negotiation tracker
@@ -32,6 +33,7 @@ from streams.faust_compat import changelogs_ready, committed_offsets, write_chan
 from streams.metrics import Metrics
 from streams.records import InvalidItem, dead_letter, now_iso, parse_item, tagged_item
 from streams.settings import Settings
+from streams.sources import SourceRegistry, default_registry, is_unknown
 from streams.talks.stream import TalksUpdate, ThreadBook
 
 log = logging.getLogger("signalwatch")
@@ -47,14 +49,17 @@ larger item travels alone."""
 EXIT_SEND_FAILED = 70
 
 
-def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at: str, received: float) -> Entry:
-    """One message of news.raw to an accepted item's entry (raises :class:`InvalidItem`)."""
+def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at: str, received: float,
+                 registry: SourceRegistry | None = None) -> Entry:
+    """One message of news.raw to an accepted item's entry (raises :class:`InvalidItem`); its copy record
+    says who reported it (outlet, origin, camp), looked up in ``registry`` (the bundled one by default)."""
     item = parse_item(raw, settings.max_item_bytes)
     tags = tagger.tag(item["title"], item["text"])
     event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
     features = Features.of(item, settings.dedup_stories, event)
     tagged = tagged_item(item, tags, received_at)
-    return Entry(tagged, build_alerts(tagged, "low"), features, trend_record(tagged), received)
+    copy = (registry or default_registry()).attribute(item).copy(item["id"], item.get("url", ""))
+    return Entry(tagged, build_alerts(tagged, "low"), features, trend_record(tagged), received, copy)
 
 
 def batch_records(parts: list[bytes], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
@@ -153,6 +158,7 @@ class Process(_Stage):
         super().__init__(topics, metrics, app)
         self.settings = settings
         self.tagger = tagger
+        self.registry = default_registry()
 
     async def run(self, stream) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
@@ -167,8 +173,11 @@ class Process(_Stage):
             for message in messages:
                 try:
                     start = time.thread_time()
-                    entry = process_item(message.value, self.settings, self.tagger, received_at, received)
+                    entry = process_item(message.value, self.settings, self.tagger, received_at, received,
+                                         self.registry)
                     parts.append(orjson.dumps(entry.wire()))
+                    if is_unknown(entry.copy["outlet"]):
+                        self.metrics.sources_unknown.inc()
                     cpu += time.thread_time() - start
                 except InvalidItem as exc:
                     await self.dead_letter(message, exc.reason, exc.detail)
@@ -244,6 +253,8 @@ class Decide(_Stage):
             key = alert.get("key", "") if alert["type"] == "trend" else alert["alert_id"]
             await self.topics[alert["type"]].send(key=key.encode(), value=orjson.dumps(alert))
             m.alerts.labels(alert["type"], alert["severity"]).inc()
+            if "corroboration" in alert:
+                m.record_corroboration(alert["corroboration"])
             if received is not None:
                 m.alert_latency_seconds.observe(max(0.0, now - received))
         for reason in out.duplicates:

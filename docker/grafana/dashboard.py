@@ -138,6 +138,25 @@ def alerts_row() -> Row:
     return "Alerts", [(per_second, 14), (totals, 10)]
 
 
+def sources_row() -> Row:
+    """Who says so: alerts by the camps that carry their story, the share no other camp confirms, and the
+    items from sources the registry does not know."""
+    by_mix = timeseries("Alerts by camp mix", [
+        target(rate("signalwatch_alerts_by_camp_mix_total", by="camp_mix"), "{{camp_mix}}", "A"),
+    ], unit="reqps", stacked=True,
+        description="Per-item alert versions sent, by the camps of their story's origins (docs/sources.md).")
+    single = timeseries("Share of single-camp claims", [
+        target(rate("signalwatch_alerts_single_camp_total", 'single="true"') + " / "
+               + rate("signalwatch_alerts_single_camp_total"), "single camp", "A"),
+    ], unit="percentunit", valueMin=0, valueMax=1,
+        description="Alert versions whose story only one camp carries (no confirmation from another side).")
+    unknown = timeseries("Items from unknown sources", [
+        target(rate("signalwatch_sources_unknown_total"), "unknown", "A"),
+        target(rate("signalwatch_items_received_total"), "received", "B"),
+    ], unit="reqps", description="Sources not in streams/sources/registry.yaml: add the frequent ones.")
+    return "Sources and camps", [(by_mix, 10), (single, 7), (unknown, 7)]
+
+
 def latency_row() -> Row:
     """p50 / p95 / p99 of the two latency histograms."""
     processing = timeseries("Processing latency (received → tagged)",
@@ -187,8 +206,8 @@ def talks_row() -> Row:
     return "Talks", [(threads, 14), (transitions, 10)]
 
 
-ROWS = (overview_row, throughput_row, signals_row, index_row, alerts_row, latency_row, lag_row, actors_row,
-        talks_row)
+ROWS = (overview_row, throughput_row, signals_row, index_row, alerts_row, sources_row, latency_row, lag_row,
+        actors_row, talks_row)
 
 
 # ---------------------------------------------------------------- dashboard

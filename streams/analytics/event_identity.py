@@ -140,7 +140,9 @@ _STOP = frozenset(".!?;:")
 # neighbours: a regex with word alternatives and look-arounds costs several times more.
 _TOKEN_RE = re.compile(r"\d+(?:[,.:]\d+)*(?:-\w+)*|[a-z]+(?:-[a-z]+)*|[^\W\d_]+(?:-[^\W\d_]+)*|[.!?;:]")
 _ISO_DATE_RE = re.compile(r"\d\d\d\d-([01]\d)-([0-3]\d)")
-_DATELINE_RE = re.compile(r"\s*([A-ZА-ЯІЇЄҐ][A-ZА-ЯІЇЄҐ'’ -]*[A-ZА-ЯІЇЄҐ])\b[^()\n]{0,30}\([^()\n]{1,30}\)\s*[-–—]")
+_DATELINE_RE = re.compile(
+    r"\s*([A-ZА-ЯІЇЄҐ][A-ZА-ЯІЇЄҐ'’ -]*[A-ZА-ЯІЇЄҐ])\b[^()/\n]{0,30}(?:\([^()\n]{1,30}\)\s*[-–—]|/[^/\n]{1,20}/)")
+"""A wire dateline: "ODESA, Nov 28 (Reuters) -" or "MOSCOW, November 28. /TASS/."."""
 _US, _RS = "\x1f", "\x1e"
 
 
@@ -271,15 +273,17 @@ def _scan(low: str) -> tuple[frozenset[str], frozenset[str], tuple[tuple[str, in
 
 
 def _places(title: str, text: str, locations: list[str]) -> tuple[str, ...]:
-    """The tagger's locations, the capitals and a wire dateline's place ("ODESA, Nov 28 (wire) -") after
-    the others: the lead place is the first of the rest, unless the title names the dateline's."""
+    """The tagger's locations, the capitals after the others: the lead place is the first of the rest. A wire
+    dateline's place ("ODESA, Nov 28 (wire) -") says where the report was filed: it is left out when the
+    report names it nowhere else, and comes last when only the body names it again."""
     places = locations[:_MAX_NAMES]
-    if len(places) < 2:
-        return tuple(places)
-    if (m := _DATELINE_RE.match(text, 0, 120)) and places[0].casefold() == (where := m.group(1).casefold()) \
-            and where not in title.casefold():
-        places = [*places[1:], places[0]]
-    if places[0] in _CAPITALS:
+    if m := _DATELINE_RE.match(text, 0, 120):
+        where = m.group(1).casefold()
+        if where not in f"{title} {text[m.end():]}".casefold():  # named only as where the report was filed
+            places = [p for p in places if p.casefold() != where]
+        elif places and places[0].casefold() == where and where not in title.casefold():
+            places = [*places[1:], places[0]]
+    if len(places) > 1 and places[0] in _CAPITALS:
         places = [p for p in places if p not in _CAPITALS] + [p for p in places if p in _CAPITALS]
     return tuple(places)
 

@@ -5,10 +5,11 @@ item, and sends the accepted ones as :class:`Entry` records, a whole batch per K
 place where the state lives. There :meth:`StoryShard.decide` takes each entry in order:
 
 * dedup: the item's story is looked up by id, url, content and near-duplicate sketch, a sketch candidate
-  confirmed only when it reports the same event (streams.analytics.dedup); a copy only counts (copies,
-  sources);
-* corroboration: when a story's copies come from ``corroboration_sources`` distinct sources, its alerts
-  below critical are re-sent one severity level higher under the same id;
+  confirmed only when it reports the same event (streams.analytics.dedup); a copy only counts;
+* corroboration: each story keeps its copies' attributions (outlet, origin, camp: streams.sources,
+  looked up by the process stage), one per distinct (outlet, origin) up to :data:`MAX_COPIES`; its alerts
+  carry :func:`streams.sources.corroborate` of them and are re-sent under the same id, at the severity the
+  registry's rules give, whenever the origins of listed camps grow;
 * a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown:
   what it holds back is counted in the next alert of the key),
   its trend keys into the event-time windows, whose surges and divergences go through the cooldown too
@@ -36,12 +37,16 @@ from streams.alerting import corroborated, severity_rank
 from streams.analytics import cooldown, trend
 from streams.analytics.dedup import DedupIndex, Features, Story
 from streams.records import now_iso
+from streams.sources import SourceRegistry, default_registry
+from streams.sources.corroboration import UNCOUNTED_CAMP
 
 POSITION_BITS = 12
 MAX_ENTRIES = 1 << POSITION_BITS
 """Most entries in one input record (their index is the low bits of a position)."""
 MAX_IDS = 5
 MAX_EVIDENCE = 3
+MAX_COPIES = 32
+"""Attributed copies kept per story (distinct outlet and origin; more only count)."""
 
 
 def position(offset: int, index: int) -> int:
@@ -53,21 +58,23 @@ def position(offset: int, index: int) -> int:
 class Entry:
     """One accepted item as the process stage hands it on: the tagged record, all its per-item alerts
     (any severity: corroboration may raise a low one), its dedup features, its trend record (None
-    without signals) and the epoch second it was received."""
+    without signals), the epoch second it was received and its copy record
+    (:meth:`streams.sources.Attribution.copy`: outlet, origin, camp)."""
 
     tagged: dict
     alerts: list[dict]
     features: Features
     trend: dict | None
     received: float
+    copy: dict
 
     def wire(self) -> dict:
         return {"tagged": self.tagged, "alerts": self.alerts, "f": self.features.wire(), "trend": self.trend,
-                "r": self.received}
+                "r": self.received, "c": self.copy}
 
     @classmethod
     def from_wire(cls, d: dict) -> Entry:
-        return cls(d["tagged"], d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"])
+        return cls(d["tagged"], d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"])
 
 
 def trend_record(tagged: dict) -> dict | None:
@@ -87,7 +94,6 @@ class Config:
     near_dup_threshold: float = 0.45
     dedup_horizon: float = 48 * 3600.0
     max_stories: int = 200_000
-    corroboration_sources: int = 3
     alert_min_severity: str = "medium"
     alert_cooldown: float = 1800.0
     window_sizes: list[int] = field(default_factory=lambda: [900, 3600])
@@ -98,7 +104,7 @@ class Config:
     @classmethod
     def of(cls, settings) -> Config:
         return cls(settings.near_dup_threshold, settings.dedup_horizon, settings.max_stories,
-                   settings.corroboration_sources, settings.alert_min_severity, settings.alert_cooldown,
+                   settings.alert_min_severity, settings.alert_cooldown,
                    settings.window_sizes, settings.trend_lookback, settings.trend_min_count, settings.trend_z)
 
 
@@ -116,6 +122,7 @@ class Outcome:
     """(type, reason) of each alert not sent: ``cooldown`` (counted in the next alert of its key) or
     ``repeat`` (the same alert again, no higher)."""
     corroborations: int = 0
+    """Stories whose origins or camps grew (their alerts were re-sent)."""
     evicted: int = 0
     """Stories forgotten before the horizon (the MAX_STORIES cap)."""
     window_counts: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -142,6 +149,14 @@ class Changes:
         return len(self.stories) + len(self.cooldown) + len(self.windows)
 
 
+def _counted(corroboration: dict) -> tuple:
+    """What a new alert version is sent for: the origins of listed camps and the rules met. Unlisted sites
+    (camp ``other``) prove little, so ten reprints on unknown sites send no ten versions; the next version
+    names them."""
+    return ({camp: names for camp, names in corroboration["by_camp"].items() if camp != UNCOUNTED_CAMP},
+            corroboration["rules"])
+
+
 def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
@@ -164,12 +179,14 @@ def decode_window(raw: bytes) -> tuple[int, str, int]:
 class StoryShard:
     """Dedup, corroboration, cooldown and trend windows of the whole pipeline (pure; see the module)."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, registry: SourceRegistry | None = None) -> None:
         self.config = c = config or Config()
+        self.registry = registry or default_registry()
         self.index = DedupIndex(c.near_dup_threshold)
         self.segments: dict[int, bytes] = {}  # input offset -> its stored segment, oldest first
         self._segment_meta: dict[int, tuple[float, list[str]]] = {}  # offset -> (time, story ids it made)
-        self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts below critical]
+        self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts as built]
+        self._copies: dict[str, list[dict]] = {}  # story id -> its attributed copies (MAX_COPIES)
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
@@ -184,8 +201,9 @@ class StoryShard:
         """Decide every entry of the input record at ``offset``, in order (``now``: epoch seconds)."""
         out = Outcome()
         new: dict[str, str] = {}  # story id -> its record (base64) for this record's segment
-        raisable: dict[str, str] = {}  # story id -> its compressed alerts below critical (base64)
-        repeats: list[list[str]] = []
+        raisable: dict[str, str] = {}  # story id -> its compressed alerts (base64)
+        firsts: dict[str, dict] = {}  # story id -> its first copy
+        repeats: list[list] = []  # [story id, source, copy kept or None]
         for i, entry in enumerate(entries):
             pos = position(offset, i)
             f = entry.features
@@ -193,48 +211,69 @@ class StoryShard:
             replay = reason == "id" and Story.position_of(self.index.records[sid]) == pos
             if sid is not None and not replay:
                 out.duplicates.append(reason)
-                repeats.append([sid, f.source])
-                self._repeat(sid, f.source, pos, out)
+                repeats.append([sid, f.source, self._repeat(sid, f.source, entry.copy, pos, out)])
                 continue
             at = trend.event_time(entry.tagged)
             if not replay:
                 story = Story.first(f, now, pos)
                 self.index.add(story, f.bands)
                 new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
-                keep = [a for a in entry.alerts if a["severity"] != "critical"]
-                if keep:
-                    blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, keep]), 1)
+                self._copies[f.item_id] = [entry.copy]
+                firsts[f.item_id] = entry.copy
+                if entry.alerts:
+                    blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
                     raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
             out.tagged.append((entry.tagged, entry.received))
+            copies = self._copies.get(f.item_id, [entry.copy])
+            c = self.registry.corroborate(copies)
             for alert in entry.alerts:
+                alert = corroborated(alert, c, copies, 1)
                 if severity_rank(alert["severity"]) >= self._min_rank:
                     self._offer(alert, at, entry.received, pos, out)
             if entry.trend:
                 for key in entry.trend["keys"]:
                     self._count(key, entry.trend, pos, now, out)
         if new or repeats:
-            self._store_segment(offset, now, new, raisable, repeats)
+            self._store_segment(offset, now, new, raisable, firsts, repeats)
         self._forget(now, out)
         return out
 
-    def _repeat(self, sid: str, source: str, pos: int, out: Outcome) -> None:
+    def _repeat(self, sid: str, source: str, copy: dict, pos: int, out: Outcome) -> dict | None:
+        """Count a copy of story ``sid``; keep its attribution when its (outlet, origin) is new, and re-send
+        the story's alerts when that grows its listed origins or camps (:func:`_counted`). Returns the copy
+        when kept."""
         story = Story.loads(sid, self.index.records[sid])
-        if story.repeat(source) and len(story.sources) == self.config.corroboration_sources:
-            blob = self._alerts.get(sid)
-            at, alerts = orjson.loads(zlib.decompress(blob)) if blob else (0.0, [])
-            raised = [r for r in (corroborated(a, story.sources, story.copies) for a in alerts) if r]
-            out.corroborations += 1
-            for alert in raised:
-                if severity_rank(alert["severity"]) >= self._min_rank:
-                    self._offer(alert, at, None, pos, out)
+        story.repeat(source)
         self.index.update(sid, story.dumps())
+        copies = self._copies.setdefault(sid, [])
+        if len(copies) >= MAX_COPIES or any(c["outlet"] == copy["outlet"] and c["origin"] == copy["origin"]
+                                            for c in copies):
+            return None
+        before = self.registry.corroborate(copies) if copies else None
+        copies.append(copy)
+        after = self.registry.corroborate(copies)
+        if before is None or _counted(before) == _counted(after):
+            return copy
+        out.corroborations += 1
+        blob = self._alerts.get(sid)
+        at, alerts = orjson.loads(zlib.decompress(blob)) if blob else (0.0, [])
+        for alert in alerts:
+            alert = corroborated(alert, after, copies, story.copies)
+            if severity_rank(alert["severity"]) >= self._min_rank:
+                self._offer(alert, at, None, pos, out, update=True)
+        return copy
 
     # ------------------------------------------------------------------ cooldown
-    def _offer(self, alert: dict, at: float, received: float | None, pos: int, out: Outcome) -> None:
+    def _offer(self, alert: dict, at: float, received: float | None, pos: int, out: Outcome,
+               update: bool = False) -> None:
+        """Send ``alert`` unless the cooldown holds it back; an ``update`` (a new version of the key's last
+        sent alert, e.g. its corroboration grew) always goes out."""
         key = cooldown.cooldown_key(alert)
         last = self.last_alert.get(key)
         send, reason, state = cooldown.decide(last, alert["alert_id"], alert["severity"], at,
                                               self.config.alert_cooldown, pos)
+        if not send and update and last is not None and last["id"] == alert["alert_id"]:
+            send = True
         if not send:
             out.suppressed.append((alert["type"], reason))
             if reason == "cooldown":
@@ -341,8 +380,10 @@ class StoryShard:
             self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
 
     # ------------------------------------------------------------------ stories: segments, expiry
-    def _store_segment(self, offset: int, now: float, new: dict, raisable: dict, repeats: list) -> None:
-        value = zlib.compress(orjson.dumps({"t": now, "new": new, "alerts": raisable, "rep": repeats}), 1)
+    def _store_segment(self, offset: int, now: float, new: dict, raisable: dict, firsts: dict,
+                       repeats: list) -> None:
+        value = zlib.compress(orjson.dumps({"t": now, "new": new, "alerts": raisable, "copies": firsts,
+                                            "rep": repeats}), 1)
         self.segments[offset] = value
         self._segment_meta[offset] = (now, list(new))
         self.changes.stories[segment_key(offset)] = value
@@ -362,6 +403,7 @@ class StoryShard:
                 if raw is not None and Story.position_of(raw) >> POSITION_BITS == offset:
                     self.index.remove(Story.loads(sid, raw))
                     self._alerts.pop(sid, None)
+                    self._copies.pop(sid, None)
                     out.evicted += 0 if expired else 1
             del self._segment_meta[offset]
             del self.segments[offset]
@@ -393,12 +435,16 @@ class StoryShard:
                 self.index.add(Story.loads(sid, base64.b64decode(raw)))
             for sid, blob in segment["alerts"].items():
                 self._alerts[sid] = base64.b64decode(blob)
-            for sid, source in segment["rep"]:
+            for sid, copy in segment.get("copies", {}).items():
+                self._copies[sid] = [copy]
+            for sid, source, *kept in segment["rep"]:
                 raw = self.index.records.get(sid)
                 if raw is not None:
                     story = Story.loads(sid, raw)
                     story.repeat(source)
                     self.index.update(sid, story.dumps())
+                    if kept and kept[0] is not None:
+                        self._copies.setdefault(sid, []).append(kept[0])
             self.segments[offset] = value
             self._segment_meta[offset] = (segment["t"], list(segment["new"]))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}

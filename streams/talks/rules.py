@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import ahocorasick
-import jsonschema
-import yaml
 
+from streams.datafile import line_of, load_yaml
 from streams.settings import SCHEMA_DIR
 from streams.tagging.engine import normalize
-from streams.tagging.lexicon import _best_error, _node_at
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "lexicons" / "talks.yaml"
 CUE_KINDS = ("proposed", "scheduled", "held", "agreed", "in_force", "collapsed", "extended")
@@ -252,29 +250,12 @@ def rules_schema() -> dict[str, Any]:
 def read_rules(path: str | Path | None = None) -> dict[str, Any]:
     """Read, parse and validate a talks rules file; returns the plain data. Raises :class:`TalksRulesError`."""
     p = Path(path) if path is not None else DEFAULT_RULES
-    try:
-        source = p.read_text(encoding="utf-8")
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(source)
-    except OSError as exc:
-        raise TalksRulesError(f"cannot read talks rules {p}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise TalksRulesError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if root is None or not isinstance(data, dict):
-        raise TalksRulesError(f"{p}:1: talks rules must be a YAML mapping")
-    errors = list(jsonschema.Draft202012Validator(rules_schema()).iter_errors(data))
-    if errors:
-        err = _best_error(errors)
-        line = _node_at(root, list(err.absolute_path)).start_mark.line + 1
-        loc = "/".join(str(x) for x in err.absolute_path) or "(root)"
-        raise TalksRulesError(f"{p}:{line}: invalid talks rules at {loc}: {err.message}")
+    data, root = load_yaml(p, rules_schema(), "talks rules file", TalksRulesError)
     for party, spec in data["parties"].items():
         other = spec.get("counterpart")
         if other is not None and other not in data["parties"]:
-            line = _node_at(root, ["parties", party]).start_mark.line + 1
-            raise TalksRulesError(f"{p}:{line}: counterpart {other!r} of {party} is not a party")
+            raise TalksRulesError(f"{p}:{line_of(root, ['parties', party])}: counterpart {other!r} of {party} "
+                                  "is not a party")
     return data
 
 

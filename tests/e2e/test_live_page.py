@@ -144,7 +144,7 @@ def test_an_alert_appears_live_on_the_page(worker, tmp_path):
     screenshot.unlink(missing_ok=True)
     run = uuid.uuid4().hex[:8]
     item = {"title": f"Barrage on Kyiv as Kremlin threatens nuclear response ({run})", "text": ITEM_TEXT,
-            "url": f"https://example.org/live/{run}", "source": "Example Live Desk"}
+            "url": f"https://example.org/live/{run}", "source": "The Kyiv Independent"}
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
@@ -163,7 +163,9 @@ def test_an_alert_appears_live_on_the_page(worker, tmp_path):
     assert card["type"] == "escalation" and card["severity"] == "critical" and not card["hidden"]
     assert card["fresh"], "the card arrived live (after the page loaded), not in the initial backlog"
     assert any("missile" in e.lower() or "nuclear" in e.lower() for e in card["evidence"]), card
-    assert card["link"] == item["url"] and "Example Live Desk" in card["text"]
+    assert card["link"] == item["url"] and "The Kyiv Independent" in card["text"]
+    # the camp line: who reports the story (the source registry knows the outlet)
+    assert "reported by Ukrainian media only (The Kyiv Independent) · 1 origin, 1 camp, 1 copy" in card["text"], card
     assert result["hidden_by_type"] is True and result["shown_at_critical"] is True
     assert result["hidden_by_stance"] is True
     assert screenshot.stat().st_size > 10_000, "a screenshot of the page is kept"

@@ -274,49 +274,61 @@ TALKS = ("Turkish mediators said they were open to hosting peace talks between K
 MINOR = "Officials in Odesa discussed a possible prisoner exchange with local volunteers. {rid}"
 
 
-def test_copies_from_three_sources_raise_the_story_alert_one_level(isolated_kafka):
+def test_one_story_alert_grows_from_one_camp_to_confirmed_across_camps(isolated_kafka):
+    """Our own copies of one story arrive in turn: a TASS wire reprinted by three sites, then a Ukrinform
+    report, then a Reuters report. One alert id; each version says who reports the story and its severity
+    rises one level per registry rule the story meets (second camp, then three camps)."""
     from streams.records import validator
 
     worker = isolated_kafka.start_worker(app_id=f"sw-corr-{uuid.uuid4().hex[:6]}")
     settings = worker.settings
     rid = uuid.uuid4().hex[:10]
-    rng = random.Random(5)
     text = TALKS.format(rid=rid)
-    first = {"id": f"{rid}-t0", "title": "", "text": text, "source": "wire-a", "url": f"https://a.example/{rid}"}
-    send_items(settings, [first], [first["id"].encode()])
+    tass = [{"id": f"{rid}-tass-{i}", "title": "", "text": "ANKARA, November 24. /TASS/. " + text, "source": "",
+             "url": f"https://{host}/world/{rid}"} for i, host in enumerate(["ria.ru", "www.rt.com", "m.lenta.ru"])]
+    ukrinform = {"id": f"{rid}-ukr", "title": "", "text": text, "source": "Ukrinform",
+                 "url": f"https://www.ukrinform.net/rubric-polytics/{rid}.html"}
+    reuters = {"id": f"{rid}-reu", "title": "", "text": "ANKARA, Nov 24 (Reuters) - " + text, "source": "",
+               "url": f"https://www.reuters.com/world/europe/{rid}/"}
 
-    def talks(a):
-        return first["id"] in a["item_ids"]
+    def story(a):
+        return a["item_ids"][0].startswith(rid) and not a["item_ids"][0].startswith(f"{rid}-m")
 
-    alerts = collect(settings, settings.topics.negotiation, talks, 1, timeout=60)
-    assert [a["severity"] for a in alerts] == ["medium"] and "corroboration" not in alerts[0]
-    # a repeat from the same source corroborates nothing; two more sources (edited copies) do
-    copies = [dict(first, id=f"{rid}-t1", url=f"https://a.example/{rid}/again"),
-              {"id": f"{rid}-t2", "title": "", "text": _edited(text, rng), "source": "wire-b",
-               "url": f"https://b.example/{rid}"},
-              {"id": f"{rid}-t3", "title": "", "text": _edited(text, rng), "source": "wire-c",
-               "url": f"https://c.example/{rid}"}]
-    send_items(settings, copies, [c["id"].encode() for c in copies])
-    alerts = collect(settings, settings.topics.negotiation, talks, 2, timeout=60, settle=4)
-    assert [a["severity"] for a in alerts] == ["medium", "high"], alerts
-    raised = alerts[1]
-    assert raised["alert_id"] == alerts[0]["alert_id"]  # a new version of the same alert
-    # the first copy's source first; the copies' partitions interleave, so their order is free
-    sources = raised["corroboration"]["sources"]
-    assert sources[0] == "wire-a" and sorted(sources[1:]) == ["wire-b", "wire-c"], raised["corroboration"]
-    assert raised["corroboration"]["copies"] in (3, 4)  # wire-a's repeat may come before or after the third source
-    assert not list(validator("alert.v1.json").iter_errors(raised)), orjson.dumps(raised)
+    versions = []
+    for step, items in enumerate(([*tass], [ukrinform], [reuters]), start=1):
+        send_items(settings, items, [i["id"].encode() for i in items])
+        versions = collect(settings, settings.topics.negotiation, story, step, timeout=60, settle=4)
+        assert len(versions) == step, [v.get("corroboration", {}).get("summary") for v in versions]
+    assert len({v["alert_id"] for v in versions}) == 1  # one alert, three versions
+    first, second, third = (v["corroboration"] for v in versions)
+    assert (first["origins"]["names"], first["camps"]["names"]) == (["TASS"], ["russia-state"])
+    assert first["summary"] == "claimed by Russian state media only (TASS)"
+    assert (second["origins"]["names"], second["camps"]["names"]) == (["TASS", "Ukrinform"],
+                                                                      ["russia-state", "ukraine-official"])
+    assert second["summary"] == ("reported by Russian state media (TASS) and confirmed by Ukrainian officials "
+                                 "(Ukrinform)")
+    assert second["outlets"]["count"] == 4 and second["copies"]["count"] == 4  # the three reprints are kept
+    assert third["origins"]["count"] == 3 and third["camps"]["count"] == 3
+    assert third["summary"].startswith("confirmed across camps: ") and "(Reuters)" in third["summary"]
+    assert [(v["base_severity"], v["severity"]) for v in versions] == \
+        [("medium", "medium"), ("medium", "high"), ("medium", "critical")]
+    assert [c["rules"] for c in (first, second, third)] == [[], ["second-camp"], ["second-camp", "across-camps"]]
+    assert {c["id"] for c in third["copies"]["listed"]} == {i["id"] for i in [*tass, ukrinform, reuters]}
+    for v in versions:
+        assert not list(validator("alert.v1.json").iter_errors(v)), orjson.dumps(v)
 
-    # a story too minor for an alert becomes one when three sources carry it
-    minor = [{"id": f"{rid}-m{i}", "title": "", "text": MINOR.format(rid=rid), "source": f"paper-{i}"}
-             for i in range(3)]
+    # a story too minor for an alert becomes one when a second camp reports it
+    minor = [{"id": f"{rid}-m{i}", "title": "", "text": MINOR.format(rid=rid), "source": source}
+             for i, source in enumerate(["TASS", "Suspilne"])]
     send_items(settings, minor[:1], [minor[0]["id"].encode()])
     assert collect(settings, settings.topics.tagged, lambda v: v.get("id") == minor[0]["id"], 1, timeout=60)
-    send_items(settings, minor[1:], [m["id"].encode() for m in minor[1:]])
+    send_items(settings, minor[1:], [minor[1]["id"].encode()])
     got = collect(settings, settings.topics.negotiation, lambda a: minor[0]["id"] in a["item_ids"], 1,
                   timeout=60, settle=4)
-    assert [(a["severity"], a["corroboration"]["sources"][0], sorted(a["corroboration"]["sources"])) for a in got] \
-        == [("medium", "paper-0", ["paper-0", "paper-1", "paper-2"])], got
-    # counted (this worker's group also replays the module's earlier stories, so at least these two)
-    assert _metric(worker.metrics(), "signalwatch_corroborations_total") >= 2
+    assert [(a["base_severity"], a["severity"], a["corroboration"]["camps"]["names"]) for a in got] \
+        == [("low", "medium", ["russia-state", "ukraine-media"])], got
+    metrics = worker.metrics()
+    assert _metric(metrics, "signalwatch_corroborations_total") >= 3
+    assert _metric(metrics, "signalwatch_alerts_by_camp_mix_total", '{camp_mix="russia-state"}') >= 1
+    assert _metric(metrics, "signalwatch_alerts_single_camp_total", '{single="false"}') >= 3
     worker.stop()

@@ -62,15 +62,34 @@ def test_alert_evidence_quotes_whole_sentences_of_the_text():
     assert alert["evidence"] == ["Russia fired ballistic missiles at Kharkiv overnight."]
 
 
-def test_a_corroborated_alert_keeps_its_id_and_rises_one_level():
-    from streams.alerting import corroborated
+def test_a_corroborated_alert_keeps_its_id_and_takes_its_severity_from_the_base_and_the_camps():
+    from streams.alerting import MAX_COPIES_LISTED, corroborated
+    from streams.sources import default_registry
 
+    registry = default_registry()
+    tass = {"title": "", "text": "MOSCOW, November 20. /TASS/. Air defences downed drones over Belgorod."}
+    copies = [registry.attribute(dict(tass, source=s)).copy(f"c{i}", f"https://{s}/x") for i, s in
+              enumerate(["rt.com", "ria.ru", "lenta.ru"])]
+    copies.append(registry.attribute({"source": "Ukrinform", "text": "Drones were downed."}).copy("u1"))
     alert = {"alert_id": "esc-1", "type": "escalation", "severity": "medium", "summary": "s"}
-    raised = corroborated(alert, ["a", "b", "c"], 5)
-    assert raised["alert_id"] == "esc-1" and raised["severity"] == "high"
-    assert raised["corroboration"] == {"sources": ["a", "b", "c"], "copies": 5}
-    assert alert["severity"] == "medium" and "corroboration" not in alert  # the original is untouched
-    assert corroborated(dict(alert, severity="critical"), ["a"], 2) is None
+
+    one_camp = corroborated(alert, registry.corroborate(copies[:3]), copies[:3], 3)
+    assert one_camp["alert_id"] == "esc-1" and one_camp["severity"] == "medium"
+    assert one_camp["base_severity"] == "medium"
+    c = one_camp["corroboration"]
+    assert (c["origins"]["names"], c["camps"]["names"], c["outlets"]["count"]) == (["TASS"], ["russia-state"], 3)
+    assert c["summary"] == "claimed by Russian state media only (TASS)"
+    assert c["copies"] == {"count": 3, "listed": [{"id": f"c{i}", "outlet": copies[i]["outlet_name"],
+                                                   "url": copies[i]["url"]} for i in range(3)]}
+
+    two_camps = corroborated(one_camp, registry.corroborate(copies), copies, 40)
+    assert two_camps["severity"] == "high" and two_camps["base_severity"] == "medium"  # one rule met: +1
+    assert two_camps["corroboration"]["copies"]["count"] == 40
+    assert len(corroborated(alert, registry.corroborate(copies * 5), copies * 5, 20)["corroboration"]["copies"][
+        "listed"]) == MAX_COPIES_LISTED
+    assert alert == {"alert_id": "esc-1", "type": "escalation", "severity": "medium", "summary": "s"}  # untouched
+    assert corroborated(dict(alert, severity="critical"), registry.corroborate(copies), copies, 4)["severity"] \
+        == "critical"
 
 
 def test_signals_that_do_not_count_raise_no_alert():

@@ -81,6 +81,17 @@ def test_syndicated_copies_merge():
     assert same(KHARKIV, trimmed)
 
 
+def test_a_wire_dateline_is_where_the_report_was_filed_not_the_event():
+    body = ("Drones hit a fuel depot near Bryansk overnight and a fire broke out, the regional governor said, "
+            "and firefighters worked through the morning.")
+    tass, reuters, plain = (key("", lead + body) for lead in
+                            ("MOSCOW, Nov 3. /TASS/. ", "KYIV, Nov 3 (Reuters) - ", ""))
+    assert same_event(tass, reuters) and same_event(tass, plain) and same_event(reuters, plain)
+    # a place the report names again in its body is still a place of the event
+    assert not same_event(key("", "KYIV, Nov 3 (Reuters) - Drones hit Kyiv overnight, officials said."),
+                          key("", "KYIV, Nov 3 (Reuters) - Drones hit Odesa overnight, officials said."))
+
+
 def test_counts_of_things_tolerate_rounding_of_large_figures_only():
     def raid(n: str) -> tuple[str, str]:
         return (f"Russia launches {n} drones overnight",

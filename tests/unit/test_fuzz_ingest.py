@@ -38,6 +38,7 @@ from streams.records import (
     tagged_item,
     validator,
 )
+from streams.sources import default_registry
 from streams.stages import batch_records
 from streams.tagging import load_tagger
 
@@ -186,7 +187,9 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
     assert 0 <= tags["escalation_score"] <= 1 and 0 <= tags["negotiation_score"] <= 1
     tagged = tagged_item(item, tags, "2026-11-24T00:00:00.000Z")
     key = event_key(item["title"], item["text"], tags)
-    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item, event=key), trend_record(tagged), 0.0)
+    copy = default_registry().attribute(item).copy(item["id"], item.get("url", ""))
+    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item, event=key), trend_record(tagged), 0.0,
+                  copy)
     again = Entry.from_wire(orjson.loads(batch_records([orjson.dumps(entry.wire())])[0])["entries"][0])
     assert again.features == entry.features and again.tagged["id"] == item["id"]
     assert again.features.event_key == key and same_event(key, key)

@@ -59,7 +59,7 @@ def copies(tagger, n: int, start: int = 0, text: str = STORY) -> list[Entry]:
                            "published_at": "2024-03-01T10:00:00Z"}) for i in range(start, start + n)]
 
 
-def test_hundred_copies_make_one_story_one_alert_and_one_corroboration(tagger):
+def test_hundred_copies_from_unlisted_sites_make_one_story_and_one_alert(tagger):
     shard = StoryShard(Config(alert_cooldown=0))
     batch = copies(tagger, 100, text=HIGH)
     out = shard.decide(batch[:40], offset=0, now=1000.0)
@@ -67,15 +67,43 @@ def test_hundred_copies_make_one_story_one_alert_and_one_corroboration(tagger):
     assert [t["id"] for t, _ in out.tagged] == ["copy-0"] and not out2.tagged
     assert len(out.duplicates) + len(out2.duplicates) == 99
     assert (out.duplicates + out2.duplicates).count("near") >= 50  # the edited copies
-    first = [a for a, _ in out.alerts if a["type"] == "escalation" and not a.get("corroboration")]
-    assert len(first) == 1 and first[0]["item_ids"] == ["copy-0"]
-    # the third distinct source (site2, in the first record) raises the alert one level, same id
-    assert out.corroborations == 1 and out2.corroborations == 0
-    raised = [a for a, _ in out.alerts if a.get("corroboration")]
-    assert len(raised) == 1 and raised[0]["alert_id"] == first[0]["alert_id"]
+    (alert,) = [a for a, _ in out.alerts if a["type"] == "escalation"]
+    assert alert["item_ids"] == ["copy-0"] and alert["corroboration"]["origins"]["names"] == ["site0"]
+    assert alert["corroboration"]["camps"]["names"] == ["other"] and alert["severity"] == alert["base_severity"]
+    # site1 … site9 are unlisted (camp "other"): they prove little, so they send no new version
+    assert out.corroborations == out2.corroborations == 0 and not out2.alerts
+    assert [c["outlet_name"] for c in shard._copies["copy-0"]] == [f"site{i}" for i in range(10)]  # all kept
+
+
+def test_a_story_rises_as_camps_confirm_it(tagger):
+    shard = StoryShard(Config(alert_cooldown=1800))
+    text = ("{lead}Russian air defences shot down Ukrainian drones over the Belgorod region overnight, damaging a "
+            "power substation and a school, the regional governor said, and repair crews were sent out.")
+    tass = [entry(tagger, {"id": f"t{i}", "text": text.format(lead="MOSCOW, November 20. /TASS/. "),
+                           "source": site, "published_at": "2024-03-01T10:00:00Z"})
+            for i, site in enumerate(["rt.com", "ria.ru", "lenta.ru"])]
+    ukr = entry(tagger, {"id": "u", "text": text.format(lead=""), "source": "Ukrinform",
+                         "published_at": "2024-03-01T10:00:00Z"})
+    reuters = entry(tagger, {"id": "r", "text": text.format(lead="KYIV, Nov 20 (Reuters) - "),
+                             "source": "Reuters", "published_at": "2024-03-01T10:00:00Z"})
+    first = shard.decide(tass, offset=0, now=1000.0)
+    assert first.duplicates and first.corroborations == 0
+    # the first copy's alert; the reprints of the same wire add no origin, so no new version
+    (alert,) = [a for a, _ in first.alerts if a["type"] == "escalation"]
+    c = alert["corroboration"]
+    assert (c["origins"]["names"], c["camps"]["names"], c["outlets"]["count"]) == (["TASS"], ["russia-state"], 1)
+    assert c["summary"] == "claimed by Russian state media only (TASS)" and alert["severity"] == alert["base_severity"]
+    (second,) = [a for a, _ in shard.decide([ukr], offset=1, now=1001.0).alerts]
+    (third,) = [a for a, _ in shard.decide([reuters], offset=2, now=1002.0).alerts]
+    assert alert["alert_id"] == second["alert_id"] == third["alert_id"]
+    assert second["corroboration"]["camps"]["names"] == ["russia-state", "ukraine-official"]
+    assert second["corroboration"]["outlets"]["count"] == 4 and second["corroboration"]["copies"]["count"] == 4
+    assert second["corroboration"]["summary"].startswith("reported by Russian state media (TASS) and confirmed by")
+    assert third["corroboration"]["origins"]["count"] == 3 and third["corroboration"]["camps"]["count"] == 3
+    assert third["corroboration"]["summary"].startswith("confirmed across camps")
     levels = ["low", "medium", "high", "critical"]
-    assert levels.index(raised[0]["severity"]) == levels.index(first[0]["severity"]) + 1
-    assert raised[0]["corroboration"]["sources"] == ["site0", "site1", "site2"]
+    base = levels.index(alert["base_severity"])
+    assert [levels.index(a["severity"]) for a in (alert, second, third)] == [base, min(base + 1, 3), min(base + 2, 3)]
 
 
 def test_changes_are_one_story_segment_per_record_and_one_write_per_changed_key(tagger):
@@ -123,7 +151,7 @@ def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     batch = copies(tagger, 30)
     shard.decide(batch[:2], offset=0, now=1000.0)
     keep(shard.flush())
-    shard.decide(batch[2:3], offset=1, now=1000.0)  # a third source
+    shard.decide(batch[2:3], offset=1, now=1000.0)  # a third site
     keep(shard.flush())
     windows = {k: d["n"] for k, d in shard.windows.items()}
 
@@ -133,7 +161,9 @@ def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     assert restored.last_alert == shard.last_alert
     out = restored.decide(batch[3:], offset=2, now=1001.0)
     assert not out.tagged and len(out.duplicates) == 27
-    assert out.corroborations == 0  # the copies and sources counted before the restore were kept
+    assert out.corroborations == 0
+    assert restored._copies["copy-0"][:3] == shard._copies["copy-0"][:3]  # kept before the restore
+    assert len(restored._copies["copy-0"]) == 10  # site3 … site9 added after it, no repeat of site0-2
     assert Story.loads("copy-0", restored.index.records["copy-0"]).copies == 30
 
 

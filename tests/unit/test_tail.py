@@ -66,3 +66,22 @@ def test_stance_filter_keeps_negotiation_alerts_of_that_stance():
     assert alert_matches(rejected, stances=("agreed", "open")) is False
     assert alert_matches(ALERT, stances=("rejected",)) is False  # an escalation alert has no stance
     assert print_alert(orjson.dumps(rejected), True, None, stances=("agreed",)) is False
+
+
+def test_the_camp_line_is_shown_and_camp_filters_on_the_storys_camps():
+    from streams.alerting import corroborated
+    from streams.sources import default_registry
+
+    registry = default_registry()
+    copies = [registry.attribute({"source": s, "text": "Talks were offered."}).copy(f"c{i}")
+              for i, s in enumerate(["TASS", "Ukrinform"])]
+    alert = corroborated(dict(ALERT, severity="medium"), registry.corroborate(copies), copies, 2)
+    text = click.unstyle(format_alert(alert))
+    assert ("reported by Russian state media (TASS) and confirmed by Ukrainian officials (Ukrinform) "
+            "[2 origins, 2 camps]") in text
+    assert alert_matches(alert, camps=("ukraine-official",)) and alert_matches(alert, camps=("western", "russia-state"))
+    assert not alert_matches(alert, camps=("western",))
+    assert not alert_matches(ALERT, camps=("russia-state",))  # an alert without corroboration has no camp
+    one = corroborated(ALERT, registry.corroborate(copies[:1]), copies[:1], 1)
+    assert "claimed by Russian state media only (TASS) [1 origin, 1 camp]" in click.unstyle(format_alert(one))
+    assert print_alert(orjson.dumps(alert), True, None, camps=("western",)) is False
