@@ -26,10 +26,10 @@ WIRE = ("Artillery shelled the outskirts of Nikopol overnight, local officials s
         "school. Regional authorities said repair crews would restore water supplies by the evening, and "
         "residents were asked to stay near shelters until the all-clear.")
 """A story whose alert is high, not critical: a corroboration can raise it."""
-OUTLETS = [("Nikopol shelled overnight, two houses and a school damaged", WIRE, "wire-a"),
-           ("Shelling damages school in Nikopol", f"NIKOPOL (Wire) - {WIRE}", "outlet-b"),
+OUTLETS = [("Nikopol shelled overnight, two houses and a school damaged", WIRE, "Ukrinform"),
+           ("Shelling damages school in Nikopol", f"NIKOPOL (Wire) - {WIRE}", "BBC"),
            ("Nikopol: houses and school hit by artillery", WIRE.replace("the all-clear", "the all clear")
-            + " Wire services contributed.", "outlet-c")]
+            + " Wire services contributed.", "Deutsche Welle")]
 """Three outlets' copies of one wire text: their own headline, a dateline, a light edit, a credit line."""
 
 
@@ -67,30 +67,34 @@ def test_five_cities_are_five_stories_where_the_sketch_alone_merges_them(tagger)
 
 
 def test_three_outlets_copies_of_one_wire_are_one_story_and_corroborate_it(tagger):
-    batch = [entry(tagger, {"id": f"copy-{source}", "title": title, "text": text, "source": source,
-                            "url": f"https://{source}.example/nikopol", "published_at": "2026-11-30T06:00:00Z"})
-             for title, text, source in OUTLETS]
+    batch = [entry(tagger, {"id": f"copy-{k}", "title": title, "text": text, "source": source,
+                            "url": f"https://site{k}.example/nikopol", "published_at": "2026-11-30T06:00:00Z"})
+             for k, (title, text, source) in enumerate(OUTLETS)]
     out = StoryShard(Config(alert_cooldown=0)).decide(batch, offset=0, now=1000.0)
-    assert [t["id"] for t, _ in out.tagged] == ["copy-wire-a"] and out.duplicates == ["near", "near"]
-    assert out.corroborations == 1
-    raised = [a for a, _ in out.alerts if a.get("corroboration")]
-    assert len(raised) == 1 and raised[0]["corroboration"]["sources"] == ["wire-a", "outlet-b", "outlet-c"]
+    assert [t["id"] for t, _ in out.tagged] == ["copy-0"] and out.duplicates == ["near", "near"]
+    assert out.corroborations >= 1  # a second camp (western media after Ukrainian officials) confirmed it
+    latest = [a for a, _ in out.alerts if a["type"] == "escalation"][-1]
+    assert latest["item_ids"] == ["copy-0"] and latest["corroboration"]["outlets"]["count"] == 3
+    assert latest["corroboration"]["camps"]["names"] == ["ukraine-official", "western"]
 
 
 def test_reports_of_other_cities_never_corroborate(tagger):
-    """Templated reports of the same shelling in other towns, from other sources, raise nothing; three
-    sources of the same report do."""
+    """Templated reports of the same shelling in other towns, from other sources, raise nothing; copies of
+    the same report from other camps do."""
     template = ("Artillery shells {city}", WIRE.replace("Nikopol", "{city}"))
     others = strikes(tagger, template, ["Nikopol", "Kherson", "Pavlohrad", "Orikhiv", "Huliaipole"])
     shard = StoryShard(Config(alert_cooldown=0))
     out = shard.decide(others, offset=0, now=1000.0)
-    assert len(out.tagged) == 5 and out.corroborations == 0 and not any(a.get("corroboration") for a, _ in out.alerts)
+    assert len(out.tagged) == 5 and out.corroborations == 0
+    assert all(a["corroboration"]["outlets"]["count"] == 1 for a, _ in out.alerts if a.get("corroboration"))
     copies = [entry(tagger, {"id": f"again-{k}", "title": "Artillery shells Nikopol", "text": f"By {name}. {WIRE}",
-                             "source": f"other-{k}"}) for k, name in enumerate(["Ana Koval", "Ben Ross"])]
+                             "source": source}) for k, (name, source) in enumerate([("Ana Koval", "BBC"),
+                                                                                    ("Ben Ross", "Ukrinform")])]
     again = shard.decide(copies, offset=1, now=1001.0)
-    assert not again.tagged and again.duplicates == ["near", "near"] and again.corroborations == 1
-    [raised] = [a for a, _ in again.alerts if a.get("corroboration")]
-    assert raised["item_ids"] == ["strike-Nikopol"] and raised["corroboration"]["sources"][1:] == ["other-0", "other-1"]
+    assert not again.tagged and again.duplicates == ["near", "near"] and again.corroborations >= 1
+    raised = [a for a, _ in again.alerts if a["type"] == "escalation"]
+    assert raised and all(a["item_ids"] == ["strike-Nikopol"] for a in raised)
+    assert raised[-1]["corroboration"]["outlets"]["count"] == 3
 
 
 def test_a_candidate_of_another_event_does_not_hide_the_real_copy(tagger):
