@@ -54,9 +54,12 @@ def compute_lag(assigned: Iterable[_TP], highwaters: Mapping[Any, int | None],
     return lags
 
 
-async def measure_lag(consumer: Any) -> dict[tuple[str, int], int]:
-    """Ask a Faust consumer for its assignment, end offsets and progress; return the lag per partition."""
-    assigned = [tp for tp in consumer.assignment() if not tp.topic.endswith(CHANGELOG_SUFFIX)]
+async def measure_lag(consumer: Any, changelogs: frozenset[str] = frozenset()) -> dict[tuple[str, int], int]:
+    """Ask a Faust consumer for its assignment, end offsets and progress; return the lag per partition.
+    ``changelogs`` names the tables' changelog topics that lack the ``-changelog`` suffix (a table whose
+    changelog is a public compacted topic): the worker writes them, so they have no consumer lag."""
+    assigned = [tp for tp in consumer.assignment()
+                if not tp.topic.endswith(CHANGELOG_SUFFIX) and tp.topic not in changelogs]
     if not assigned:
         return {}
     highwaters = await consumer.highwaters(*assigned)
@@ -81,8 +84,9 @@ def install(app: Any, metrics: Metrics, interval: float = LAG_INTERVAL) -> None:
 
     @app.timer(interval=interval, name="signalwatch.consumer_lag")
     async def update_consumer_lag() -> None:
+        changelogs = frozenset(table.changelog_topic_name for table in app.tables.values())
         try:
-            lags = await measure_lag(app.consumer)
+            lags = await measure_lag(app.consumer, changelogs)
         except Exception as exc:  # not started yet, rebalancing, broker away: try again next tick
             log.debug("consumer lag not measured: %r", exc)
             return

@@ -250,7 +250,7 @@ def rules_schema() -> dict[str, Any]:
 def read_rules(path: str | Path | None = None) -> dict[str, Any]:
     """Read, parse and validate a talks rules file; returns the plain data. Raises :class:`TalksRulesError`."""
     p = Path(path) if path is not None else DEFAULT_RULES
-    data, root = load_yaml(p, rules_schema(), "talks rules file", TalksRulesError)
+    data, root = load_yaml(p, rules_schema(), "talks rules", TalksRulesError)
     for party, spec in data["parties"].items():
         other = spec.get("counterpart")
         if other is not None and other not in data["parties"]:
