@@ -126,6 +126,7 @@ class FakeApp:
     def __init__(self, consumer):
         self.consumer = consumer
         self.timers: list[tuple[float, object]] = []
+        self.tables: dict = {}  # name -> table (a table has a changelog_topic_name)
         self.on_partitions_assigned = FakeSignal()
 
     def timer(self, interval, name=None):
