@@ -246,22 +246,33 @@ def _error(status: int, reason: str, detail: str) -> aioweb.Response:
                            body=orjson.dumps({"error": reason, "detail": detail}))
 
 
+def _json_array(stripped: bytes) -> list | None:
+    """The values of a body that is one JSON array, else None."""
+    if not stripped.startswith(b"["):
+        return None
+    with contextlib.suppress(orjson.JSONDecodeError):
+        values = orjson.loads(stripped)
+        if isinstance(values, list):
+            return values
+    return None
+
+
+def _one_pretty_object(stripped: bytes) -> bool:
+    """Whether a multi-line body is one pretty-printed JSON object (fails at once if it is not)."""
+    if not (stripped.startswith(b"{") and b"\n" in stripped):
+        return False
+    with contextlib.suppress(orjson.JSONDecodeError):
+        return isinstance(orjson.loads(stripped), dict)
+    return False
+
+
 def split_body(body: bytes) -> list[tuple[int, bytes]]:
     """(line number, bytes) of each item in a request body: one JSON object, a JSON array, or JSONL."""
     stripped = body.strip()
-    if stripped.startswith(b"["):
-        try:
-            values = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            values = None
-        if isinstance(values, list):
-            return [(i, orjson.dumps(v)) for i, v in enumerate(values, 1)]
-    if stripped.startswith(b"{") and b"\n" in stripped:
-        try:  # a pretty-printed single object
-            if isinstance(orjson.loads(stripped), dict):
-                return [(1, stripped)]
-        except orjson.JSONDecodeError:
-            pass
+    if (values := _json_array(stripped)) is not None:
+        return [(i, orjson.dumps(v)) for i, v in enumerate(values, 1)]
+    if _one_pretty_object(stripped):
+        return [(1, stripped)]
     return [(n, line.strip()) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
 
 
@@ -269,19 +280,11 @@ def count_items(body: bytes) -> int:
     """How many items a body holds at most, without splitting it: the elements of a JSON array, else the
     lines (blank ones included: a bound, in C time, so a huge body is refused at once)."""
     stripped = body.strip()
-    if stripped.startswith(b"["):
-        try:
-            values = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            values = None
-        if isinstance(values, list):
-            return len(values)
-    lines = stripped.count(b"\n") + 1 if stripped else 0
-    if lines > 1 and stripped.startswith(b"{"):
-        with contextlib.suppress(orjson.JSONDecodeError):  # a pretty-printed single object (fails at once if not)
-            if isinstance(orjson.loads(stripped), dict):
-                return 1
-    return lines
+    if (values := _json_array(stripped)) is not None:
+        return len(values)
+    if _one_pretty_object(stripped):
+        return 1
+    return stripped.count(b"\n") + 1 if stripped else 0
 
 
 def check_items(entries: list[tuple[int, bytes]], max_item_bytes: int) -> tuple[list[dict], list[dict]]:
