@@ -3,7 +3,9 @@
 An alert is raised for each kind (escalation, negotiation) whose counting signals reach the minimum
 severity; signals that do not count (hypothetical, historical, negated) stay on the tagged item only.
 A negotiation alert carries the item's ``negotiation_stance`` and its summary starts with it
-("REJECTED — Zelensky rules out ceding Donbas").
+("REJECTED — Zelensky rules out ceding Donbas"). An alert says where and when: the item's ``locations``
+and ``published_at``, its two scores, and per category the stance of its first counting signal with that
+signal's sentence (headline first, as for ``negotiation_stance``), so a stance comes with what it reads.
 Alert ids are deterministic (rule + item id), so a consumer can drop repeats after a worker restart.
 """
 
@@ -65,6 +67,16 @@ def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> s
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 
+def category_stances(signals: list[dict], doc: str) -> list[dict]:
+    """``[{category, stance, evidence}]``, one per category of ``signals`` (in text order): the category's
+    first signal gives its stance and its sentence of ``doc`` the evidence."""
+    first: dict[str, dict] = {}
+    for s in signals:
+        first.setdefault(s["category"], s)
+    return [{"category": c, "stance": s.get("stance") or "", "evidence": evidence_sentence(doc, s["start"], s["end"])}
+            for c, s in first.items()]
+
+
 def corroborated(alert: dict, corroboration: dict, copies: list[dict], total: int) -> dict:
     """A version of ``alert`` (same id) saying who reported its story: ``corroboration`` is
     :func:`streams.sources.corroborate` of the story's kept ``copies``; ``total`` counts every copy.
@@ -99,8 +111,11 @@ def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
             "item_ids": [tagged["id"]],
             "categories": _unique(s["category"] for s in signals),
             "actors": actors,
-            "stances": _unique(s.get("stance") for s in signals),
+            "stances": category_stances(signals, doc),
             "evidence": _unique(evidence_sentence(doc, s["start"], s["end"]) for s in signals)[:MAX_EVIDENCE],
+            "locations": list(tagged.get("locations", ())),
+            "escalation_score": tagged.get("escalation_score", 0.0),
+            "negotiation_score": tagged.get("negotiation_score", 0.0),
             "created_at": now_iso(),
             "lexicon_version": tagged.get("lexicon_version", ""),
         }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timezone
+
 import click
 import orjson
 
 from streams.cli.options import broker_option, create_option, fail, require_topics, settings_from_env
 from streams.cli.terminal import json_line, printable
+from streams.records import parse_rfc3339
 from streams.settings import ALERT_TYPES, SEVERITIES
 from streams.sources import CAMPS
-from streams.tagging.engine import NEGOTIATION_STANCES
+from streams.tagging.engine import ESCALATION_STANCES, NEGOTIATION_STANCES
 
 SEVERITY_COLOURS = {"low": "blue", "medium": "yellow", "high": "red", "critical": "magenta"}
 TYPE_COLOURS = {"escalation": "red", "negotiation": "green", "trend": "cyan"}
@@ -21,12 +24,35 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def event_time(alert: dict) -> tuple[str, bool]:
+    """The alert's event time as ISO 8601 UTC to the second, and whether it is the item's ``published_at``
+    (``False``: the alert's ``created_at`` stands in; ``""`` when neither is a timestamp)."""
+    for field in ("published_at", "created_at"):
+        try:
+            moment = parse_rfc3339(str(alert.get(field, "")))
+        except ValueError:
+            continue
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), field == "published_at"
+    return "", False
+
+
+def _same_text(text: str) -> str:
+    return " ".join(str(text).split()).casefold().rstrip(".!?…")
+
+
+def evidence_line(alert: dict) -> str | None:
+    """The first evidence sentence that is not the title (compared without case, spacing and the final
+    stop); ``None`` when every one is: the title is on the summary line already."""
+    title = _same_text(alert.get("title") or "")
+    return next((e for e in alert.get("evidence") or () if e and _same_text(e) != title), None)
+
+
 def format_alert(alert: dict) -> str:
-    """A readable, coloured alert: time (UTC), severity, type and summary; then the camp line (who reports
-    its story); then the evidence snippet; then source and link. Every field is :func:`printable` (an alert carries item text); the colours are ours,
-    and click drops them when the output is not a terminal."""
-    created = printable(alert.get("created_at", ""))
-    when = created[11:19] if len(created) >= 19 else "--:--:--"
+    """A readable, coloured alert: event time (ISO 8601 UTC), severity, type and summary; then where and
+    when (places, and whether the time is the item's); then the camp line (who reports its story); then
+    one evidence line that is not the title; then source and link. Every field is :func:`printable` (an
+    alert carries item text); the colours are ours, and click drops them when the output is not a terminal."""
+    when, published = event_time(alert)
     severity = printable(alert.get("severity", "low"))
     kind = printable(alert.get("type", "?"))
     badge = click.style(f"{severity.upper():8}", fg=SEVERITY_COLOURS.get(severity, "white"), bold=True)
@@ -34,35 +60,46 @@ def format_alert(alert: dict) -> str:
     summary = printable(alert.get("summary", ""))
     if kind == "trend" and "count" in alert:
         summary += " " + printable(f"({alert['count']} vs baseline {alert.get('baseline', 0):g})")
-    lines = [f"{when} {badge} {kind_badge} {summary}"]
-    indent = " " * 9
+    lines = [f"{when or 'no time':20} {badge} {kind_badge} {summary}"]
+    indent = " " * 21
+    places = ", ".join(printable(p) for p in alert.get("locations") or () if p)
+    where = [f"in {places}" if places else "no place named"]
+    if not published:
+        where.append("time: when the alert was made (no published_at)" if when else "no time given")
+    lines.append(indent + " · ".join(where))
     corroboration = alert.get("corroboration")
     if isinstance(corroboration, dict) and corroboration.get("summary"):
         counts = ", ".join(f"{n} {k if n != 1 else k[:-1]}" for k in ("origins", "camps")
                            if isinstance(n := (corroboration.get(k) or {}).get("count"), int))
         lines.append(indent + click.style(f"{printable(corroboration['summary'])} [{counts}]", fg="cyan"))
-    evidence = [e for e in alert.get("evidence") or () if e]
+    evidence = evidence_line(alert)
     if evidence:
-        more = f" (+{len(evidence) - 1})" if len(evidence) > 1 else ""
-        lines.append(indent + click.style(f"“{_clip(evidence[0], EVIDENCE_CHARS)}”{more}", italic=True))
-    where = " — ".join(printable(x) for x in (alert.get("source"), alert.get("url")) if x)
-    if where:
-        lines.append(indent + click.style(where, dim=True))
+        lines.append(indent + click.style(f"“{_clip(evidence, EVIDENCE_CHARS)}”", italic=True))
+    source = " — ".join(printable(x) for x in (alert.get("source"), alert.get("url")) if x)
+    if source:
+        lines.append(indent + click.style(source, dim=True))
     return "\n".join(lines)
+
+
+def alert_stances(alert: dict) -> set[str]:
+    """The item's ``negotiation_stance`` and the stance of each of the alert's categories."""
+    found = {s.get("stance") for s in alert.get("stances") or () if isinstance(s, dict)}
+    return {x for x in (alert.get("negotiation_stance"), *found) if isinstance(x, str) and x}
 
 
 def alert_matches(alert: dict, *, types: tuple[str, ...] = (), min_severity: str | None = None,
                   categories: tuple[str, ...] = (), actors: tuple[str, ...] = (),
                   stances: tuple[str, ...] = (), camps: tuple[str, ...] = ()) -> bool:
     """Whether an alert passes the ``tail`` filters (each filter: any of its values; all filters: and).
-    ``camps``: any of them among the camps that carry the alert's story."""
+    ``stances``: the item's negotiation stance or a category's stance is one of them; ``camps``: any of them
+    among the camps that carry the alert's story."""
     if types and alert.get("type") not in types:
         return False
     if camps:
         have = ((alert.get("corroboration") or {}).get("camps") or {}).get("names") or ()
         if not set(camps) & set(have):
             return False
-    if stances and alert.get("negotiation_stance") not in stances:
+    if stances and not set(stances) & alert_stances(alert):
         return False
     if min_severity:
         severity = alert.get("severity", "low")
@@ -107,8 +144,9 @@ def print_alert(value: bytes, as_json: bool, min_severity: str | None, *, types:
               help="Only alerts with this category, e.g. missile_strike or ceasefire (repeatable).")
 @click.option("--actor", "actors", multiple=True, metavar="NAME",
               help="Only alerts naming this actor, e.g. Russia (repeatable; case-insensitive).")
-@click.option("--stance", "stances", multiple=True, type=click.Choice(NEGOTIATION_STANCES),
-              help="Only negotiation alerts whose item has this stance, e.g. rejected (repeatable).")
+@click.option("--stance", "stances", multiple=True, type=click.Choice(NEGOTIATION_STANCES + ESCALATION_STANCES),
+              help="Only alerts whose item or one of whose categories has this stance, e.g. rejected or "
+                   "threatened (repeatable).")
 @click.option("--camp", "camps", multiple=True, type=click.Choice(CAMPS),
               help="Only alerts whose story this camp carries, e.g. russia-state (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON alert per line, for machines.")

@@ -491,7 +491,7 @@ def transition_alert(tr: dict, thread: dict, created_at: str, rules: TalksRules 
     alert = {
         "alert_id": tr["alert_id"], "type": "negotiation", "severity": rules.severity.get(tr["kind"], "low"),
         "summary": tr["summary"], "item_ids": list(ev.get("item_ids", ())), "categories": [thread["track"]],
-        "actors": [*thread["parties"], *thread["mediators"]], "stances": [tr["kind"]],
+        "actors": [*thread["parties"], *thread["mediators"]], "stances": [{"category": thread["track"], "stance": tr["kind"], "evidence": ev.get("sentence") or ""}],
         "evidence": [ev["sentence"]] if ev.get("sentence") else [], "created_at": created_at,
         "lexicon_version": rules.version, "thread_id": thread["thread_id"],
         "transition": {"kind": tr["kind"], "from": tr["from"], "to": tr["to"], "at": tr["at"]},

@@ -28,9 +28,38 @@ def test_one_alert_per_kind_with_evidence_summary_and_source():
     assert alerts["negotiation"]["summary"].startswith("REJECTED — Russia fires ballistic missiles")
     assert alerts["negotiation"]["negotiation_stance"] == "rejected" == item["negotiation_stance"]
     assert "negotiation_stance" not in alerts["escalation"]
-    assert "rejected" in alerts["negotiation"]["stances"]
+    assert [s["stance"] for s in alerts["negotiation"]["stances"]] == ["rejected", "rejected"]
     assert build_alerts(item, "low") and [a["alert_id"] for a in build_alerts(item, "low")] == \
         [a["alert_id"] for a in alerts.values()]
+
+
+def test_an_alert_says_where_and_when_with_scores_and_a_stance_per_category():
+    item = dict(tagged("Kremlin rejects ceasefire talks as drones hit Odesa",
+                       "Russia launched drones at the port of Odesa overnight. Moscow threatened more strikes on "
+                       "Kharkiv. Turkey offered to host peace talks in Istanbul."),
+                published_at="2026-11-24T09:05:00Z", url="https://example.org/odesa")
+    alerts = {a["type"]: a for a in build_alerts(item, "low")}
+    assert set(alerts) == {"escalation", "negotiation"}
+    for alert in alerts.values():
+        assert alert["locations"] == item["locations"] and {"Odesa", "Kharkiv"} <= set(alert["locations"])
+        assert alert["published_at"] == "2026-11-24T09:05:00Z" and alert["url"] == "https://example.org/odesa"
+        assert (alert["escalation_score"], alert["negotiation_score"]) == \
+            (item["escalation_score"], item["negotiation_score"]) and alert["escalation_score"] > 0.5
+        # one entry per category, in the order of alert["categories"]
+        assert [s["category"] for s in alert["stances"]] == alert["categories"]
+    by_category = {s["category"]: s for s in alerts["escalation"]["stances"]}
+    assert by_category["threat_rhetoric"] == {"category": "threat_rhetoric", "stance": "threatened",
+                                              "evidence": "Moscow threatened more strikes on Kharkiv."}
+    # the headline decides a category's stance, and its evidence is the sentence that carries that stance
+    talks = {s["category"]: s for s in alerts["negotiation"]["stances"]}["peace_talks"]
+    assert talks["stance"] == "rejected" and talks["evidence"] == item["title"]
+    assert alerts["negotiation"]["negotiation_stance"] == "rejected"
+
+
+def test_an_item_without_places_or_time_gives_an_alert_without_them():
+    (alert,) = build_alerts(tagged("Russia fires ballistic missiles", ""), "low")
+    assert alert["locations"] == [] and "published_at" not in alert
+    assert alert["stances"] and all(s["evidence"] == "Russia fires ballistic missiles" for s in alert["stances"])
 
 
 def test_minimum_severity_filters_and_neutral_items_raise_nothing():
@@ -117,3 +146,19 @@ def test_the_sample_feeds_agreed_truce_raises_no_escalation_alert():
     (truce,) = [it for it in items if it["title"] == "Sides agree energy truce"]
     alerts = build_alerts(tagged(truce["title"], truce["text"], truce["id"]), "medium")
     assert [(a["type"], a["negotiation_stance"]) for a in alerts] == [("negotiation", "agreed")]
+
+
+def test_a_corroborated_version_keeps_where_and_when():
+    from streams.alerting import corroborated
+    from streams.sources import default_registry
+
+    registry = default_registry()
+    item = dict(tagged("Drones hit the port of Odesa", "Russia launched drones at Odesa overnight."),
+                published_at="2026-11-24T09:05:00Z")
+    (alert,) = build_alerts(item, "low")
+    copies = [registry.attribute({"source": s, "text": item["text"]}).copy(f"c{i}") for i, s in
+              enumerate(["Ukrinform", "Reuters"])]
+    version = corroborated(alert, registry.corroborate(copies), copies, 2)
+    kept = ("locations", "published_at", "escalation_score", "negotiation_score", "stances", "evidence")
+    assert {k: version[k] for k in kept} == {k: alert[k] for k in kept}
+    assert version["locations"] == ["Odesa"] and version["stances"][0]["stance"] == "reported"

@@ -6,30 +6,61 @@ import click
 import orjson
 import pytest
 
-from streams.cli.alerts import alert_matches, format_alert, print_alert
+from streams.cli.alerts import alert_matches, evidence_line, format_alert, print_alert
 
 ALERT = {
     "alert_id": "esc-0123456789abcdef01234567", "type": "escalation", "severity": "high",
-    "summary": "escalation: missile_strike [Russia] — Missile strike on Kharkiv",
+    "summary": "ESCALATION — Missile strike on Kharkiv (missile_strike; Russia)", "title": "Missile strike on Kharkiv",
     "item_ids": ["i1"], "categories": ["missile_strike"], "actors": ["Russia", "Ukraine"],
-    "evidence": ["launched a missile strike on Kharkiv " + "x" * 300, "second"],
+    "stances": [{"category": "missile_strike", "stance": "reported", "evidence": "Missile strike on Kharkiv"}],
+    "evidence": ["Missile  strike on KHARKIV.", "Russia launched a missile strike on Kharkiv " + "x" * 300, "second"],
+    "locations": ["Kharkiv", "Kyiv"], "escalation_score": 0.8, "negotiation_score": 0.0,
+    "published_at": "2026-11-24T11:05:00+02:00",
     "created_at": "2026-11-24T10:11:12.345Z", "lexicon_version": "1",
     "source": "Example Wire", "url": "https://example.org/a",
 }
 
 
-def test_format_alert_is_readable():
+def test_format_alert_says_when_where_and_what_beyond_the_title():
     text = click.unstyle(format_alert(ALERT))
-    first, evidence, where = text.splitlines()
-    assert first.startswith("10:11:12 HIGH") and "escalation" in first and "Missile strike on Kharkiv" in first
-    assert evidence.strip().startswith("“launched a missile strike") and evidence.rstrip().endswith("(+1)")
+    first, place, evidence, where = text.splitlines()
+    # the event time is the item's published_at in UTC, not the alert's creation
+    assert first.startswith("2026-11-24T09:05:00Z HIGH") and "escalation" in first and "Missile strike on Kharkiv" in first
+    assert place.strip() == "in Kharkiv, Kyiv"
+    # the first evidence sentence only differs from the title in case, spacing and stop: the next one is shown
+    assert evidence.strip().startswith("“Russia launched a missile strike") and "second" not in evidence
     assert len(evidence) < 200, "long evidence is clipped"
     assert where.strip() == "Example Wire — https://example.org/a"
     assert "\x1b[" in format_alert(ALERT), "severity is coloured (click drops colours off a terminal)"
 
 
+def test_format_alert_falls_back_to_the_alert_time_and_says_so():
+    alert = {k: v for k, v in ALERT.items() if k not in ("published_at", "locations")}
+    first, place, *_ = click.unstyle(format_alert(alert)).splitlines()
+    assert first.startswith("2026-11-24T10:11:12Z HIGH")
+    assert place.strip() == "no place named · time: when the alert was made (no published_at)"
+
+
+def test_evidence_line_is_never_the_title():
+    assert evidence_line(ALERT).startswith("Russia launched")
+    assert evidence_line(dict(ALERT, evidence=["missile strike on kharkiv", " Missile strike on Kharkiv! "])) is None
+    assert evidence_line(dict(ALERT, title="", evidence=["Missile strike on Kharkiv"])) == "Missile strike on Kharkiv"
+    assert evidence_line({"summary": "s"}) is None
+
+
+def test_format_alert_keeps_the_terminal_safe():
+    hostile = dict(ALERT, locations=["Kyiv\x1b]0;owned\x07", "\u202eassedO"], evidence=["\x1b[2JCleared \x9b31mred"],
+                   published_at="2026-11-24T09:05:00Z\x1b[31m")
+    text = format_alert(hostile)
+    assert "owned" not in text and "\u202e" not in text and "\x9b" not in text and "[2J" not in text
+    place = click.unstyle(text).splitlines()[1]
+    assert place.strip().startswith("in Kyiv, assedO"), place
+    assert "time: when the alert was made" in place  # a published_at that is not a timestamp is not used
+
+
 def test_format_alert_survives_missing_fields():
-    assert click.unstyle(format_alert({"summary": "s"})).startswith("--:--:-- LOW")
+    first, place = click.unstyle(format_alert({"summary": "s"})).splitlines()
+    assert first.startswith("no time".ljust(20) + " LOW") and place.strip() == "no place named · no time given"
 
 
 @pytest.mark.parametrize(("filters", "passes"), [
@@ -64,7 +95,11 @@ def test_stance_filter_keeps_negotiation_alerts_of_that_stance():
     rejected = dict(ALERT, type="negotiation", negotiation_stance="rejected", categories=["ceasefire"])
     assert alert_matches(rejected, stances=("rejected",)) is True
     assert alert_matches(rejected, stances=("agreed", "open")) is False
-    assert alert_matches(ALERT, stances=("rejected",)) is False  # an escalation alert has no stance
+    assert alert_matches(ALERT, stances=("rejected",)) is False  # an escalation alert has no negotiation stance
+    assert alert_matches(ALERT, stances=("reported",)) is True  # …but its categories have stances
+    assert alert_matches(ALERT, stances=("threatened", "agreed")) is False
+    conditional = dict(rejected, stances=[{"category": "peace_talks", "stance": "conditional", "evidence": "e"}])
+    assert alert_matches(conditional, stances=("conditional",)) and alert_matches(conditional, stances=("rejected",))
     assert print_alert(orjson.dumps(rejected), True, None, stances=("agreed",)) is False
 
 

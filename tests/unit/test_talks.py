@@ -172,6 +172,8 @@ def test_records_and_alerts_match_their_schemas():
             alert = transition_alert(tr, state["threads"][tr["thread_id"]], "2026-03-30T00:00:00.000Z")
             alert_schema.validate(alert)
             assert alert["alert_id"] == tr["alert_id"] and alert["type"] == "negotiation"
+            assert alert["stances"] == [{"category": tr["track"], "stance": tr["kind"],
+                                         "evidence": tr["evidence"].get("sentence") or ""}]
     violated = [tr for u in updates for tr in u["transitions"] if tr["kind"] == "violated"][0]
     assert transition_alert(violated, state["threads"][ET], "x")["severity"] == "high"
 
