@@ -163,3 +163,47 @@ def test_cli_push_then_classify_agree(worker, tmp_path: Path):
     assert len(offline) == len(lines) + 1 and "error" in offline[-1]
     by_id = {t["id"]: t["labels"] for t in tagged}
     assert all(by_id[o["id"]] == o["labels"] for o in offline[:-1])
+
+
+def test_an_alert_says_where_and_when_and_tail_prints_it(worker):
+    """An item with a publication time and a place: its alert on the topic carries both, the scores and a
+    stance per category, and ``tail`` prints the time in UTC, the place and a sentence that is not the title."""
+    from streams.records import validator
+
+    rid = run_id()
+    title = f"Missile strike on Kharkiv apartment block ({rid})"
+    item = {"id": f"{rid}-where", "title": title, "source": "Example Wire", "published_at": "2026-11-24T11:05:00+02:00",
+            "text": "Russian forces launched a missile strike on Kharkiv overnight, hitting an apartment block. "
+                    "The Kremlin threatened further strikes on the city."}
+    send_items(worker.settings, [item], [item["id"].encode()])
+    (alert,) = collect(worker.settings, worker.settings.topics.escalation, lambda a: a["item_ids"] == [item["id"]], 1)
+    assert not list(validator("alert.v1.json").iter_errors(alert)), alert
+    assert alert["locations"] == ["Kharkiv"] and alert["published_at"] == item["published_at"]
+    assert alert["escalation_score"] > 0.5 and alert["negotiation_score"] == 0.0
+    stances = {s["category"]: s for s in alert["stances"]}
+    assert list(stances) == alert["categories"]
+    assert stances["threat_rhetoric"] == {"category": "threat_rhetoric", "stance": "threatened",
+                                          "evidence": "The Kremlin threatened further strikes on the city."}
+
+    tail = subprocess.Popen([sys.executable, "-m", "streams.cli", "tail", "--from-beginning", "--type", "escalation"],
+                            env=worker.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            line = tail.stdout.readline()
+            if not line:
+                break
+            if printed or rid in line:
+                printed.append(line.rstrip("\n"))
+            if printed and line.strip() == "Example Wire":  # the alert's last line: its source
+                break
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
+    assert printed and printed[-1].strip() == "Example Wire", printed
+    first, place, *_, evidence, source = printed
+    assert first.startswith("2026-11-24T09:05:00Z CRITICAL"), first
+    assert place.strip() == "in Kharkiv", printed
+    assert evidence.strip() == "“Russian forces launched a missile strike on Kharkiv overnight, hitting an apartment block.”"
+    assert source.strip() == "Example Wire"
