@@ -29,7 +29,9 @@ UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202
 
 def alert(summary: str) -> dict:
     return {"alert_id": "esc-1", "type": "escalation", "severity": "high", "summary": summary,
-            "evidence": [summary], "created_at": "2026-11-24T10:11:12Z", "source": summary, "url": summary}
+            "evidence": [summary], "created_at": "2026-11-24T10:11:12Z", "source": summary, "url": summary,
+            "locations": [summary], "published_at": summary,
+            "stances": [{"category": summary, "stance": summary, "evidence": summary}]}
 
 
 @pytest.mark.parametrize("title", HOSTILE.values(), ids=HOSTILE.keys())
@@ -45,7 +47,7 @@ def test_alert_lines_carry_only_our_colours(title):
     ours = re.compile(r"\x1b\[[0-9;]*m")  # click.style's SGR codes
     assert not UNSAFE.search(ours.sub("", styled)), "nothing but our SGR colour codes"
     text = click.unstyle(styled)
-    assert len(text.splitlines()) == 3, "one summary, one evidence, one source line: no injected lines"
+    assert len(text.splitlines()) == 4, "one summary, one place, one evidence, one source line: no injected lines"
     assert "ALL CLEAR" not in text or title.startswith("\x1b[2J"), "a window title payload is dropped"
 
 
