@@ -24,16 +24,30 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def event_time(alert: dict) -> tuple[str, bool]:
-    """The alert's event time as ISO 8601 UTC to the second, and whether it is the item's ``published_at``
-    (``False``: the alert's ``created_at`` stands in; ``""`` when neither is a timestamp)."""
-    for field in ("published_at", "created_at"):
+EVENT_TIMES = (
+    ("published_at", ""),
+    ("transition.at", "time: the thread's transition"),
+    ("window_start", "time: the window's start"),
+    ("created_at", "time: when the alert was made (no published_at)"),
+)
+"""Where an alert's event time comes from, in order, and what the place line then says: the item's
+publication; a talks transition's time (its item's, or the deadline's); a trend window's start; else the
+alert's own creation. The live page takes the same order."""
+
+
+def event_time(alert: dict) -> tuple[str, str]:
+    """The alert's event time as ISO 8601 UTC to the second (``""`` when no field of :data:`EVENT_TIMES` is a
+    timestamp), and the note that says where it came from (``""`` for the item's ``published_at``)."""
+    for path, note in EVENT_TIMES:
+        value: object = alert
+        for name in path.split("."):
+            value = value.get(name) if isinstance(value, dict) else None
         try:
-            moment = parse_rfc3339(str(alert.get(field, "")))
+            moment = parse_rfc3339(str(value or ""))
         except ValueError:
             continue
-        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), field == "published_at"
-    return "", False
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), note
+    return "", "no time given"
 
 
 def _same_text(text: str) -> str:
@@ -49,10 +63,10 @@ def evidence_line(alert: dict) -> str | None:
 
 def format_alert(alert: dict) -> str:
     """A readable, coloured alert: event time (ISO 8601 UTC), severity, type and summary; then where and
-    when (places, and whether the time is the item's); then the camp line (who reports its story); then
+    when (places, and where the time comes from unless it is the item's); then the camp line (who reports its story); then
     one evidence line that is not the title; then source and link. Every field is :func:`printable` (an
     alert carries item text); the colours are ours, and click drops them when the output is not a terminal."""
-    when, published = event_time(alert)
+    when, note = event_time(alert)
     severity = printable(alert.get("severity", "low"))
     kind = printable(alert.get("type", "?"))
     badge = click.style(f"{severity.upper():8}", fg=SEVERITY_COLOURS.get(severity, "white"), bold=True)
@@ -64,8 +78,8 @@ def format_alert(alert: dict) -> str:
     indent = " " * 21
     places = ", ".join(printable(p) for p in alert.get("locations") or () if p)
     where = [f"in {places}" if places else "no place named"]
-    if not published:
-        where.append("time: when the alert was made (no published_at)" if when else "no time given")
+    if note:
+        where.append(note)
     lines.append(indent + " · ".join(where))
     corroboration = alert.get("corroboration")
     if isinstance(corroboration, dict) and corroboration.get("summary"):

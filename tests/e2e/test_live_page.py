@@ -128,7 +128,7 @@ async def drive(base_url: str, port: int, items: dict[str, dict], screenshot: Pa
             await cdp.wait_for(" && ".join(f"!!{c}" for c in cards.values()), 45, "the alert cards of the posted items")
             details = {name: await cdp.js(f"""(() => {{ const c = {card};
                 return {{text: c.innerText, type: c.dataset.type, severity: c.dataset.severity, hidden: c.hidden,
-                         fresh: c.classList.contains('fresh'), time: c.querySelector('time').innerText,
+                         fresh: c.dataset.arrived === 'live', time: c.querySelector('time').innerText,
                          datetime: c.querySelector('time').dateTime,
                          place: (c.querySelector('.place') || {{}}).innerText,
                          evidence: [...c.querySelectorAll('blockquote')].map(b => b.innerText),

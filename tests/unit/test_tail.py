@@ -41,6 +41,20 @@ def test_format_alert_falls_back_to_the_alert_time_and_says_so():
     assert place.strip() == "no place named · time: when the alert was made (no published_at)"
 
 
+def test_talks_and_trend_alerts_take_their_own_event_time():
+    transition = {"type": "negotiation", "severity": "medium", "summary": "Ceasefire: proposed → agreed",
+                  "created_at": "2026-11-30T10:00:00Z",
+                  "transition": {"kind": "agreed", "from": "proposed", "to": "agreed", "at": "2026-11-20T21:00:00Z"}}
+    first, place = click.unstyle(format_alert(transition)).splitlines()
+    assert first.startswith("2026-11-20T21:00:00Z MEDIUM")
+    assert place.strip() == "no place named · time: the thread's transition"
+    trend = {"type": "trend", "severity": "high", "summary": "surge", "created_at": "2026-11-30T10:00:00Z",
+             "window_start": "2026-11-20T21:00:00Z", "window_end": "2026-11-20T21:15:00Z", "count": 9, "baseline": 1}
+    first, place = click.unstyle(format_alert(trend)).splitlines()
+    assert first.startswith("2026-11-20T21:00:00Z HIGH") and first.endswith("(9 vs baseline 1)")
+    assert place.strip() == "no place named · time: the window's start"
+
+
 def test_evidence_line_is_never_the_title():
     assert evidence_line(ALERT).startswith("Russia launched")
     assert evidence_line(dict(ALERT, evidence=["missile strike on kharkiv", " Missile strike on Kharkiv! "])) is None
