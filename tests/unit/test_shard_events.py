@@ -12,7 +12,7 @@ import pytest
 
 from streams.analytics.dedup import _HEAD, _HEAD_V2, DedupIndex, Features, Story
 from streams.analytics.event_identity import EventKey
-from streams.analytics.shard import Config, Entry, StoryShard
+from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
 from streams.records import now_iso
 from streams.settings import Settings
 from streams.stages import process_item
@@ -40,7 +40,7 @@ def tagger():
 
 def entry(tagger, item: dict) -> Entry:
     made = process_item(orjson.dumps(item), Settings(), tagger, now_iso(), time.time())
-    return Entry.from_wire(orjson.loads(orjson.dumps(made.wire())))
+    return read_batch(batch_records([made.wire()])[0])[0]
 
 
 def strikes(tagger, template=STRIKE, cities=CITIES) -> list[Entry]:
