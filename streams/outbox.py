@@ -10,6 +10,7 @@ returns, so the input is acked (and later committed) only after its outputs are 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ class Outbox:
     def __init__(self, producer: Callable[[], Any]) -> None:
         self._producer = producer  # the started aiokafka producer (streams.faust_compat.kafka_producer)
         self._records: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._partitions: dict[str, list[int]] = {}
 
     def add(self, topic: str, key: bytes, value: bytes) -> None:
         self._records.setdefault(topic, []).append((key, value))
@@ -32,16 +34,21 @@ class Outbox:
     def __len__(self) -> int:
         return sum(map(len, self._records.values()))
 
-    async def send(self) -> None:
+    async def send(self) -> float:
         """Send everything added, in order per partition, and wait for the broker's acks (raises when a
-        record is refused: the caller stops without committing)."""
+        record is refused: the caller stops without committing). Returns the thread CPU seconds spent
+        building the batches (the stage's own work; the waits are not)."""
         records, self._records = self._records, {}
         if not records:
-            return
+            return 0.0
         producer = self._producer()
-        pending = []
+        for topic in records:
+            if topic not in self._partitions:  # a topic's partitions are read once (records keep their partition)
+                self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        start = time.thread_time()
+        batches, oversized = [], []
         for topic, pairs in records.items():
-            partitions = sorted(await producer.partitions_for(topic))
+            partitions = self._partitions[topic]
             by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
             for key, value in pairs:
                 by_partition.setdefault(_partition(key, partitions, partitions), []).append((key, value))
@@ -51,13 +58,16 @@ class Outbox:
                     if batch.append(key=key, value=value, timestamp=None) is not None:
                         continue
                     if batch.record_count():
-                        pending.append(await producer.send_batch(batch, topic, partition=partition))
+                        batches.append((batch, topic, partition))
                         batch = producer.create_batch()
                         if batch.append(key=key, value=value, timestamp=None) is not None:
                             continue
-                    # larger than a whole batch: sent alone (up to the producer's max request size)
-                    pending.append(await producer.send(topic, value, key=key, partition=partition))
-                    batch = producer.create_batch()
+                    oversized.append((topic, key, value, partition))  # larger than a whole batch: alone
                 if batch.record_count():
-                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                    batches.append((batch, topic, partition))
+        cpu = time.thread_time() - start
+        pending = [await producer.send_batch(batch, topic, partition=partition) for batch, topic, partition in batches]
+        pending += [await producer.send(topic, value, key=key, partition=partition)
+                    for topic, key, value, partition in oversized]
         await asyncio.gather(*pending)
+        return cpu

@@ -222,7 +222,8 @@ class Decide(_Stage):
                 start = time.thread_time()
                 self.send_talks(self.talks.observe(first_copies, time.time()))
                 self.metrics.stage_cpu_seconds.labels("talks").inc(time.thread_time() - start)
-            await self.outbox.send()  # before the changelogs: a state write never gets ahead of its outputs
+            # before the changelogs: a state write never gets ahead of its outputs
+            self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
             if partition is not None:
                 start = time.thread_time()
                 self.flush(partition)
@@ -277,7 +278,7 @@ class Decide(_Stage):
             return
         try:
             self.send_talks(self.talks.tick(time.time()))
-            await self.outbox.send()
+            self.metrics.stage_cpu_seconds.labels("talks").inc(await self.outbox.send())
             for key, value in self.talks.flush().items():
                 write_changelog(self.tables["threads"], self._partition, key, value)
         except Exception as exc:  # noqa: BLE001 - see stop_worker
