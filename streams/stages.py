@@ -43,7 +43,14 @@ SHARD_KEY = b"stories"
 """The Kafka key of every news.processed record: one partition holds the story shard."""
 BATCH_SIZE = 500
 BATCH_WAIT = 0.1
-"""Seconds a stage waits for a batch to fill (added to an alert's latency under light load)."""
+"""Seconds the process stage waits for a batch of news.raw to fill (added to an alert's latency under
+light load)."""
+DECIDE_RECORDS = 4
+DECIDE_WAIT = 0.02
+"""The story shard takes a few news.processed records at a time (each already a batch of up to 500
+items): its outputs go out, and its input offset is committed, after every few thousand items at most.
+Taking 500 records (up to 250k items) held every output of a backlog back for minutes and left the
+committed offset still for long enough that the stall guard took it for faust-streaming #596."""
 EXIT_SEND_FAILED = 70
 
 
@@ -192,7 +199,7 @@ class Decide(_Stage):
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
+        async for events in stream.take_events(DECIDE_RECORDS, within=DECIDE_WAIT):
             await self.handle(self.fresh([event.message for event in events]))
 
     async def handle(self, messages: list) -> None:
