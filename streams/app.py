@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         producer_acks=-1,
         broker_max_poll_records=500,
         producer_max_request_size=4 * 1024 * 1024,
+        producer_max_batch_size=256 * 1024,  # the story shard's outbox fills a batch per partition (streams.outbox)
         consumer_max_fetch_size=8 * 1024 * 1024,
         autodiscover=False,
         version=1,

@@ -13,6 +13,9 @@ fails loudly when an upgrade removes or changes what it relies on: re-check each
 * :class:`StallGuard`: faust-streaming #596 (open): after a restart with tables to recover, records
   fetched during the recovery can be dropped and a partition's committed offset stops; the guard re-reads
   such a partition. Reads the private ``Consumer._committed_offset`` and ``Agent._actors``.
+* :func:`kafka_producer`: the story shard sends its records as aiokafka record batches (streams.outbox)
+  through the aiokafka producer under Faust's (private ``Producer._ensure_producer``), so that Faust's
+  commit, which flushes that producer, also waits for them.
 * Concurrency 1 for every agent and ``stream_wait_empty``: faust-streaming #606 (open; fix in PR #707,
   unmerged): with ``concurrency > 1`` acks go out of order and an offset can be committed past a record
   still in flight. Checked by the same test.
@@ -77,6 +80,11 @@ def write_changelog(table: Any, partition: int, key: bytes, value: bytes | None)
         table.data.pop(key, None)
     else:
         table.data[key] = value
+
+
+def kafka_producer(app: Any) -> Any:
+    """The started aiokafka producer under the app's Faust producer (private ``Producer._ensure_producer``)."""
+    return app.producer._ensure_producer()
 
 
 # ---------------------------------------------------------------- private consumer state

@@ -155,14 +155,13 @@ class Metrics:
         self.alerts_by_camp_mix.labels(corroboration["camp_mix"]).inc()
         self.alerts_single_camp.labels("true" if corroboration["single_camp"] else "false").inc()
 
-    def record_tagged(self, tagged: dict) -> None:
-        """Count one tagged item's labels, signals and actors."""
+    def record_tagged(self, labels: list[str], counted: list[list[str]], actors: list[str]) -> None:
+        """Count one tagged item: its labels, its signals that count (``[kind, category]``; hypothetical,
+        historical and negated mentions are evidence only) and the actors of an item with signals."""
         self.items_tagged.inc()
-        for label in tagged["labels"]:
+        for label in labels:
             self.items_labelled.labels(label).inc()
-        for signal in tagged["signals"]:
-            if signal.get("counts", True):  # hypothetical, historical and negated mentions are evidence only
-                self.signals.labels(signal["kind"], signal["category"]).inc()
-        if tagged["signals"]:
-            for actor in tagged["actors"]:
-                self.actor_mentions.labels(actor).inc()
+        for kind, category in counted:
+            self.signals.labels(kind, category).inc()
+        for actor in actors:
+            self.actor_mentions.labels(actor).inc()

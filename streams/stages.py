@@ -25,12 +25,13 @@ from typing import Any
 
 import orjson
 
-from streams.alerting import build_alerts
+from streams.alerting import build_alerts, corroborated
 from streams.analytics.dedup import Features
 from streams.analytics.event_identity import event_key
-from streams.analytics.shard import MAX_ENTRIES, Entry, StoryShard, trend_record
-from streams.faust_compat import changelogs_ready, committed_offsets, write_changelog
+from streams.analytics.shard import Entry, StoryShard, Tagged, batch_records, read_batch, trend_record
+from streams.faust_compat import changelogs_ready, committed_offsets, kafka_producer, write_changelog
 from streams.metrics import Metrics
+from streams.outbox import Outbox
 from streams.records import InvalidItem, dead_letter, now_iso, parse_item, tagged_item
 from streams.settings import Settings
 from streams.sources import SourceRegistry, default_registry, is_unknown
@@ -42,10 +43,14 @@ SHARD_KEY = b"stories"
 """The Kafka key of every news.processed record: one partition holds the story shard."""
 BATCH_SIZE = 500
 BATCH_WAIT = 0.1
-"""Seconds a stage waits for a batch to fill (added to an alert's latency under light load)."""
-MAX_RECORD_BYTES = 900_000
-"""A news.processed record holds entries up to this size (under the default 1 MB broker limit); a
-larger item travels alone."""
+"""Seconds the process stage waits for a batch of news.raw to fill (added to an alert's latency under
+light load)."""
+DECIDE_RECORDS = 4
+DECIDE_WAIT = 0.02
+"""The story shard takes a few news.processed records at a time (each already a batch of up to 500
+items): its outputs go out, and its input offset is committed, after every few thousand items at most.
+Taking 500 records (up to 250k items) held every output of a backlog back for minutes and left the
+committed offset still for long enough that the stall guard took it for faust-streaming #596."""
 EXIT_SEND_FAILED = 70
 
 
@@ -58,23 +63,11 @@ def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at
     event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
     features = Features.of(item, settings.dedup_stories, event)
     tagged = tagged_item(item, tags, received_at)
-    copy = (registry or default_registry()).attribute(item).copy(item["id"], item.get("url", ""))
-    return Entry(tagged, build_alerts(tagged, "low"), features, trend_record(tagged), received, copy)
-
-
-def batch_records(parts: list[bytes], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
-    """Serialised entries joined into news.processed records (``{"v": 1, "entries": [...]}``), each at most
-    ``max_bytes`` (an entry larger than that alone) and :data:`MAX_ENTRIES` entries."""
-    records, chunk, size = [], [], 0
-    for part in parts:
-        if chunk and (size + len(part) > max_bytes or len(chunk) >= MAX_ENTRIES):
-            records.append(b'{"v":1,"entries":[' + b",".join(chunk) + b"]}")
-            chunk, size = [], 0
-        chunk.append(part)
-        size += len(part) + 1
-    if chunk:
-        records.append(b'{"v":1,"entries":[' + b",".join(chunk) + b"]}")
-    return records
+    registry = registry or default_registry()
+    copy = registry.attribute(item).copy(item["id"], item.get("url", ""))
+    by_one = registry.corroborate([copy])  # the first copy's alerts as the story shard sends them
+    alerts = [corroborated(alert, by_one, [copy], 1) for alert in build_alerts(tagged, "low")]
+    return Entry(Tagged.of(tagged), alerts, features, trend_record(tagged), received, copy)
 
 
 def stop_worker(exc: BaseException) -> None:
@@ -175,7 +168,7 @@ class Process(_Stage):
                     start = time.thread_time()
                     entry = process_item(message.value, self.settings, self.tagger, received_at, received,
                                          self.registry)
-                    parts.append(orjson.dumps(entry.wire()))
+                    parts.append(entry.wire())
                     if is_unknown(entry.copy["outlet"]):
                         self.metrics.sources_unknown.inc()
                     cpu += time.thread_time() - start
@@ -201,11 +194,12 @@ class Decide(_Stage):
         self.shard = shard
         self.tables = tables
         self.talks = talks
+        self.outbox = Outbox(lambda: kafka_producer(app))
         self._partition: int | None = None  # of the last input record: where the tracker's timer writes
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
+        async for events in stream.take_events(DECIDE_RECORDS, within=DECIDE_WAIT):
             await self.handle(self.fresh([event.message for event in events]))
 
     async def handle(self, messages: list) -> None:
@@ -223,19 +217,20 @@ class Decide(_Stage):
                 partition = message.partition
                 start = time.thread_time()
                 try:
-                    entries = [Entry.from_wire(e) for e in orjson.loads(message.value)["entries"]]
+                    entries = read_batch(message.value)
                 except (ValueError, KeyError, TypeError) as exc:
                     await self.dead_letter(message, "internal_error", f"unreadable news.processed record: {exc!r}")
                     continue
                 out = self.shard.decide(entries, message.offset, time.time())
+                self.send(out)
                 self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
-                await self.send(out)
-                first_copies += [tagged for tagged, _ in out.tagged]
+                first_copies += [tagged for tagged, _ in out.tagged if tagged.talks]
             if first_copies:  # the negotiation tracker, on the batch's first copies (in event time)
                 start = time.thread_time()
-                talks = self.talks.observe(first_copies, time.time())
+                self.send_talks(self.talks.observe(first_copies, time.time()))
                 self.metrics.stage_cpu_seconds.labels("talks").inc(time.thread_time() - start)
-                await self.send_talks(talks)
+            # before the changelogs: a state write never gets ahead of its outputs
+            self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
             if partition is not None:
                 start = time.thread_time()
                 self.flush(partition)
@@ -243,15 +238,17 @@ class Decide(_Stage):
         except Exception as exc:  # noqa: BLE001 - see stop_worker
             stop_worker(exc)
 
-    async def send(self, out) -> None:
-        m, now = self.metrics, time.time()
+    def send(self, out) -> None:
+        """Queue one input record's outputs in the outbox (sent at the end of the batch) and count them."""
+        m, now, topics = self.metrics, time.time(), self.topics
+        tagged_topic = topics["tagged"].get_topic_name()
         for tagged, received in out.tagged:
-            await self.topics["tagged"].send(key=tagged["id"].encode(), value=orjson.dumps(tagged))
-            m.record_tagged(tagged)
+            self.outbox.add(tagged_topic, tagged.item_id.encode(), tagged.raw)
+            m.record_tagged(tagged.labels, tagged.counted, tagged.actors)
             m.processing_seconds.observe(max(0.0, now - received))
         for alert, received in out.alerts:
             key = alert.get("key", "") if alert["type"] == "trend" else alert["alert_id"]
-            await self.topics[alert["type"]].send(key=key.encode(), value=orjson.dumps(alert))
+            self.outbox.add(topics[alert["type"]].get_topic_name(), key.encode(), orjson.dumps(alert))
             m.alerts.labels(alert["type"], alert["severity"]).inc()
             if "corroboration" in alert:
                 m.record_corroboration(alert["corroboration"])
@@ -271,10 +268,11 @@ class Decide(_Stage):
         for kind, value in out.index.items():
             (m.escalation_index if kind == "escalation" else m.negotiation_index).set(value)
 
-    async def send_talks(self, update: TalksUpdate) -> None:
+    def send_talks(self, update: TalksUpdate) -> None:
         """The tracker's transition alerts (keyed by thread: one thread's transitions stay in order) and metrics."""
+        topic = self.topics["negotiation"].get_topic_name()
         for alert in update.alerts:
-            await self.topics["negotiation"].send(key=alert["thread_id"].encode(), value=orjson.dumps(alert))
+            self.outbox.add(topic, alert["thread_id"].encode(), orjson.dumps(alert))
             self.metrics.alerts.labels("negotiation", alert["severity"]).inc()
         for kind in update.kinds:
             self.metrics.talks_transitions.labels(kind).inc()
@@ -286,7 +284,8 @@ class Decide(_Stage):
         if self.stale or self._partition is None:
             return
         try:
-            await self.send_talks(self.talks.tick(time.time()))
+            self.send_talks(self.talks.tick(time.time()))
+            self.metrics.stage_cpu_seconds.labels("talks").inc(await self.outbox.send())
             for key, value in self.talks.flush().items():
                 write_changelog(self.tables["threads"], self._partition, key, value)
         except Exception as exc:  # noqa: BLE001 - see stop_worker

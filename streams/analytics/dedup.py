@@ -79,19 +79,25 @@ class Features:
 
     def wire(self) -> list:
         """A JSON-ready list: id, url digest, content digest, signature (base64 of the packed bins or
-        ""), source, shingle count, event key (base64 of the packed key or "")."""
+        ""), source, shingle count, event key (base64 of the packed key or ""), LSH band keys (base64 of
+        ``BANDS`` uint32, or ""; the process stage computes them so that the story shard does not)."""
         sig = base64.b64encode(similarity.pack(self.sig)).decode("ascii") if self.sig is not None else ""
+        bands = base64.b64encode(_BANDS.pack(*self.bands)).decode("ascii") if self.sig is not None else ""
         return [self.item_id, self.url, self.content, sig, self.source, self.shingles,
-                base64.b64encode(self.event).decode("ascii")]
+                base64.b64encode(self.event).decode("ascii"), bands]
 
     @classmethod
     def from_wire(cls, w: list) -> Features:
-        """Inverse of :meth:`wire` (a record of the previous version has no event key)."""
-        item_id, url, content, sig, source, shingles, *event = w
-        return cls(item_id, url, content, similarity.unpack(base64.b64decode(sig)) if sig else None, source,
-                   int(shingles), base64.b64decode(event[0]) if event and event[0] else b"")
+        """Inverse of :meth:`wire` (records of earlier versions lack the event key and the band keys)."""
+        item_id, url, content, sig, source, shingles, *rest = w
+        f = cls(item_id, url, content, similarity.unpack(base64.b64decode(sig)) if sig else None, source,
+                int(shingles), base64.b64decode(rest[0]) if rest and rest[0] else b"")
+        if len(rest) > 1 and rest[1]:
+            f.__dict__["bands"] = list(_BANDS.unpack(base64.b64decode(rest[1])))  # the cached property
+        return f
 
 
+_BANDS = struct.Struct(f"<{similarity.BANDS}I")
 _HEAD = struct.Struct("<BdqI8s8sHH")
 """Story record: format version, first_seen, position (of the batch entry that made it), copies, url
 digest, content digest, signature length, event key length; then the packed signature, the packed event

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -43,6 +43,9 @@ from streams.sources.corroboration import UNCOUNTED_CAMP
 POSITION_BITS = 12
 MAX_ENTRIES = 1 << POSITION_BITS
 """Most entries in one input record (their index is the low bits of a position)."""
+MAX_RECORD_BYTES = 900_000
+"""A news.processed record holds entries up to this size (under the default 1 MB broker limit); a
+larger item travels alone."""
 MAX_IDS = 5
 MAX_EVIDENCE = 3
 MAX_COPIES = 32
@@ -54,27 +57,129 @@ def position(offset: int, index: int) -> int:
     return (offset << POSITION_BITS) | index
 
 
+class Tagged(Mapping):
+    """A tagged item as the story shard handles it: the serialised ``news.tagged`` record, sent as it is,
+    and the few facts the shard and the metrics read (extracted once, by the process stage). The whole
+    record is decoded only when read as a mapping (the negotiation tracker, an update).
+
+    Decoding every item and serialising it again cost the shard about a third of its CPU per item
+    (docs/architecture.md, "Scale limits")."""
+
+    __slots__ = ("raw", "item_id", "event_time", "labels", "counted", "actors", "talks", "_doc")
+
+    def __init__(self, raw: bytes, item_id: str, event_time: float, labels: list[str],
+                 counted: list[list[str]], actors: list[str], talks: bool, doc: dict | None = None) -> None:
+        self.raw = raw
+        self.item_id = item_id
+        self.event_time = event_time
+        self.labels = labels
+        self.counted = counted
+        """[kind, category] of each signal that counts (hypothetical, historical, negated ones do not)."""
+        self.actors = actors
+        self.talks = talks
+        """The item has a negotiation signal or a reported escalation: the negotiation tracker reads it."""
+        self._doc = doc
+
+    @classmethod
+    def of(cls, tagged: dict) -> Tagged:
+        signals = tagged.get("signals") or ()
+        return cls(orjson.dumps(tagged), tagged["id"], trend.event_time(tagged), list(tagged.get("labels", ())),
+                   [[s["kind"], s["category"]] for s in signals if s.get("counts", True)],
+                   list(tagged.get("actors", ())) if signals else [],
+                   any(s["kind"] == "negotiation" or s.get("stance") == "reported" for s in signals), tagged)
+
+    def facts(self) -> list:
+        """The facts, JSON-ready (:meth:`from_wire` reads them back with the raw record)."""
+        return [self.item_id, self.event_time, self.labels, self.counted, self.actors, self.talks]
+
+    @classmethod
+    def from_wire(cls, raw: bytes, facts: list) -> Tagged:
+        item_id, event_time, labels, counted, actors, talks = facts
+        return cls(raw, item_id, event_time, labels, counted, actors, talks)
+
+    @property
+    def doc(self) -> dict:
+        if self._doc is None:
+            self._doc = orjson.loads(self.raw)
+        return self._doc
+
+    def __getitem__(self, key: str):
+        return self.doc[key]
+
+    def __iter__(self):
+        return iter(self.doc)
+
+    def __len__(self) -> int:
+        return len(self.doc)
+
+
 @dataclass
 class Entry:
     """One accepted item as the process stage hands it on: the tagged record, all its per-item alerts
-    (any severity: corroboration may raise a low one), its dedup features, its trend record (None
-    without signals), the epoch second it was received and its copy record
-    (:meth:`streams.sources.Attribution.copy`: outlet, origin, camp)."""
+    (any severity: corroboration may raise a low one; already corroborated by this one copy), its dedup
+    features, its trend record (None without signals), the epoch second it was received and its copy
+    record (:meth:`streams.sources.Attribution.copy`: outlet, origin, camp)."""
 
-    tagged: dict
+    tagged: Tagged
     alerts: list[dict]
     features: Features
     trend: dict | None
     received: float
     copy: dict
 
-    def wire(self) -> dict:
-        return {"tagged": self.tagged, "alerts": self.alerts, "f": self.features.wire(), "trend": self.trend,
-                "r": self.received, "c": self.copy}
+    def wire(self) -> tuple[bytes, bytes]:
+        """The entry's part of a news.processed record: its JSON header and the raw tagged record."""
+        return orjson.dumps({"t": self.tagged.facts(), "n": len(self.tagged.raw), "alerts": self.alerts,
+                             "f": self.features.wire(), "trend": self.trend, "r": self.received,
+                             "c": self.copy}), self.tagged.raw
 
     @classmethod
-    def from_wire(cls, d: dict) -> Entry:
-        return cls(d["tagged"], d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"])
+    def from_wire(cls, d: dict, raw: bytes | None = None) -> Entry:
+        """An entry from its header ``d`` and raw tagged record (a version-1 header holds the tagged dict)."""
+        tagged = Tagged.of(d["tagged"]) if raw is None else Tagged.from_wire(raw, d["t"])
+        return cls(tagged, d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"])
+
+
+def batch_records(parts: list[tuple[bytes, bytes]], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
+    """Entries (:meth:`Entry.wire`) joined into news.processed records of at most ``max_bytes`` (an entry
+    larger than that alone) and :data:`MAX_ENTRIES` entries: a JSON header line
+    ``{"v": 2, "entries": [...]}``, a newline, then the entries' raw tagged records, back to back
+    (schemas/processed-batch.v2.json)."""
+    records: list[bytes] = []
+    heads: list[bytes] = []
+    raws: list[bytes] = []
+    size = 0
+
+    def close() -> None:
+        records.append(b'{"v":2,"entries":[' + b",".join(heads) + b"]}\n" + b"".join(raws))
+
+    for head, raw in parts:
+        if heads and (size + len(head) + len(raw) > max_bytes or len(heads) >= MAX_ENTRIES):
+            close()
+            heads, raws, size = [], [], 0
+        heads.append(head)
+        raws.append(raw)
+        size += len(head) + len(raw) + 1
+    if heads:
+        close()
+    return records
+
+
+def read_batch(value: bytes) -> list[Entry]:
+    """The entries of a news.processed record (either version; raises ValueError, KeyError or TypeError
+    on a record that is not one)."""
+    head, _, blob = value.partition(b"\n")
+    doc = orjson.loads(head)
+    if doc.get("v") == 1:
+        return [Entry.from_wire(d) for d in doc["entries"]]
+    entries, at = [], 0
+    for d in doc["entries"]:
+        n = d["n"]
+        if at + n > len(blob):
+            raise ValueError("news.processed record shorter than its header says")
+        entries.append(Entry.from_wire(d, blob[at:at + n]))
+        at += n
+    return entries
 
 
 def trend_record(tagged: dict) -> dict | None:
@@ -112,7 +217,7 @@ class Config:
 class Outcome:
     """What one input record decided: records to send and numbers for the metrics."""
 
-    tagged: list[tuple[dict, float]] = field(default_factory=list)
+    tagged: list[tuple[Tagged, float]] = field(default_factory=list)
     """First copies: (tagged record, receive epoch)."""
     alerts: list[tuple[dict, float | None]] = field(default_factory=list)
     """Alerts that passed the cooldown: (alert, receive epoch of its item or None)."""
@@ -213,7 +318,7 @@ class StoryShard:
                 out.duplicates.append(reason)
                 repeats.append([sid, f.source, self._repeat(sid, f.source, entry.copy, pos, out)])
                 continue
-            at = trend.event_time(entry.tagged)
+            at = entry.tagged.event_time
             if not replay:
                 story = Story.first(f, now, pos)
                 self.index.add(story, f.bands)
@@ -224,10 +329,12 @@ class StoryShard:
                     blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
                     raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
             out.tagged.append((entry.tagged, entry.received))
-            copies = self._copies.get(f.item_id, [entry.copy])
-            c = self.registry.corroborate(copies)
-            for alert in entry.alerts:
-                alert = corroborated(alert, c, copies, 1)
+            alerts = entry.alerts  # corroborated by their one copy (the process stage)
+            copies = self._copies.get(f.item_id)
+            if copies and len(copies) > 1:  # a replay after more copies came
+                c = self.registry.corroborate(copies)
+                alerts = [corroborated(alert, c, copies, 1) for alert in alerts]
+            for alert in alerts:
                 if severity_rank(alert["severity"]) >= self._min_rank:
                     self._offer(alert, at, entry.received, pos, out)
             if entry.trend:

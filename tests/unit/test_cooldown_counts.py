@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from streams.analytics import cooldown
-from streams.analytics.shard import Config, Entry, StoryShard
+from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
 from streams.records import now_iso, validator
 from streams.settings import Settings
 from streams.stages import process_item
@@ -33,7 +33,7 @@ def strike(tagger, i: int, town: str, at: float) -> Entry:
             "text": f"Russian artillery shelled {town} overnight, local officials said, damaging houses and a "
                     f"school. Residents were asked to stay near shelters."}
     made = process_item(orjson.dumps(item), Settings(), tagger, now_iso(), time.time())
-    return Entry.from_wire(orjson.loads(orjson.dumps(made.wire())))
+    return read_batch(batch_records([made.wire()])[0])[0]
 
 
 def escalations(out) -> list[dict]:

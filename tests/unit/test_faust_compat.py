@@ -38,6 +38,14 @@ def test_the_private_attributes_the_workarounds_read_still_exist(tmp_path):
     # take_events acks the batch in a finally: why a batch body must never raise (streams.stages)
     source = inspect.getsource(Stream.take_events)
     assert "finally:" in source and "await self.ack(event)" in source, "stages: batch acks in take_events"
+    # kafka_producer: the aiokafka producer under Faust's, whose flush Faust's commit awaits (streams.outbox)
+    import aiokafka
+
+    producer = app.producer
+    assert "_ensure_producer" in type(producer).__dict__, "kafka_producer: Producer._ensure_producer"
+    assert "self._producer.flush()" in inspect.getsource(type(producer).flush), "kafka_producer: flush"
+    for name in ("create_batch", "send_batch", "partitions_for"):
+        assert hasattr(aiokafka.AIOKafkaProducer, name), f"streams.outbox: AIOKafkaProducer.{name}"
 
 
 def test_every_agent_acks_in_order_and_waits_for_its_stream_on_shutdown(tmp_path):

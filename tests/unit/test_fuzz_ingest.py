@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from streams.alerting import build_alerts
 from streams.analytics.dedup import Features
 from streams.analytics.event_identity import event_key, same_event
-from streams.analytics.shard import Entry, trend_record
+from streams.analytics.shard import Entry, Tagged, batch_records, read_batch, trend_record
 from streams.records import (
     DEAD_LETTER_ORIGINAL_MAX,
     InvalidItem,
@@ -39,7 +39,6 @@ from streams.records import (
     validator,
 )
 from streams.sources import default_registry
-from streams.stages import batch_records
 from streams.tagging import load_tagger
 
 REASONS = {"empty", "too_large", "bad_utf8", "not_json", "not_object", "schema", "no_text"}
@@ -188,10 +187,10 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
     tagged = tagged_item(item, tags, "2026-11-24T00:00:00.000Z")
     key = event_key(item["title"], item["text"], tags)
     copy = default_registry().attribute(item).copy(item["id"], item.get("url", ""))
-    entry = Entry(tagged, build_alerts(tagged, "low"), Features.of(item, event=key), trend_record(tagged), 0.0,
-                  copy)
-    again = Entry.from_wire(orjson.loads(batch_records([orjson.dumps(entry.wire())])[0])["entries"][0])
-    assert again.features == entry.features and again.tagged["id"] == item["id"]
+    entry = Entry(Tagged.of(tagged), build_alerts(tagged, "low"), Features.of(item, event=key), trend_record(tagged),
+                  0.0, copy)
+    [again] = read_batch(batch_records([entry.wire()])[0])
+    assert again.features == entry.features and again.tagged["id"] == item["id"] == again.tagged.item_id
     assert again.features.event_key == key and same_event(key, key)
     return "accepted"
 

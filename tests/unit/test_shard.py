@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from streams.analytics.dedup import Story
-from streams.analytics.shard import Changes, Config, Entry, StoryShard
+from streams.analytics.shard import Changes, Config, Entry, StoryShard, batch_records, read_batch
 from streams.records import now_iso
 from streams.settings import Settings
-from streams.stages import batch_records, process_item
+from streams.stages import process_item
 from streams.tagging import load_tagger
 
 STORY = ("Russian forces launched a massive missile strike on Kyiv overnight, hitting energy infrastructure in "
@@ -39,7 +39,7 @@ def tagger():
 def entry(tagger, item: dict, settings: Settings | None = None) -> Entry:
     """What the process stage sends for ``item``, through the wire format."""
     made = process_item(orjson.dumps(item), settings or Settings(), tagger, now_iso(), time.time())
-    return Entry.from_wire(orjson.loads(orjson.dumps(made.wire())))
+    return read_batch(batch_records([made.wire()])[0])[0]
 
 
 def edited(text: str, rng: random.Random) -> str:
@@ -207,12 +207,30 @@ def test_memory_is_bounded_by_the_cap_and_by_the_horizon(tagger):
     assert all(v is None for v in shard.flush().stories.values())
 
 
-def test_batch_records_respect_the_size_cap():
-    parts = [b'{"x":"' + b"a" * 300 + b'"}'] * 10
-    records = batch_records(parts, max_bytes=1000)
-    assert len(records) == 4 and all(len(r) < 1100 for r in records)
-    assert sum(len(orjson.loads(r)["entries"]) for r in records) == 10
+def test_batch_records_respect_the_size_cap(tagger):
+    parts = [entry(tagger, {"title": f"Talks on a ceasefire resume in Geneva, round {i}"}).wire() for i in range(10)]
+    size = sum(len(head) + len(raw) for head, raw in parts[:3])
+    records = batch_records(parts, max_bytes=size + 10)
+    assert len(records) == 4 and all(len(r) < size + 200 for r in records)
+    entries = [e for r in records for e in read_batch(r)]
+    assert [e.tagged["title"] for e in entries] == [f"Talks on a ceasefire resume in Geneva, round {i}" for i in range(10)]
+    assert [e.tagged.raw for e in entries] == [raw for _, raw in parts]  # the tagged records travel unchanged
     assert batch_records([]) == []
+
+
+def test_a_record_of_the_previous_version_still_reads(tagger):
+    made = entry(tagger, {"title": "Russian missiles strike Odesa port overnight"})
+    head = orjson.loads(made.wire()[0])
+    v1 = {k: v for k, v in head.items() if k not in ("t", "n")} | {"tagged": dict(made.tagged)}
+    [again] = read_batch(orjson.dumps({"v": 1, "entries": [v1]}))
+    assert again.tagged.raw == made.tagged.raw and again.tagged.facts() == made.tagged.facts()
+    assert again.features == made.features and again.alerts == made.alerts
+
+
+def test_a_record_shorter_than_its_header_is_refused(tagger):
+    [record] = batch_records([entry(tagger, {"title": "Drones hit Kharkiv"}).wire()])
+    with pytest.raises(ValueError):
+        read_batch(record[:-5])
 
 
 def test_batch_records_match_their_schema(tagger):
@@ -222,13 +240,20 @@ def test_batch_records_match_their_schema(tagger):
     from streams.records import load_schema
 
     entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
-    [record] = batch_records([orjson.dumps(e.wire()) for e in entries])
-    names = ("processed-batch.v1.json", "tagged-item.v1.json", "alert.v1.json")
+    [record] = batch_records([e.wire() for e in entries])
+    names = ("processed-batch.v2.json", "tagged-item.v1.json", "alert.v1.json")
     registry = Registry().with_resources(
         (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names)
     validator = jsonschema.Draft202012Validator(load_schema(names[0]), registry=registry)
-    assert not list(validator.iter_errors(orjson.loads(record)))
-    assert list(validator.iter_errors({"v": 1, "entries": [{"tagged": {}, "alerts": [], "f": [], "trend": None,
+    head, _, blob = record.partition(b"\n")
+    assert not list(validator.iter_errors(orjson.loads(head)))
+    tagged = jsonschema.Draft202012Validator(load_schema(names[1]), registry=registry)
+    at = 0
+    for e in orjson.loads(head)["entries"]:
+        assert not list(tagged.iter_errors(orjson.loads(blob[at:at + e["n"]])))
+        at += e["n"]
+    assert at == len(blob)
+    assert list(validator.iter_errors({"v": 2, "entries": [{"t": [], "n": 0, "alerts": [], "f": [], "trend": None,
                                                            "r": 0}]}))
 
 

@@ -10,9 +10,10 @@ import time
 import orjson
 import pytest
 
+from streams.analytics import similarity
 from streams.analytics.dedup import _HEAD, _HEAD_V2, DedupIndex, Features, Story
 from streams.analytics.event_identity import EventKey
-from streams.analytics.shard import Config, Entry, StoryShard
+from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
 from streams.records import now_iso
 from streams.settings import Settings
 from streams.stages import process_item
@@ -40,7 +41,7 @@ def tagger():
 
 def entry(tagger, item: dict) -> Entry:
     made = process_item(orjson.dumps(item), Settings(), tagger, now_iso(), time.time())
-    return Entry.from_wire(orjson.loads(orjson.dumps(made.wire())))
+    return read_batch(batch_records([made.wire()])[0])[0]
 
 
 def strikes(tagger, template=STRIKE, cities=CITIES) -> list[Entry]:
@@ -131,9 +132,17 @@ def test_the_story_record_keeps_the_event_key_and_old_records_still_load(tagger)
 def test_features_of_the_previous_wire_format_have_no_event_key(tagger):
     f = strikes(tagger, cities=["Sumy"])[0].features
     wire = f.wire()
-    assert len(wire) == 7 and Features.from_wire(wire) == f
+    assert len(wire) == 8 and Features.from_wire(wire) == f
     old = Features.from_wire(wire[:6])
     assert old.event == b"" and old.event_key is None and old.sig == f.sig
+
+
+def test_band_keys_travel_with_the_features_and_equal_the_computed_ones(tagger):
+    f = strikes(tagger, cities=["Sumy"])[0].features
+    carried = Features.from_wire(f.wire())
+    assert "bands" in carried.__dict__  # read from the record, not computed by the shard
+    assert carried.bands == similarity.band_keys(f.sig) and len(carried.bands) == similarity.BANDS
+    assert Features.from_wire(f.wire()[:7]).bands == carried.bands  # a record without them computes them
 
 
 

@@ -1,0 +1,73 @@
+"""The records a batch body sends, handed to Kafka as record batches (aiokafka's C batch builder).
+
+Faust's ``Topic.send`` costs about 0.1 ms of its own machinery per record; the story shard sends most of
+the pipeline's records (news.tagged and alerts), so that cost alone was half of the shard's CPU, the part
+of the pipeline that does not scale with workers (docs/architecture.md, "Scale limits"). Here each record
+is one append to a batch of its partition, and the body waits until the broker has every batch before it
+returns, so the input is acked (and later committed) only after its outputs are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
+
+_partition = DefaultPartitioner()
+
+
+class Outbox:
+    """Records to send, grouped by topic and partition (the key's partition, as Kafka's default
+    partitioner and Faust choose it)."""
+
+    def __init__(self, producer: Callable[[], Any]) -> None:
+        self._producer = producer  # the started aiokafka producer (streams.faust_compat.kafka_producer)
+        self._records: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._partitions: dict[str, list[int]] = {}
+
+    def add(self, topic: str, key: bytes, value: bytes) -> None:
+        self._records.setdefault(topic, []).append((key, value))
+
+    def __len__(self) -> int:
+        return sum(map(len, self._records.values()))
+
+    async def send(self) -> float:
+        """Send everything added, in order per partition, and wait for the broker's acks (raises when a
+        record is refused: the caller stops without committing). Returns the thread CPU seconds spent
+        building the batches (the stage's own work; the waits are not)."""
+        records, self._records = self._records, {}
+        if not records:
+            return 0.0
+        producer = self._producer()
+        for topic in records:
+            if topic not in self._partitions:  # a topic's partitions are read once (records keep their partition)
+                self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        start = time.thread_time()
+        batches, oversized = [], []
+        for topic, pairs in records.items():
+            partitions = self._partitions[topic]
+            by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+            for key, value in pairs:
+                by_partition.setdefault(_partition(key, partitions, partitions), []).append((key, value))
+            for partition, rows in by_partition.items():
+                batch = producer.create_batch()
+                for key, value in rows:
+                    if batch.append(key=key, value=value, timestamp=None) is not None:
+                        continue
+                    if batch.record_count():
+                        batches.append((batch, topic, partition))
+                        batch = producer.create_batch()
+                        if batch.append(key=key, value=value, timestamp=None) is not None:
+                            continue
+                    oversized.append((topic, key, value, partition))  # larger than a whole batch: alone
+                if batch.record_count():
+                    batches.append((batch, topic, partition))
+        cpu = time.thread_time() - start
+        pending = [await producer.send_batch(batch, topic, partition=partition) for batch, topic, partition in batches]
+        pending += [await producer.send(topic, value, key=key, partition=partition)
+                    for topic, key, value, partition in oversized]
+        await asyncio.gather(*pending)
+        return cpu
