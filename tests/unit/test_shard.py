@@ -72,7 +72,7 @@ def test_hundred_copies_from_unlisted_sites_make_one_story_and_one_alert(tagger)
     assert alert["corroboration"]["camps"]["names"] == ["other"] and alert["severity"] == alert["base_severity"]
     # site1 … site9 are unlisted (camp "other"): they prove little, so they send no new version
     assert out.corroborations == out2.corroborations == 0 and not out2.alerts
-    assert [c["outlet_name"] for c in shard._copies["copy-0"]] == [f"site{i}" for i in range(10)]  # all kept
+    assert [c["outlet_name"] for c in shard.copies("copy-0")] == [f"site{i}" for i in range(10)]  # all kept
 
 
 def test_a_story_rises_as_camps_confirm_it(tagger):
@@ -162,8 +162,8 @@ def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     out = restored.decide(batch[3:], offset=2, now=1001.0)
     assert not out.tagged and len(out.duplicates) == 27
     assert out.corroborations == 0
-    assert restored._copies["copy-0"][:3] == shard._copies["copy-0"][:3]  # kept before the restore
-    assert len(restored._copies["copy-0"]) == 10  # site3 … site9 added after it, no repeat of site0-2
+    assert restored.copies("copy-0")[:3] == shard.copies("copy-0")[:3]  # kept before the restore
+    assert len(restored.copies("copy-0")) == 10  # site3 … site9 added after it, no repeat of site0-2
     assert Story.loads("copy-0", restored.index.records["copy-0"]).copies == 30
 
 
