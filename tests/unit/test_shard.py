@@ -207,6 +207,41 @@ def test_memory_is_bounded_by_the_cap_and_by_the_horizon(tagger):
     assert all(v is None for v in shard.flush().stories.values())
 
 
+def test_the_story_cap_bounds_the_stories_and_the_bytes_kept_for_them(tagger):
+    """Realistic items (bench/items.py: headlines, summaries, articles, repeats and syndicated copies) past a
+    cap of 300 stories: the count stays at the cap and what the shard and its table keep stops growing;
+    every per-story store forgets an evicted story."""
+    import gc
+    import tracemalloc
+
+    from bench.items import items as bench_items
+
+    settings = Settings()
+    records = [orjson.dumps([process_item(orjson.dumps(x), settings, tagger, now_iso(), 0.0).wire()
+                             for _, x in batch])
+               for batch in (lambda made: [made[i:i + 100] for i in range(0, 1500, 100)])(bench_items(1500))]
+    shard = StoryShard(Config(max_stories=300))
+    table: dict[bytes, bytes] = {}  # the story_segments table's data, as the stage keeps it
+    traced = []
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for offset, value in enumerate(records):
+            out = shard.decide([Entry.from_wire(e) for e in orjson.loads(value)], offset, now=1000.0 + offset)
+            for key, segment in shard.flush().stories.items():
+                table.pop(key, None) if segment is None else table.__setitem__(key, segment)
+            assert len(shard.index) <= 300 and (offset < 3 or out.evicted)
+            gc.collect()
+            traced.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    stories = set(shard.index.records)
+    assert set(shard._copies) == stories and set(shard._alerts) <= stories  # evicted stories left no trace
+    assert {sid for _, ids in shard._segment_meta.values() for sid in ids} >= stories
+    assert len(shard._segment_meta) == len(shard.segments) <= 4 and set(table) == {b"%020d" % o for o in shard.segments}
+    assert max(traced[5:]) < 1.3 * traced[4], traced  # flat once the cap is reached (15 batches, 5x the cap)
+
+
 def test_batch_records_respect_the_size_cap():
     parts = [b'{"x":"' + b"a" * 300 + b'"}'] * 10
     records = batch_records(parts, max_bytes=1000)
