@@ -37,7 +37,7 @@ import orjson
 from streams.alerting import corroborated, severity_rank
 from streams.analytics import cooldown, trend
 from streams.analytics.dedup import DedupIndex, Features, Story
-from streams.records import now_iso
+from streams.records import now_iso, stored_json
 from streams.sources import SourceRegistry, default_registry
 from streams.sources.corroboration import UNCOUNTED_CAMP
 
@@ -187,7 +187,7 @@ class StoryShard:
         self.segments: dict[int, bytes] = {}  # input offset -> its stored segment, oldest first
         self._segment_meta: dict[int, tuple[float, list[str]]] = {}  # offset -> (time, story ids it made)
         self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts as built]
-        self._copies: dict[str, bytes] = {}  # story id -> its attributed copies (MAX_COPIES), JSON: a third of
+        self._copies: dict[str, bytes] = {}  # story id -> its attributed copies (MAX_COPIES) as JSON: a third of
         # the dicts' size, and read only when a copy of the story comes
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
@@ -222,7 +222,7 @@ class StoryShard:
                 story = Story.first(f, now, pos)
                 self.index.add(story, f.bands)
                 new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
-                self._copies[f.item_id] = orjson.dumps([entry.copy])
+                self._copies[f.item_id] = stored_json([entry.copy])
                 firsts[f.item_id] = entry.copy
                 if entry.alerts:
                     blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
@@ -255,7 +255,7 @@ class StoryShard:
             return None
         before = self.registry.corroborate(copies) if copies else None
         copies.append(copy)
-        self._copies[sid] = orjson.dumps(copies)
+        self._copies[sid] = stored_json(copies)
         after = self.registry.corroborate(copies)
         if before is None or _counted(before) == _counted(after):
             return copy
@@ -296,7 +296,7 @@ class StoryShard:
             alert = cooldown.release(state.get("released"), alert)
         if state is not last:
             self.last_alert[key] = state
-            self.changes.cooldown[key.encode()] = orjson.dumps(state)
+            self.changes.cooldown[key.encode()] = stored_json(state)
         if send:
             out.alerts.append((alert, received))
 
@@ -312,7 +312,7 @@ class StoryShard:
             alert, new = cooldown.digest(key, state, now, self.config.alert_cooldown, created)
             if alert is not None:
                 self.last_alert[key] = new
-                self.changes.cooldown[key.encode()] = orjson.dumps(new)
+                self.changes.cooldown[key.encode()] = stored_json(new)
                 out.alerts.append((alert, None))
         return out
 
@@ -446,7 +446,7 @@ class StoryShard:
     def flush(self) -> Changes:
         """The changes to write (serialised), once per batch; the shard starts collecting afresh."""
         changes = self.changes.take()
-        changes.windows = {encode_window(entry): orjson.dumps(d) if (d := self.windows.get(entry)) is not None
+        changes.windows = {encode_window(entry): stored_json(d) if (d := self.windows.get(entry)) is not None
                            else None for entry in changes.windows}
         return changes
 
@@ -473,7 +473,7 @@ class StoryShard:
                     self.index.update(sid, story.dumps())
                     if kept and kept[0] is not None:
                         copies.setdefault(sid, self.copies(sid)).append(kept[0])
-            self._copies.update((sid, orjson.dumps(listed)) for sid, listed in copies.items())
+            self._copies.update((sid, stored_json(listed)) for sid, listed in copies.items())
             self.segments[offset] = value
             self._segment_meta[offset] = (segment["t"], list(segment["new"]))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}

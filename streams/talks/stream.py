@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from streams.analytics.trend import EventClock, event_time
-from streams.records import epoch, now_iso
+from streams.records import epoch, now_iso, stored_json
 
 from .rules import TalksRules, load_rules
 from .tracker import (
@@ -93,7 +93,7 @@ class ThreadBook:
     def flush(self) -> dict[bytes, bytes | None]:
         """Thread records changed since the last flush, serialised once (None: a dropped thread's tombstone)."""
         threads = self.state["threads"]
-        changes = {tid.encode(): orjson.dumps(threads[tid]) if tid in threads else None for tid in self.changed}
+        changes = {tid.encode(): stored_json(threads[tid]) if tid in threads else None for tid in self.changed}
         self.changed = {}
         return changes
 
