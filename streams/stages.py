@@ -203,7 +203,8 @@ class Decide(_Stage):
         self.tables = tables
         self.talks = talks
         self._partition: int | None = None  # of the last input record: where the timer's changes are written
-        self._busy = asyncio.Lock()  # a batch or the timer: the timer's changes never enter a batch's
+        self._busy = asyncio.Lock()  # one batch or one tick at a time: a tick never writes a batch's changes
+        # before the batch has sent its outputs
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
