@@ -87,11 +87,11 @@ def digest(key: str, state: dict, now: float, cooldown: float, created_at: str) 
         return None, state
     kind, category, actor = key.split("|")
     n, summaries = held["n"], held["summaries"]
-    shown = "; ".join(summaries[:2]) + ("; …" if n > 2 else "")
     alert = {"alert_id": alert_id("digest", f"{key}|{held.get('first', held['pos'])}"), "type": kind,
-             "severity": SEVERITIES[held["rank"]], "summary": f"+{n} more held back: {shown}",
+             "severity": SEVERITIES[held["rank"]],
+             "summary": f"+{n} more held back: {summaries[0] if summaries else key}" + ("; …" if n > 1 else ""),
              "item_ids": held["ids"], "categories": [category] if category and kind != "trend" else [],
-             "actors": [actor] if actor else [], "evidence": summaries, "created_at": created_at,
+             "actors": [actor] if actor else [], "evidence": summaries[1:], "created_at": created_at,
              "lexicon_version": held.get("lv", ""), "digest": True}
     if kind == "trend":
         alert["key"] = category

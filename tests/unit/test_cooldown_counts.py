@@ -126,6 +126,7 @@ def test_held_back_alerts_with_no_follow_up_come_as_one_digest_after_the_cooldow
         counted = digest["suppressed"]
         assert counted["count"] == held[key]["n"] and digest["summary"].startswith(f"+{counted['count']} more held back: ")
         assert counted["item_ids"] == digest["item_ids"] and counted["summaries"][0] in digest["summary"]
+        assert digest["evidence"] == counted["summaries"][1:]  # the summary shows the first, not twice
         if digest["type"] == "escalation":
             assert counted["item_ids"] == [e.tagged["id"] for e in burst if e.tagged["id"] not in sent_ids]
             assert len(counted["summaries"]) == 4 and all("Artillery shells" in s for s in counted["summaries"])
