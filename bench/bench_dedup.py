@@ -9,7 +9,9 @@ items in the same run, the previous char 5-gram sketch for comparison -- and the
 dedup stage). Scores the whole near-duplicate decision -- sketch candidate (the dedup index) *and*
 :func:`streams.analytics.event_identity.same_event` -- on the labelled pairs of tests/data/dedup_pairs.jsonl
 (precision and recall of "merge", also for the sketch alone), and times an event key and one check.
-Writes bench/results/dedup.json.
+Measures what the story shard and its tables keep per remembered story (``bytes_per_story``: tracemalloc,
+by store, and RSS growth in a fresh process) on 20k realistic bench items (bench/items.py), uncapped and
+with a cap of 5,000 stories. Writes bench/results/dedup.json.
 
 The pairs are our own wording, one JSON object a line: ``id``, ``merge`` (true: b is a copy of a's report),
 ``kind`` (``copy/...``: a credit line, another outlet's headline, reordered sentences, a light edit, a
@@ -20,20 +22,28 @@ weapon, target or actor, a death-toll revision; ``headline/...``: bare headlines
 
 from __future__ import annotations
 
+import gc
 import json
 import random
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import zlib
 from pathlib import Path
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.items import items as bench_items  # noqa: E402
 from streams.analytics import similarity  # noqa: E402
 from streams.analytics.dedup import DedupIndex, Features, Story  # noqa: E402
 from streams.analytics.event_identity import EventKey, event_key, same_event  # noqa: E402
+from streams.analytics.shard import Config, Entry, StoryShard  # noqa: E402
 from streams.settings import Settings  # noqa: E402
+from streams.stages import BATCH_SIZE, batch_records, process_item  # noqa: E402
 from streams.tagging import load_tagger  # noqa: E402
 
 PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "dedup_pairs.jsonl"
@@ -162,6 +172,100 @@ def event_key_costs(pairs: list[dict]) -> dict:
             "event_key_bytes_max": sizes[-1]}
 
 
+def _deep_size(obj, seen: set[int]) -> int:
+    """Bytes of ``obj`` and everything it holds (containers, strings, bytes, numbers), each object once."""
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(_deep_size(k, seen) + _deep_size(v, seen) for k, v in obj.items())
+    elif isinstance(obj, list | tuple | set):
+        size += sum(_deep_size(v, seen) for v in obj)
+    return size
+
+
+def story_records(n: int = 20_000) -> list[bytes]:
+    """``n`` realistic bench items (bench/items.py) as the process stage hands them on: news.processed
+    records of :data:`BATCH_SIZE` entries."""
+    tagger, settings, now = load_tagger(), Settings(), time.time()
+    parts = [orjson.dumps(process_item(orjson.dumps(x), settings, tagger, "2026-11-30T00:00:00Z", now).wire())
+             for _, x in bench_items(n)]
+    return [r for i in range(0, n, BATCH_SIZE) for r in batch_records(parts[i:i + BATCH_SIZE])]
+
+
+def _feed(records: list[bytes], max_stories: int) -> tuple[StoryShard, dict[str, dict[bytes, bytes]], int]:
+    """A shard fed ``records`` as the decide stage feeds it (decoded one record at a time), and its tables'
+    in-memory data as the stage keeps it (sharing the shard's bytes); the stories it evicted."""
+    shard, now, evicted = StoryShard(Config(max_stories=max_stories)), time.time(), 0
+    tables: dict[str, dict[bytes, bytes]] = {"stories": {}, "cooldown": {}, "windows": {}}
+    for offset, value in enumerate(records):
+        entries = [Entry.from_wire(e) for e in orjson.loads(value)["entries"]]
+        evicted += shard.decide(entries, offset, now + offset).evicted
+        changes = shard.flush()
+        for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),
+                              ("windows", changes.windows)):
+            for key, stored in changed.items():
+                if stored is None:
+                    tables[name].pop(key, None)
+                else:
+                    tables[name][key] = stored
+        del entries
+    return shard, tables, evicted
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def rss_feed(path: str) -> None:
+    """Print the RSS growth per story of a fresh process fed the records in ``path`` (one a line)."""
+    records = Path(path).read_bytes().splitlines()
+    gc.collect()
+    before = _rss()
+    shard, _, _ = _feed(records, 200_000)
+    gc.collect()
+    print(round((_rss() - before) / len(shard.index)))
+
+
+def story_memory(records: list[bytes], max_stories: int = 200_000, rss: bool = True) -> dict:
+    """Bytes the story shard and its tables hold per remembered story, fed ``records``
+    (:func:`story_records`): ``bytes_per_story`` is tracemalloc's count, ``parts_bytes_per_story`` splits it
+    by store (each object counted once), ``rss_bytes_per_story`` the RSS growth of a fresh process fed the
+    same records (allocator overhead included; no cap)."""
+    out: dict = {"max_stories": max_stories}
+    if rss:
+        with tempfile.NamedTemporaryFile(suffix=".jsonl") as f:
+            f.write(b"\n".join(records))
+            f.flush()
+            out["rss_bytes_per_story"] = int(subprocess.run(
+                [sys.executable, __file__, "--rss-feed", f.name], check=True, capture_output=True).stdout)
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    shard, tables, evicted = _feed(records, max_stories)
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    stories = len(shard.index)
+    seen: set[int] = set()
+    index = shard.index
+    sizes = {"index_records": _deep_size(index.records, seen),
+             "index_keys": sum(_deep_size(d, seen) for d in (index.by_url, index.by_content, index.by_band)),
+             "segments": _deep_size(shard.segments, seen) + _deep_size(shard._segment_meta, seen)
+             + _deep_size(tables["stories"], seen),
+             "alerts": _deep_size(shard._alerts, seen), "copies": _deep_size(shard._copies, seen),
+             "cooldown_and_windows": sum(_deep_size(d, seen) for d in (
+                 shard.last_alert, shard.windows, shard._latest, shard._baselines, tables["cooldown"],
+                 tables["windows"]))}
+    items = sum(len(orjson.loads(r)["entries"]) for r in records)
+    return {"items": items, "stories": stories, "evicted": evicted, **out,
+            "bytes_per_story": round(traced / stories), "traced_mib": round(traced / 2**20, 1),
+            "parts_bytes_per_story": {k: round(v / stories) for k, v in sizes.items()},
+            "stories_with_alerts": len(shard._alerts), "segments": len(shard.segments)}
+
+
 def main(n: int = 100_000) -> dict:
     pairs = load_pairs()
     rng = random.Random(1)
@@ -171,6 +275,8 @@ def main(n: int = 100_000) -> dict:
     tagger = load_tagger()
     features = [Features.of(x, event=event_key(x["title"], x["text"], tagger.tag(x["title"], x["text"])))
                 for x in items]  # as the process stage makes them: with the event key the story keeps
+    for f in features:
+        f.bands  # noqa: B018 - cached on the features, which the pipeline drops after the lookup: not state
 
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -204,11 +310,17 @@ def main(n: int = 100_000) -> dict:
         "pairs_heldout": score_pairs([p for p in pairs if p["kind"].startswith("heldout/")]),
         "event_identity": event_key_costs(pairs),
     }
+    records = story_records(20_000)
+    result["story_memory"] = story_memory(records)
+    result["story_memory_capped"] = story_memory(records, max_stories=5_000, rss=False)
+    result["bytes_per_story"] = result["story_memory"]["bytes_per_story"]
     out = Path(__file__).resolve().parent / "results" / "dedup.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["--rss-feed"]:
+    rss_feed(sys.argv[2])
+elif __name__ == "__main__":
     print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000), indent=2))

@@ -23,8 +23,8 @@ from streams.tagging import load_tagger
 from streams.talks.stream import ThreadBook
 
 log = logging.getLogger("signalwatch")
-TALKS_TICK = 30.0
-"""Seconds between the negotiation tracker's ticks when no batch arrives."""
+TICK = 30.0
+"""Seconds between the decide stage's timer ticks (cooldown digests, talks deadlines) when no batch arrives."""
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> faust.App:
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     decide = Decide(topics, metrics, StoryShard(Config.of(settings)), tables, app, ThreadBook())
     app.agent(topics["raw"], name="process", concurrency=1)(process.run)
     app.agent(topics["processed"], name="decide", concurrency=1)(decide.run)
-    app.timer(TALKS_TICK)(decide.tick_talks)  # deadlines pass while the feed is quiet
+    app.timer(TICK)(decide.tick)  # digests are sent and deadlines pass while the feed is quiet
     app.talks = decide.talks  # type: ignore[attr-defined]  # GET /talks (streams.web)
 
     observability.install(app, metrics)  # consumer lag, rebalances

@@ -91,8 +91,11 @@ class Metrics:
             "steady rise).", registry=r)
         self.alerts_suppressed = Counter(
             "signalwatch_alerts_suppressed", "Alerts not sent, by type and reason: cooldown (counted in the next "
-            "alert of the same key, field 'suppressed') or repeat (the same alert again, no more severe).",
-            ["type", "reason"], registry=r)
+            "alert of the same key, or in its digest: field 'suppressed') or repeat (the same alert again, no more "
+            "severe).", ["type", "reason"], registry=r)
+        self.alert_digests = Counter(
+            "signalwatch_alert_digests", "Digest alerts sent (also counted in signalwatch_alerts_total): what the "
+            "cooldown held back for a key whose cooldown ended with no next alert.", ["type"], registry=r)
         self.trend_window_count = Gauge(
             "signalwatch_trend_window_count",
             "Items in the window last updated, per window size (seconds) and key (kind/category, kind/*, actor/x).",
@@ -124,6 +127,7 @@ class Metrics:
                 self.alerts.labels(kind, severity)
             for reason in ("cooldown", "repeat"):
                 self.alerts_suppressed.labels(kind, reason)
+            self.alert_digests.labels(kind)
         for reason in ("id", "url", "content", "near"):
             self.duplicate_reasons.labels(reason)
         for state in STATES:

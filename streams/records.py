@@ -82,6 +82,13 @@ def validator(name: str, schemas_dir: Path = SCHEMA_DIR) -> jsonschema.protocols
     return cls(schema, format_checker=FORMATS)
 
 
+def stored_json(value: object) -> bytes:
+    """``orjson.dumps(value)`` for bytes kept in memory (table data, a story's copies). orjson (3.12+) leaves
+    its whole output buffer, ~4 KB even for a small record, allocated behind each result; a kept result
+    is copied to its own size (measured: 4.1 KB of RSS per small record, 0.1 KB copied)."""
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 def now_iso() -> str:
     """The current UTC time in RFC 3339 with milliseconds."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

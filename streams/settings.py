@@ -135,7 +135,8 @@ class Settings:
     max_stories: int = 200_000
     """SIGNALWATCH_MAX_STORIES: most stories (and tagged ids) the worker remembers; past it the oldest are
     forgotten before the horizon (``signalwatch_state_evictions_total``). Bounds memory under a flood:
-    about 2 KB per story (dedup index plus the tag stage's seen entry), ~400 MB at the default."""
+    about 2 KB per story in the story shard and its tables (2.4 KB of RSS), ~480 MB at the default
+    (docs/architecture.md)."""
     dedup_stories: bool = True
     """SIGNALWATCH_DEDUP_STORIES: also drop copies of a story under another id: same normalised url, same or
     near-duplicate text (0 = repeated ids only)."""

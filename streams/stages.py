@@ -18,6 +18,7 @@ reads the batch again (docs/architecture.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -195,7 +196,9 @@ class Decide(_Stage):
         self.tables = tables
         self.talks = talks
         self.outbox = Outbox(lambda: kafka_producer(app))
-        self._partition: int | None = None  # of the last input record: where the tracker's timer writes
+        self._partition: int | None = None  # of the last input record: where the timer's changes are written
+        self._busy = asyncio.Lock()  # one batch or one tick at a time: a tick never writes a batch's changes
+        # before the batch has sent its outputs
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
@@ -203,16 +206,22 @@ class Decide(_Stage):
             await self.handle(self.fresh([event.message for event in events]))
 
     async def handle(self, messages: list) -> None:
+        async with self._busy:
+            await self._handle(messages)
+
+    async def _handle(self, messages: list) -> None:
         try:
             if self.stale:
                 t = self.tables
-                self.shard.restore(t["stories"].data.items(), t["cooldown"].data.items(), t["windows"].data.items())
+                self.shard.restore(t["stories"].data.items(), t["cooldown"].data.items(), t["windows"].data.items(),
+                                   time.time())
                 self.talks.restore(t["threads"].data.items(), time.time())
                 self.stale = False
             partition = None
             first_copies: list[dict] = []
             for message in messages:
                 if partition is not None and message.partition != partition:
+                    self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
                     self.flush(partition)  # a write goes to the changelog partition of its input
                 partition = message.partition
                 start = time.thread_time()
@@ -250,6 +259,8 @@ class Decide(_Stage):
             key = alert.get("key", "") if alert["type"] == "trend" else alert["alert_id"]
             self.outbox.add(topics[alert["type"]].get_topic_name(), key.encode(), orjson.dumps(alert))
             m.alerts.labels(alert["type"], alert["severity"]).inc()
+            if alert.get("digest"):
+                m.alert_digests.labels(alert["type"]).inc()
             if "corroboration" in alert:
                 m.record_corroboration(alert["corroboration"])
             if received is not None:
@@ -279,17 +290,21 @@ class Decide(_Stage):
         for state, n in self.talks.by_state().items():
             self.metrics.talks_threads.labels(state).set(n)
 
-    async def tick_talks(self) -> None:
-        """The tracker's timer (deadlines and expiries while no batch comes): only where the shard is held."""
-        if self.stale or self._partition is None:
-            return
-        try:
-            self.send_talks(self.talks.tick(time.time()))
-            self.metrics.stage_cpu_seconds.labels("talks").inc(await self.outbox.send())
-            for key, value in self.talks.flush().items():
-                write_changelog(self.tables["threads"], self._partition, key, value)
-        except Exception as exc:  # noqa: BLE001 - see stop_worker
-            stop_worker(exc)
+    async def tick(self) -> None:
+        """The stage's timer, for what is due while no batch comes: the cooldown's digests of held-back
+        alerts and the tracker's deadlines and expiries. Only where the shard is held (after its first batch)."""
+        async with self._busy:
+            if self.stale or self._partition is None:
+                return
+            try:
+                start = time.thread_time()
+                self.send(self.shard.digest(time.time()))
+                self.send_talks(self.talks.tick(time.time()))
+                cpu = time.thread_time() - start
+                self.metrics.stage_cpu_seconds.labels("decide").inc(cpu + await self.outbox.send())
+                self.flush(self._partition)
+            except Exception as exc:  # noqa: BLE001 - see stop_worker
+                stop_worker(exc)
 
     def flush(self, partition: int) -> None:
         self._partition = partition

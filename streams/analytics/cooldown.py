@@ -7,12 +7,15 @@ that sent it (a replay after a crash, whose first send may not have reached Kafk
 
 Nothing is hidden without a count: an alert the cooldown holds back is counted in its key's state
 (:func:`hold`: how many, their item ids and summaries, the highest severity), and the next alert sent for
-the key carries that count (:func:`release`). An alert more severe than the last one sent for its key is
-never held back.
+the key carries that count (:func:`release`). When no next alert comes, :func:`digest` sends the count on
+its own once the cooldown of the key's last alert is over: by then a next alert would have been sent, so
+the digest takes its place and nothing held back waits longer than one cooldown. An alert more severe
+than the last one sent for its key is never held back.
 """
 
 from __future__ import annotations
 
+from streams.alerting import alert_id
 from streams.settings import SEVERITIES
 
 MAX_HELD_IDS = 10
@@ -52,15 +55,16 @@ def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown
 
 def hold(state: dict, alert: dict, position: int = -1) -> dict:
     """The key's state with ``alert`` counted as held back (a position counted before, a replay, is not
-    counted again)."""
-    held = state.get("held") or {"n": 0, "ids": [], "summaries": [], "rank": 0, "pos": -1}
+    counted again; nor is one a digest already counted)."""
+    held = state.get("held") or {"n": 0, "ids": [], "summaries": [], "rank": 0, "pos": state.get("digested", -1)}
     if 0 <= position <= held["pos"]:
         return state
     ids = held["ids"] + [i for i in alert.get("item_ids", []) if i not in held["ids"]]
     summaries = held["summaries"] + [alert.get("summary", "")]
     return {**state, "held": {"n": held["n"] + 1, "ids": ids[:MAX_HELD_IDS],
                               "summaries": summaries[:MAX_HELD_SUMMARIES],
-                              "rank": max(held["rank"], SEVERITIES.index(alert["severity"])), "pos": position}}
+                              "rank": max(held["rank"], SEVERITIES.index(alert["severity"])), "pos": position,
+                              "first": held.get("first", position), "lv": alert.get("lexicon_version", "")}}
 
 
 def release(held: dict | None, alert: dict) -> dict:
@@ -70,3 +74,26 @@ def release(held: dict | None, alert: dict) -> dict:
         return alert
     return {**alert, "suppressed": {"count": held["n"], "item_ids": held["ids"], "summaries": held["summaries"],
                                     "highest_severity": SEVERITIES[held["rank"]]}}
+
+
+def digest(key: str, state: dict, now: float, cooldown: float, created_at: str) -> tuple[dict | None, dict]:
+    """``(digest alert, new state)`` for cooldown key ``key`` at event time ``now``: what the key held back,
+    as an alert of its own, once the cooldown of its last sent alert is over (``(None, state)`` before that,
+    or when nothing is held). The new state forgets the count and remembers the last position it covered,
+    so a replay of those inputs is not counted again; the digest's id comes from the key and the first
+    position held, so a digest sent again (a crash before its state was written) is the same alert."""
+    held = state.get("held")
+    if not held or now - state["at"] < cooldown:
+        return None, state
+    kind, category, actor = key.split("|")
+    n, summaries = held["n"], held["summaries"]
+    alert = {"alert_id": alert_id("digest", f"{key}|{held.get('first', held['pos'])}"), "type": kind,
+             "severity": SEVERITIES[held["rank"]],
+             "summary": f"+{n} more held back: {summaries[0] if summaries else key}" + ("; …" if n > 1 else ""),
+             "item_ids": held["ids"], "categories": [category] if category and kind != "trend" else [],
+             "actors": [actor] if actor else [], "evidence": summaries[1:], "created_at": created_at,
+             "lexicon_version": held.get("lv", ""), "digest": True}
+    if kind == "trend":
+        alert["key"] = category
+    new = {k: v for k, v in state.items() if k != "held"}
+    return release(held, alert), {**new, "digested": held["pos"]}

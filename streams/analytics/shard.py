@@ -11,7 +11,8 @@ place where the state lives. There :meth:`StoryShard.decide` takes each entry in
   carry :func:`streams.sources.corroborate` of them and are re-sent under the same id, at the severity the
   registry's rules give, whenever the origins of listed camps grow;
 * a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown:
-  what it holds back is counted in the next alert of the key),
+  what it holds back is counted in the next alert of the key, or in a digest alert of its own when the
+  key's cooldown is over before one comes: :meth:`StoryShard.digest`, called by the stage's timer),
   its trend keys into the event-time windows, whose surges and divergences go through the cooldown too
   (streams.analytics.trend).
 
@@ -36,7 +37,7 @@ import orjson
 from streams.alerting import corroborated, severity_rank
 from streams.analytics import cooldown, trend
 from streams.analytics.dedup import DedupIndex, Features, Story
-from streams.records import now_iso
+from streams.records import now_iso, stored_json
 from streams.sources import SourceRegistry, default_registry
 from streams.sources.corroboration import UNCOUNTED_CAMP
 
@@ -291,7 +292,8 @@ class StoryShard:
         self.segments: dict[int, bytes] = {}  # input offset -> its stored segment, oldest first
         self._segment_meta: dict[int, tuple[float, list[str]]] = {}  # offset -> (time, story ids it made)
         self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts as built]
-        self._copies: dict[str, list[dict]] = {}  # story id -> its attributed copies (MAX_COPIES)
+        self._copies: dict[str, bytes] = {}  # story id -> its attributed copies (MAX_COPIES) as JSON: a third of
+        # the dicts' size, and read only when a copy of the story comes
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
@@ -300,6 +302,7 @@ class StoryShard:
         self._min_rank = severity_rank(c.alert_min_severity)
         self._base = c.window_sizes[0]
         self._last_sweep = float("-inf")
+        self.clock = trend.EventClock()  # event time of the items decided: when a cooldown is over
 
     # ------------------------------------------------------------------ one input record
     def decide(self, entries: list[Entry], offset: int, now: float) -> Outcome:
@@ -319,18 +322,19 @@ class StoryShard:
                 repeats.append([sid, f.source, self._repeat(sid, f.source, entry.copy, pos, out)])
                 continue
             at = entry.tagged.event_time
+            self.clock.see(at, now)
             if not replay:
                 story = Story.first(f, now, pos)
                 self.index.add(story, f.bands)
                 new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
-                self._copies[f.item_id] = [entry.copy]
+                self._copies[f.item_id] = stored_json([entry.copy])
                 firsts[f.item_id] = entry.copy
                 if entry.alerts:
                     blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
                     raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
             out.tagged.append((entry.tagged, entry.received))
             alerts = entry.alerts  # corroborated by their one copy (the process stage)
-            copies = self._copies.get(f.item_id)
+            copies = self.copies(f.item_id)
             if copies and len(copies) > 1:  # a replay after more copies came
                 c = self.registry.corroborate(copies)
                 alerts = [corroborated(alert, c, copies, 1) for alert in alerts]
@@ -352,12 +356,13 @@ class StoryShard:
         story = Story.loads(sid, self.index.records[sid])
         story.repeat(source)
         self.index.update(sid, story.dumps())
-        copies = self._copies.setdefault(sid, [])
+        copies = self.copies(sid)
         if len(copies) >= MAX_COPIES or any(c["outlet"] == copy["outlet"] and c["origin"] == copy["origin"]
                                             for c in copies):
             return None
         before = self.registry.corroborate(copies) if copies else None
         copies.append(copy)
+        self._copies[sid] = stored_json(copies)
         after = self.registry.corroborate(copies)
         if before is None or _counted(before) == _counted(after):
             return copy
@@ -369,6 +374,11 @@ class StoryShard:
             if severity_rank(alert["severity"]) >= self._min_rank:
                 self._offer(alert, at, None, pos, out, update=True)
         return copy
+
+    def copies(self, sid: str) -> list[dict]:
+        """The attributed copies kept for story ``sid`` (its first copy first; [] for an unknown story)."""
+        kept = self._copies.get(sid)
+        return orjson.loads(kept) if kept else []
 
     # ------------------------------------------------------------------ cooldown
     def _offer(self, alert: dict, at: float, received: float | None, pos: int, out: Outcome,
@@ -393,9 +403,25 @@ class StoryShard:
             alert = cooldown.release(state.get("released"), alert)
         if state is not last:
             self.last_alert[key] = state
-            self.changes.cooldown[key.encode()] = orjson.dumps(state)
+            self.changes.cooldown[key.encode()] = stored_json(state)
         if send:
             out.alerts.append((alert, received))
+
+    def digest(self, wall: float) -> Outcome:
+        """A digest alert for each cooldown key that holds back alerts and whose cooldown is over at the
+        event clock (:func:`cooldown.digest`; ``wall``: epoch seconds); their state changes are written with
+        the next :meth:`flush`."""
+        out = Outcome()
+        now, created = self.clock.now(wall), now_iso()
+        for key, state in self.last_alert.items():
+            if "held" not in state:
+                continue
+            alert, new = cooldown.digest(key, state, now, self.config.alert_cooldown, created)
+            if alert is not None:
+                self.last_alert[key] = new
+                self.changes.cooldown[key.encode()] = stored_json(new)
+                out.alerts.append((alert, None))
+        return out
 
     # ------------------------------------------------------------------ trend windows
     def _put(self, entry: tuple, d: dict) -> None:
@@ -527,13 +553,14 @@ class StoryShard:
     def flush(self) -> Changes:
         """The changes to write (serialised), once per batch; the shard starts collecting afresh."""
         changes = self.changes.take()
-        changes.windows = {encode_window(entry): orjson.dumps(d) if (d := self.windows.get(entry)) is not None
+        changes.windows = {encode_window(entry): stored_json(d) if (d := self.windows.get(entry)) is not None
                            else None for entry in changes.windows}
         return changes
 
     def restore(self, stories: Iterable[tuple[bytes, bytes]], cooldowns: Iterable[tuple[bytes, bytes]],
-                windows: Iterable[tuple[bytes, bytes]]) -> None:
-        """Rebuild the whole state from stored records (any order), as :meth:`flush` wrote them."""
+                windows: Iterable[tuple[bytes, bytes]], wall: float | None = None) -> None:
+        """Rebuild the whole state from stored records (any order), as :meth:`flush` wrote them; ``wall``
+        (epoch seconds) starts the event clock at the newest alert kept (else the next item starts it)."""
         self.__init__(self.config)
         for key, value in sorted(stories):
             offset = int(key)
@@ -542,8 +569,9 @@ class StoryShard:
                 self.index.add(Story.loads(sid, base64.b64decode(raw)))
             for sid, blob in segment["alerts"].items():
                 self._alerts[sid] = base64.b64decode(blob)
+            copies: dict[str, list[dict]] = {}
             for sid, copy in segment.get("copies", {}).items():
-                self._copies[sid] = [copy]
+                copies[sid] = [copy]
             for sid, source, *kept in segment["rep"]:
                 raw = self.index.records.get(sid)
                 if raw is not None:
@@ -551,8 +579,11 @@ class StoryShard:
                     story.repeat(source)
                     self.index.update(sid, story.dumps())
                     if kept and kept[0] is not None:
-                        self._copies.setdefault(sid, []).append(kept[0])
+                        copies.setdefault(sid, self.copies(sid)).append(kept[0])
+            self._copies.update((sid, stored_json(listed)) for sid, listed in copies.items())
             self.segments[offset] = value
             self._segment_meta[offset] = (segment["t"], list(segment["new"]))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}
+        if wall is not None and self.last_alert:
+            self.clock.see(max(state["at"] for state in self.last_alert.values()), wall)
         self.windows = {decode_window(key): orjson.loads(value) for key, value in windows}

@@ -35,6 +35,25 @@ def event_time(item: dict) -> float:
     return 0.0
 
 
+class EventClock:
+    """Event time for what must happen while the feed is quiet (talks deadlines, cooldown digests): the newest
+    event time seen, never ahead of the wall clock (a future-dated item cannot move it past now), plus the
+    wall time since it last moved. A replay of old news keeps its own dates; time still passes without items."""
+
+    def __init__(self, watermark: float = float("-inf"), wall: float = 0.0) -> None:
+        self.watermark = watermark
+        self.moved_at = wall  # wall time the watermark last moved
+
+    def see(self, at: float, wall: float) -> None:
+        """An item of event time ``at`` arrived at ``wall``."""
+        at = min(at, wall)
+        if at > self.watermark:
+            self.watermark, self.moved_at = at, wall
+
+    def now(self, wall: float) -> float:
+        return self.watermark + max(0.0, wall - self.moved_at)
+
+
 def iso(t: float) -> str:
     """RFC 3339 UTC of epoch seconds (whole seconds)."""
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.analytics.trend import event_time
-from streams.records import epoch, now_iso
+from streams.analytics.trend import EventClock, event_time
+from streams.records import epoch, now_iso, stored_json
 
 from .rules import TalksRules, load_rules
 from .tracker import (
@@ -50,36 +50,32 @@ class ThreadBook:
         self.rules = rules or load_rules()
         self.state = new_state(self.rules)
         self.changed: dict[str, None] = {}  # thread ids changed since the last flush, in order
-        self.watermark = float("-inf")
-        self._moved_at = 0.0  # wall time the watermark last moved
+        self.time = EventClock()
 
     def restore(self, records: Iterable[tuple[bytes, bytes]], wall: float) -> None:
         """Rebuild the state from the stored thread records (any order)."""
         threads = [orjson.loads(value) for _, value in records]
         self.state = state_from_threads(threads, self.rules)
         self.changed = {}
-        self.watermark = max((epoch(t["updated_at"]) for t in threads), default=float("-inf"))
-        self._moved_at = wall
+        self.time = EventClock(max((epoch(t["updated_at"]) for t in threads), default=float("-inf")), wall)
 
     def clock(self, wall: float) -> float:
         """The tracker's now: the event-time watermark plus the wall time since it moved."""
-        return self.watermark + max(0.0, wall - self._moved_at)
+        return self.time.now(wall)
 
     def observe(self, items: Iterable[dict], wall: float) -> TalksUpdate:
         """Feed tagged items in event-time order (a batch gathers items from several input partitions, each in
         arrival order), then tick at the advanced clock."""
         out = TalksUpdate()
         for item in sorted(items, key=event_time):
-            at = min(event_time(item), wall)
-            if at > self.watermark:
-                self.watermark, self._moved_at = at, wall
+            self.time.see(event_time(item), wall)
             self._take(observe(self.state, item, rules=self.rules), out)
         return self.tick(wall, out)
 
     def tick(self, wall: float, out: TalksUpdate | None = None) -> TalksUpdate:
         """Expiries, missed deadlines and quiet threads up to :meth:`clock`."""
         out = out or TalksUpdate()
-        if self.watermark > float("-inf"):
+        if self.time.watermark > float("-inf"):
             self._take(tick(self.state, self.clock(wall), rules=self.rules), out)
         return out
 
@@ -97,7 +93,7 @@ class ThreadBook:
     def flush(self) -> dict[bytes, bytes | None]:
         """Thread records changed since the last flush, serialised once (None: a dropped thread's tombstone)."""
         threads = self.state["threads"]
-        changes = {tid.encode(): orjson.dumps(threads[tid]) if tid in threads else None for tid in self.changed}
+        changes = {tid.encode(): stored_json(threads[tid]) if tid in threads else None for tid in self.changed}
         self.changed = {}
         return changes
 

@@ -333,3 +333,43 @@ def test_one_story_alert_grows_from_one_camp_to_confirmed_across_camps(isolated_
     assert _metric(metrics, "signalwatch_alerts_by_camp_mix_total", '{camp_mix="russia-state"}') >= 1
     assert _metric(metrics, "signalwatch_alerts_single_camp_total", '{single="false"}') >= 3
     worker.stop()
+
+
+def test_strikes_held_back_with_no_follow_up_arrive_as_one_digest(isolated_kafka):
+    """Five strikes of one key (escalation, shelling, Russia) within a 5 s cooldown and nothing after them:
+    one alert, then, at the stage's next 30 s tick after the cooldown, one digest that counts the other four."""
+    from streams.records import validator
+
+    worker = isolated_kafka.start_worker(extra_env={"SIGNALWATCH_ALERT_COOLDOWN": "5"})
+    settings = worker.settings
+    rid = uuid.uuid4().hex[:10]
+    start = time.time() - 30
+    towns = ["Sumy", "Kherson", "Nikopol", "Kupiansk", "Izium"]
+    strikes = [{"id": f"{rid}-d{i}", "title": f"Artillery shells {town}", "source": "wire",
+                "published_at": _iso(start + i),
+                "text": f"Russian artillery shelled {town} overnight, local officials said, damaging houses and "
+                        f"a school. Residents were asked to stay near shelters. Report {rid}."}
+               for i, town in enumerate(towns)]
+    send_items(settings, strikes, [i["id"].encode() for i in strikes])
+
+    def ours(a):
+        return any(i.startswith(rid) for i in a["item_ids"])
+
+    def digest(a):
+        return ours(a) and a.get("digest") is True
+
+    found = collect(settings, settings.topics.escalation, digest, 1, timeout=120, settle=5)
+    assert len(found) == 1, found
+    alerts = [a for a in collect(settings, settings.topics.escalation, ours, 2, timeout=10) if not a.get("digest")]
+    assert len(alerts) == 1, alerts
+    sent = set(alerts[0]["item_ids"])
+    got = found[0]
+    counted = got["suppressed"]
+    assert counted["count"] == 4 and set(counted["item_ids"]) == {s["id"] for s in strikes} - sent
+    held_towns = {town for town, s in zip(towns, strikes, strict=True) if s["id"] not in sent}
+    assert {town for town in towns for line in counted["summaries"] if f"Artillery shells {town}" in line} == held_towns
+    assert len(counted["summaries"]) == 4 and got["summary"].startswith("+4 more held back: ")
+    assert got["severity"] == counted["highest_severity"] and got["type"] == "escalation"
+    assert not list(validator("alert.v1.json").iter_errors(got)), got
+    assert _metric(worker.metrics(), "signalwatch_alert_digests_total", '{type="escalation"}') == 1
+    worker.stop()

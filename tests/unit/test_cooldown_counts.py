@@ -95,3 +95,91 @@ def test_the_count_survives_a_restore(tagger):
     out = restored.decide([strike(tagger, 9, "Lutsk", T0 + 3600)], offset=1, now=1001.0)
     [alert] = escalations(out)
     assert alert["suppressed"]["count"] >= 1 and alert["suppressed"]["item_ids"][0] in {"strike-1", "strike-2"}
+
+
+# ---------------------------------------------------------------- digests: held back, and no next alert comes
+COOLDOWN = 1800.0
+
+
+def held_back_burst(tagger) -> tuple[StoryShard, list[Entry], list[dict]]:
+    """Five strikes of one key within its cooldown, decided live (wall clock a minute after the last one)."""
+    shard = StoryShard(Config(alert_cooldown=COOLDOWN))
+    burst = [strike(tagger, i, town, T0 + 30 * i) for i, town in enumerate(TOWNS[:5])]
+    sent = escalations(shard.decide(burst, offset=0, now=T0 + 180))
+    return shard, burst, sent
+
+
+def test_held_back_alerts_with_no_follow_up_come_as_one_digest_after_the_cooldown(tagger):
+    shard, burst, sent = held_back_burst(tagger)
+    held = {key: state["held"] for key, state in shard.last_alert.items() if "held" in state}
+    assert sum(h["n"] for key, h in held.items() if key.startswith("escalation|")) + len(sent) == 5
+    shard.flush()
+    assert not shard.digest(T0 + 600).alerts  # the cooldown is not over: a next alert may still carry them
+    assert not shard.flush().cooldown
+    out = shard.digest(T0 + 180 + COOLDOWN + 30)  # the feed stayed quiet
+    digests = [a for a, _ in out.alerts]
+    assert len(digests) == len(held) and any(d["type"] == "escalation" for d in digests)
+    sent_ids = {i for a in sent for i in a["item_ids"]}
+    for digest in digests:  # escalation and, for the burst's surges, trend
+        assert digest["digest"] is True
+        key = cooldown.cooldown_key(digest)
+        counted = digest["suppressed"]
+        assert counted["count"] == held[key]["n"] and digest["summary"].startswith(f"+{counted['count']} more held back: ")
+        assert counted["item_ids"] == digest["item_ids"] and counted["summaries"][0] in digest["summary"]
+        assert digest["evidence"] == counted["summaries"][1:]  # the summary shows the first, not twice
+        if digest["type"] == "escalation":
+            assert counted["item_ids"] == [e.tagged["id"] for e in burst if e.tagged["id"] not in sent_ids]
+            assert len(counted["summaries"]) == 4 and all("Artillery shells" in s for s in counted["summaries"])
+        assert counted["highest_severity"] == digest["severity"] == cooldown.SEVERITIES[held[key]["rank"]]
+        assert not list(validator("alert.v1.json").iter_errors(digest)), digest
+    changed = shard.flush().cooldown  # the cleared counts are written like every cooldown change
+    assert set(changed) == {key.encode() for key in held}
+    assert all("held" not in orjson.loads(v) for v in changed.values())
+    assert all("held" not in state for state in shard.last_alert.values())
+
+
+def test_nothing_held_back_gives_no_digest(tagger):
+    shard = StoryShard(Config(alert_cooldown=COOLDOWN))
+    out = shard.decide([strike(tagger, 0, "Sumy", T0)], offset=0, now=T0 + 60)
+    assert len(escalations(out)) == 1
+    shard.flush()
+    assert not shard.digest(T0 + 60 + 10 * COOLDOWN).alerts and not shard.flush().cooldown
+
+
+def test_a_digest_is_sent_once_also_after_a_replay_or_a_restore(tagger):
+    shard, burst, _ = held_back_burst(tagger)
+    before = shard.flush()  # what the tables hold before the digest
+    late = T0 + 180 + COOLDOWN + 30
+    first = [a for a, _ in shard.digest(late).alerts]
+    assert first
+    after = shard.flush()
+    assert not shard.digest(late + 30).alerts  # the next tick: nothing new held
+    # the input record read again (a crash before its offset was committed): nothing counted twice
+    shard.decide(burst, offset=0, now=late + 60)
+    assert all("held" not in state for state in shard.last_alert.values())
+    assert not shard.digest(late + 90).alerts
+    # a restart from the tables as they were after the digest: no digest again
+    restored = StoryShard(Config(alert_cooldown=COOLDOWN))
+    restored.restore(before.stories.items(), {**before.cooldown, **after.cooldown}.items(), before.windows.items(),
+                     wall=late + 120)
+    assert not restored.digest(late + 120 + COOLDOWN).alerts
+    # a crash after the digest was sent but before its state was written: the same digest, same id
+    again = StoryShard(Config(alert_cooldown=COOLDOWN))
+    again.restore(before.stories.items(), before.cooldown.items(), before.windows.items(), wall=late + 120)
+    assert [a["alert_id"] for a, _ in again.digest(late + 120 + COOLDOWN).alerts] == [a["alert_id"] for a in first]
+
+
+def test_alerts_held_after_a_digest_get_a_digest_of_their_own(tagger):
+    shard, _, _ = held_back_burst(tagger)
+    late = T0 + 180 + COOLDOWN + 30
+    first = [a for a, _ in shard.digest(late).alerts]
+    # two more strikes, still within the cooldown of the key's last sent alert by event time (they come late:
+    # the event clock goes by their dates, so their digest comes one cooldown after the first sent alert's)
+    more = [strike(tagger, 10 + i, town, T0 + 600 + i) for i, town in enumerate(TOWNS[10:12])]
+    out = shard.decide(more, offset=1, now=late + 10)
+    assert not escalations(out)
+    assert not shard.digest(late + 20).alerts
+    second = [a for a, _ in shard.digest(late + 10 + COOLDOWN).alerts if a["type"] == "escalation"]
+    assert [a["suppressed"]["count"] for a in second] == [2]
+    assert second[0]["item_ids"] == ["strike-10", "strike-11"]
+    assert {a["alert_id"] for a in second}.isdisjoint({a["alert_id"] for a in first})

@@ -72,7 +72,7 @@ def test_hundred_copies_from_unlisted_sites_make_one_story_and_one_alert(tagger)
     assert alert["corroboration"]["camps"]["names"] == ["other"] and alert["severity"] == alert["base_severity"]
     # site1 … site9 are unlisted (camp "other"): they prove little, so they send no new version
     assert out.corroborations == out2.corroborations == 0 and not out2.alerts
-    assert [c["outlet_name"] for c in shard._copies["copy-0"]] == [f"site{i}" for i in range(10)]  # all kept
+    assert [c["outlet_name"] for c in shard.copies("copy-0")] == [f"site{i}" for i in range(10)]  # all kept
 
 
 def test_a_story_rises_as_camps_confirm_it(tagger):
@@ -162,8 +162,8 @@ def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     out = restored.decide(batch[3:], offset=2, now=1001.0)
     assert not out.tagged and len(out.duplicates) == 27
     assert out.corroborations == 0
-    assert restored._copies["copy-0"][:3] == shard._copies["copy-0"][:3]  # kept before the restore
-    assert len(restored._copies["copy-0"]) == 10  # site3 … site9 added after it, no repeat of site0-2
+    assert restored.copies("copy-0")[:3] == shard.copies("copy-0")[:3]  # kept before the restore
+    assert len(restored.copies("copy-0")) == 10  # site3 … site9 added after it, no repeat of site0-2
     assert Story.loads("copy-0", restored.index.records["copy-0"]).copies == 30
 
 
@@ -205,6 +205,41 @@ def test_memory_is_bounded_by_the_cap_and_by_the_horizon(tagger):
     out = shard.decide([], 11, now=1000.0 + 3601 + 10)  # everything past the horizon
     assert len(shard.index) == 0 and not shard.segments and out.evicted == 0
     assert all(v is None for v in shard.flush().stories.values())
+
+
+def test_the_story_cap_bounds_the_stories_and_the_bytes_kept_for_them(tagger):
+    """Realistic items (bench/items.py: headlines, summaries, articles, repeats and syndicated copies) past a
+    cap of 300 stories: the count stays at the cap and what the shard and its table keep stops growing;
+    every per-story store forgets an evicted story."""
+    import gc
+    import tracemalloc
+
+    from bench.items import items as bench_items
+
+    settings = Settings()
+    records = [batch_records([process_item(orjson.dumps(x), settings, tagger, now_iso(), 0.0).wire()
+                              for _, x in batch])[0]
+               for batch in (lambda made: [made[i:i + 100] for i in range(0, 1500, 100)])(bench_items(1500))]
+    shard = StoryShard(Config(max_stories=300))
+    table: dict[bytes, bytes] = {}  # the story_segments table's data, as the stage keeps it
+    traced = []
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for offset, value in enumerate(records):
+            out = shard.decide(read_batch(value), offset, now=1000.0 + offset)
+            for key, segment in shard.flush().stories.items():
+                table.pop(key, None) if segment is None else table.__setitem__(key, segment)
+            assert len(shard.index) <= 300 and (offset < 3 or out.evicted)
+            gc.collect()
+            traced.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    stories = set(shard.index.records)
+    assert set(shard._copies) == stories and set(shard._alerts) <= stories  # evicted stories left no trace
+    assert {sid for _, ids in shard._segment_meta.values() for sid in ids} >= stories
+    assert len(shard._segment_meta) == len(shard.segments) <= 4 and set(table) == {b"%020d" % o for o in shard.segments}
+    assert max(traced[5:]) < 1.3 * traced[4], traced  # flat once the cap is reached (15 batches, 5x the cap)
 
 
 def test_batch_records_respect_the_size_cap(tagger):

@@ -483,7 +483,7 @@ def test_thread_book_runs_on_event_time_and_restores_from_its_records():
     kinds = [k for it in SCENARIO[:3] for k in book.observe([it], wall).kinds]
     restored = ThreadBook(RULES)
     restored.restore(book.flush().items(), wall)
-    assert restored.watermark == t(SCENARIO[2]["published_at"])
+    assert restored.time.watermark == t(SCENARIO[2]["published_at"])
     update = restored.observe(SCENARIO[3:], wall)
     kinds += update.kinds
     assert kinds == [kind for _, kind, *_ in EXPECTED[:6]]  # the deadline is not due in the news' time
