@@ -55,7 +55,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 NOOP_TOPIC = "bench.noop"
 NOOP_ITEMS = 30_000
 """Items the no-op baseline is timed over (the first of the backlog)."""
-SCALE_ITEMS = 30_000
+SCALE_ITEMS = 15_000
 """Items the two-worker phase is timed over, from the moment its rebalance settled."""
 
 # ---------------------------------------------------------------- helpers
