@@ -5,8 +5,9 @@
   camp: streams.sources) and candidate alerts for each message; bad messages go to news.deadletter one by
   one; the accepted items of a batch go to the story shard as one news.processed record (or a few, under
   the size cap).
-* :class:`Decide` (the story shard, on batches of those records): dedup, corroboration, cooldown and trend
-  windows by :class:`streams.analytics.shard.StoryShard`; sends news.tagged and alerts.*, then writes
+* :class:`Decide` (the story shard, on batches of those records): dedup, updates, corroboration, cooldown and
+  trend windows by :class:`streams.analytics.shard.StoryShard`; sends news.tagged (first copies and
+  revisions) and alerts.*, then writes
   the keys the batch changed to the tables' changelogs, once per batch. The negotiation tracker
   (:class:`streams.talks.stream.ThreadBook`) follows the first copies it sent, in the same order.
 
@@ -249,6 +250,9 @@ class Decide(_Stage):
             await self.topics["tagged"].send(key=tagged["id"].encode(), value=orjson.dumps(tagged))
             m.record_tagged(tagged)
             m.processing_seconds.observe(max(0.0, now - received))
+        for tagged, _ in out.updates:
+            await self.topics["tagged"].send(key=tagged["id"].encode(), value=orjson.dumps(tagged))
+            m.items_updated.inc()
         for alert, received in out.alerts:
             key = alert.get("key", "") if alert["type"] == "trend" else alert["alert_id"]
             await self.topics[alert["type"]].send(key=key.encode(), value=orjson.dumps(alert))
@@ -260,6 +264,8 @@ class Decide(_Stage):
         for reason in out.duplicates:
             m.items_duplicate.inc()
             m.duplicate_reasons.labels(reason).inc()
+        if out.redelivered:
+            m.duplicate_reasons.labels("redelivered").inc(out.redelivered)
         for alert_type, reason in out.suppressed:
             m.alerts_suppressed.labels(alert_type, reason).inc()
         if out.corroborations:

@@ -13,7 +13,10 @@ place where the state lives. There :meth:`StoryShard.decide` takes each entry in
 * a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown:
   what it holds back is counted in the next alert of the key),
   its trend keys into the event-time windows, whose surges and divergences go through the cooldown too
-  (streams.analytics.trend).
+  (streams.analytics.trend);
+* an update (a known id whose text changed: a correction) goes out again as the story's next
+  ``revision``, and those of its alerts that now say something else are re-sent under their ids; it is
+  neither a copy nor a new event, so it counts in no window and corroborates nothing.
 
 State and how it survives (docs/architecture.md): the stories of one input record are stored as one
 *segment* (one changelog record per batch, not per item); cooldown and window entries are written once per
@@ -21,7 +24,8 @@ batch for the keys the batch changed (:attr:`StoryShard.changes`). :meth:`StoryS
 everything from those records. Every entry has a *position* (input offset and place in its record): a
 story remembers the position of its first copy, cooldown state the position that sent an alert and each
 window the last position it counted, so replaying an input record after a crash re-sends what it sent
-(same ids) and counts nothing twice.
+(same ids and revisions) and counts nothing twice: a record whose segment is held was decided before, and
+its entries count as ``redelivered``, not as duplicates.
 """
 
 from __future__ import annotations
@@ -114,10 +118,15 @@ class Outcome:
 
     tagged: list[tuple[dict, float]] = field(default_factory=list)
     """First copies: (tagged record, receive epoch)."""
+    updates: list[tuple[dict, float]] = field(default_factory=list)
+    """Revisions of known stories (a known id with changed text), for news.tagged: (tagged, receive epoch)."""
     alerts: list[tuple[dict, float | None]] = field(default_factory=list)
     """Alerts that passed the cooldown: (alert, receive epoch of its item or None)."""
     duplicates: list[str] = field(default_factory=list)
     """The reason (id, url, content, near) of each copy."""
+    redelivered: int = 0
+    """Entries of an input record decided before (a replay after a crash): not duplicates; their first
+    copies and updates are sent again, the same revision under the same ids, and nothing counts twice."""
     suppressed: list[tuple[str, str]] = field(default_factory=list)
     """(type, reason) of each alert not sent: ``cooldown`` (counted in the next alert of its key) or
     ``repeat`` (the same alert again, no higher)."""
@@ -157,6 +166,11 @@ def _counted(corroboration: dict) -> tuple:
             corroboration["rules"])
 
 
+def _says(alert: dict) -> dict:
+    """What an alert says, for telling whether an update changed it (not when it was built)."""
+    return {k: v for k, v in alert.items() if k != "created_at"}
+
+
 def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
@@ -187,6 +201,7 @@ class StoryShard:
         self._segment_meta: dict[int, tuple[float, list[str]]] = {}  # offset -> (time, story ids it made)
         self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts as built]
         self._copies: dict[str, list[dict]] = {}  # story id -> its attributed copies (MAX_COPIES)
+        self._revisions: dict[str, list] = {}  # updated story id -> [revision, position, content, alert ids sent]
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
@@ -200,43 +215,123 @@ class StoryShard:
     def decide(self, entries: list[Entry], offset: int, now: float) -> Outcome:
         """Decide every entry of the input record at ``offset``, in order (``now``: epoch seconds)."""
         out = Outcome()
+        if offset in self.segments:  # decided before: a replay after a crash
+            self._replay(entries, offset, now, out)
+            self._forget(now, out)
+            return out
         new: dict[str, str] = {}  # story id -> its record (base64) for this record's segment
         raisable: dict[str, str] = {}  # story id -> its compressed alerts (base64)
         firsts: dict[str, dict] = {}  # story id -> its first copy
         repeats: list[list] = []  # [story id, source, copy kept or None]
+        updated: dict[str, list] = {}  # story id -> its revision record (see _update)
         for i, entry in enumerate(entries):
             pos = position(offset, i)
             f = entry.features
             sid, reason = self.index.check(f)
-            replay = reason == "id" and Story.position_of(self.index.records[sid]) == pos
-            if sid is not None and not replay:
+            if reason == "id" and self._changed(sid, f):
+                updated[sid] = self._update(sid, entry, pos, out)
+                continue
+            if sid is not None:
                 out.duplicates.append(reason)
                 repeats.append([sid, f.source, self._repeat(sid, f.source, entry.copy, pos, out)])
                 continue
-            at = trend.event_time(entry.tagged)
-            if not replay:
-                story = Story.first(f, now, pos)
-                self.index.add(story, f.bands)
-                new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
-                self._copies[f.item_id] = [entry.copy]
-                firsts[f.item_id] = entry.copy
-                if entry.alerts:
-                    blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
-                    raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
-            out.tagged.append((entry.tagged, entry.received))
-            copies = self._copies.get(f.item_id, [entry.copy])
-            c = self.registry.corroborate(copies)
-            for alert in entry.alerts:
-                alert = corroborated(alert, c, copies, 1)
-                if severity_rank(alert["severity"]) >= self._min_rank:
-                    self._offer(alert, at, entry.received, pos, out)
-            if entry.trend:
-                for key in entry.trend["keys"]:
-                    self._count(key, entry.trend, pos, now, out)
-        if new or repeats:
-            self._store_segment(offset, now, new, raisable, firsts, repeats)
+            story = Story.first(f, now, pos)
+            self.index.add(story, f.bands)
+            new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
+            self._copies[f.item_id] = [entry.copy]
+            firsts[f.item_id] = entry.copy
+            if entry.alerts:
+                blob = self._alerts[f.item_id] = zlib.compress(
+                    orjson.dumps([trend.event_time(entry.tagged), entry.alerts]), 1)
+                raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
+            self._first(entry, pos, now, out)
+        if new or repeats or updated:
+            self._store_segment(offset, now, new, raisable, firsts, repeats, updated)
         self._forget(now, out)
         return out
+
+    def _first(self, entry: Entry, pos: int, now: float, out: Outcome) -> None:
+        """Send a first copy (revision 1), offer its alerts to the cooldown and count its trend keys."""
+        entry.tagged["revision"] = 1
+        out.tagged.append((entry.tagged, entry.received))
+        at = trend.event_time(entry.tagged)
+        copies = self._copies.get(entry.features.item_id, [entry.copy])
+        c = self.registry.corroborate(copies)
+        for alert in entry.alerts:
+            alert = corroborated(alert, c, copies, 1)
+            alert["revision"] = 1
+            if severity_rank(alert["severity"]) >= self._min_rank:
+                self._offer(alert, at, entry.received, pos, out)
+        if entry.trend:
+            for key in entry.trend["keys"]:
+                self._count(key, entry.trend, pos, now, out)
+
+    def _replay(self, entries: list[Entry], offset: int, now: float, out: Outcome) -> None:
+        """Send again what the record at ``offset`` sent: each first copy and update, the same revision and
+        alerts under the same ids (the cooldown and windows know their positions); copies only count as
+        redelivered."""
+        for i, entry in enumerate(entries):
+            pos = position(offset, i)
+            out.redelivered += 1
+            sid = entry.features.item_id
+            raw = self.index.records.get(sid)
+            if raw is None:  # a copy of another story, or forgotten since
+                continue
+            if Story.position_of(raw) == pos:
+                self._first(entry, pos, now, out)
+            elif (rev := self._revisions.get(sid)) and rev[1] == pos:
+                self._send_revision(sid, entry, rev[0], set(rev[3]), pos, out)
+
+    # ------------------------------------------------------------------ updates (corrections)
+    def _changed(self, sid: str, f: Features) -> bool:
+        """Whether the item with a known id ``sid`` has another text than the story's latest revision
+        (content digests, after case and whitespace folding; unknown when either has none)."""
+        rev = self._revisions.get(sid)
+        latest = rev[2] if rev else Story.loads(sid, self.index.records[sid]).content
+        return bool(f.content and latest) and f.content[:16] != latest[:16]
+
+    def _update(self, sid: str, entry: Entry, pos: int, out: Outcome) -> list:
+        """Make ``entry`` the next revision of story ``sid``: send it, and those of its alerts that say
+        something other than the previous revision's (or are new); returns its revision record
+        ``[revision, position, content digest, alert ids sent, compressed alerts (base64, "" for none)]``."""
+        rev = self._revisions.get(sid)
+        revision = (rev[0] if rev else 1) + 1
+        blob = self._alerts.get(sid)
+        before = {a["alert_id"]: a for a in (orjson.loads(zlib.decompress(blob))[1] if blob else [])}
+        copies = self._copies.get(sid) or [entry.copy]
+        c = self.registry.corroborate(copies)
+        changed = set()
+        for alert in entry.alerts:
+            prior = before.get(alert["alert_id"])
+            if prior is not None and _says(prior) == _says(alert):
+                continue
+            was = prior is not None and severity_rank(corroborated(prior, c, copies, 1)["severity"]) >= self._min_rank
+            if was or severity_rank(corroborated(alert, c, copies, 1)["severity"]) >= self._min_rank:
+                changed.add(alert["alert_id"])
+        self._send_revision(sid, entry, revision, changed, pos, out)
+        blob = None
+        if entry.alerts:
+            blob = self._alerts[sid] = zlib.compress(orjson.dumps([trend.event_time(entry.tagged), entry.alerts]), 1)
+        else:
+            self._alerts.pop(sid, None)
+        self._revisions[sid] = [revision, pos, entry.features.content, sorted(changed)]
+        return [*self._revisions[sid], base64.b64encode(blob).decode("ascii") if blob else ""]
+
+    def _send_revision(self, sid: str, entry: Entry, revision: int, alert_ids: set[str], pos: int,
+                       out: Outcome) -> None:
+        """Send ``entry`` as revision ``revision`` of story ``sid`` and its alerts of ``alert_ids`` (new
+        versions of what was sent: the cooldown does not hold back the key's last alert)."""
+        entry.tagged["revision"] = revision
+        out.updates.append((entry.tagged, entry.received))
+        copies = self._copies.get(sid) or [entry.copy]
+        c = self.registry.corroborate(copies)
+        total = Story.loads(sid, self.index.records[sid]).copies
+        at = trend.event_time(entry.tagged)
+        for alert in entry.alerts:
+            if alert["alert_id"] in alert_ids:
+                alert = corroborated(alert, c, copies, total)
+                alert["revision"] = revision
+                self._offer(alert, at, entry.received, pos, out, update=True)
 
     def _repeat(self, sid: str, source: str, copy: dict, pos: int, out: Outcome) -> dict | None:
         """Count a copy of story ``sid``; keep its attribution when its (outlet, origin) is new, and re-send
@@ -257,8 +352,10 @@ class StoryShard:
         out.corroborations += 1
         blob = self._alerts.get(sid)
         at, alerts = orjson.loads(zlib.decompress(blob)) if blob else (0.0, [])
+        revision = self._revisions[sid][0] if sid in self._revisions else 1
         for alert in alerts:
             alert = corroborated(alert, after, copies, story.copies)
+            alert["revision"] = revision
             if severity_rank(alert["severity"]) >= self._min_rank:
                 self._offer(alert, at, None, pos, out, update=True)
         return copy
@@ -381,9 +478,11 @@ class StoryShard:
 
     # ------------------------------------------------------------------ stories: segments, expiry
     def _store_segment(self, offset: int, now: float, new: dict, raisable: dict, firsts: dict,
-                       repeats: list) -> None:
-        value = zlib.compress(orjson.dumps({"t": now, "new": new, "alerts": raisable, "copies": firsts,
-                                            "rep": repeats}), 1)
+                       repeats: list, updated: dict) -> None:
+        segment = {"t": now, "new": new, "alerts": raisable, "copies": firsts, "rep": repeats}
+        if updated:
+            segment["upd"] = updated
+        value = zlib.compress(orjson.dumps(segment), 1)
         self.segments[offset] = value
         self._segment_meta[offset] = (now, list(new))
         self.changes.stories[segment_key(offset)] = value
@@ -404,6 +503,7 @@ class StoryShard:
                     self.index.remove(Story.loads(sid, raw))
                     self._alerts.pop(sid, None)
                     self._copies.pop(sid, None)
+                    self._revisions.pop(sid, None)
                     out.evicted += 0 if expired else 1
             del self._segment_meta[offset]
             del self.segments[offset]
@@ -434,7 +534,8 @@ class StoryShard:
             for sid, raw in segment["new"].items():
                 self.index.add(Story.loads(sid, base64.b64decode(raw)))
             for sid, blob in segment["alerts"].items():
-                self._alerts[sid] = base64.b64decode(blob)
+                if sid in self.index.records:
+                    self._alerts[sid] = base64.b64decode(blob)
             for sid, copy in segment.get("copies", {}).items():
                 self._copies[sid] = [copy]
             for sid, source, *kept in segment["rep"]:
@@ -445,6 +546,13 @@ class StoryShard:
                     self.index.update(sid, story.dumps())
                     if kept and kept[0] is not None:
                         self._copies.setdefault(sid, []).append(kept[0])
+            for sid, (revision, pos, content, sent, blob) in segment.get("upd", {}).items():
+                if sid in self.index.records:
+                    self._revisions[sid] = [revision, pos, content, sent]
+                    if blob:
+                        self._alerts[sid] = base64.b64decode(blob)
+                    else:
+                        self._alerts.pop(sid, None)
             self.segments[offset] = value
             self._segment_meta[offset] = (segment["t"], list(segment["new"]))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}

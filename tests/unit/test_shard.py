@@ -129,8 +129,10 @@ def test_a_replayed_record_resends_its_outputs_and_counts_nothing_twice(tagger):
     again = shard.decide(batch, offset=3, now=1001.0)  # a crash before the commit: the record comes again
     assert [t["id"] for t, _ in again.tagged] == [t["id"] for t, _ in out.tagged] == ["a"]
     assert [a["alert_id"] for a, _ in again.alerts] == [a["alert_id"] for a, _ in out.alerts] != []
-    assert again.duplicates == out.duplicates == ["id"]
+    assert out.duplicates == ["id"] and out.redelivered == 0
+    assert again.duplicates == [] and again.redelivered == 2  # counted apart from real duplicates
     assert {k: d["n"] for k, d in shard.windows.items()} == counts
+    assert Story.loads("a", shard.index.records["a"]).copies == 2  # the replayed copy is not counted again
     later = shard.decide(batch[:1], offset=4, now=1002.0)  # the same id later is a duplicate
     assert not later.tagged and later.duplicates == ["id"] and not later.alerts
 
