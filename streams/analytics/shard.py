@@ -201,7 +201,7 @@ class StoryShard:
         self._segment_meta: dict[int, tuple[float, list[str]]] = {}  # offset -> (time, story ids it made)
         self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts as built]
         self._copies: dict[str, list[dict]] = {}  # story id -> its attributed copies (MAX_COPIES)
-        self._revisions: dict[str, list] = {}  # updated story id -> [revision, position, content, alert ids sent]
+        self._revisions: dict[str, list] = {}  # updated story id -> [revision, position, alert ids re-sent]
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
@@ -280,20 +280,21 @@ class StoryShard:
             if Story.position_of(raw) == pos:
                 self._first(entry, pos, now, out)
             elif (rev := self._revisions.get(sid)) and rev[1] == pos:
-                self._send_revision(sid, entry, rev[0], set(rev[3]), pos, out)
+                self._send_revision(sid, entry, rev[0], set(rev[2]), pos, out)
 
     # ------------------------------------------------------------------ updates (corrections)
     def _changed(self, sid: str, f: Features) -> bool:
         """Whether the item with a known id ``sid`` has another text than the story's latest revision
         (content digests, after case and whitespace folding; unknown when either has none)."""
-        rev = self._revisions.get(sid)
-        latest = rev[2] if rev else Story.loads(sid, self.index.records[sid]).content
+        latest = Story.loads(sid, self.index.records[sid]).content
         return bool(f.content and latest) and f.content[:16] != latest[:16]
 
     def _update(self, sid: str, entry: Entry, pos: int, out: Outcome) -> list:
         """Make ``entry`` the next revision of story ``sid``: send it, and those of its alerts that say
-        something other than the previous revision's (or are new); returns its revision record
-        ``[revision, position, content digest, alert ids sent, compressed alerts (base64, "" for none)]``."""
+        something other than the previous revision's (or are new). The story is re-keyed with the update's
+        features (other outlets' copies of the corrected text find it). Returns the update's record for the
+        segment: ``[revision, position, alert ids re-sent, compressed alerts (base64, "" for none),
+        features (wire)]``."""
         rev = self._revisions.get(sid)
         revision = (rev[0] if rev else 1) + 1
         blob = self._alerts.get(sid)
@@ -314,8 +315,9 @@ class StoryShard:
             blob = self._alerts[sid] = zlib.compress(orjson.dumps([trend.event_time(entry.tagged), entry.alerts]), 1)
         else:
             self._alerts.pop(sid, None)
-        self._revisions[sid] = [revision, pos, entry.features.content, sorted(changed)]
-        return [*self._revisions[sid], base64.b64encode(blob).decode("ascii") if blob else ""]
+        self.index.replace(Story.loads(sid, self.index.records[sid]).revised(entry.features), entry.features.bands)
+        self._revisions[sid] = [revision, pos, sorted(changed)]
+        return [*self._revisions[sid], base64.b64encode(blob).decode("ascii") if blob else "", entry.features.wire()]
 
     def _send_revision(self, sid: str, entry: Entry, revision: int, alert_ids: set[str], pos: int,
                        out: Outcome) -> None:
@@ -546,9 +548,10 @@ class StoryShard:
                     self.index.update(sid, story.dumps())
                     if kept and kept[0] is not None:
                         self._copies.setdefault(sid, []).append(kept[0])
-            for sid, (revision, pos, content, sent, blob) in segment.get("upd", {}).items():
-                if sid in self.index.records:
-                    self._revisions[sid] = [revision, pos, content, sent]
+            for sid, (revision, pos, sent, blob, features) in segment.get("upd", {}).items():
+                if (raw := self.index.records.get(sid)) is not None:
+                    self.index.replace(Story.loads(sid, raw).revised(Features.from_wire(features)))
+                    self._revisions[sid] = [revision, pos, sent]
                     if blob:
                         self._alerts[sid] = base64.b64decode(blob)
                     else:

@@ -82,6 +82,21 @@ def test_a_correction_is_revision_two_with_its_alert_resent_under_the_same_id(ta
     assert [t["revision"] for t, _ in reworded.updates] == [3] and not reworded.alerts
 
 
+def test_other_outlets_copies_of_either_revision_are_copies_of_the_story(tagger):
+    corrected_copy = dict(CORRECTED, id="wire-copy", source="Reuters")
+    unaware = StoryShard(Config())  # no correction seen: the other toll is another event
+    unaware.decide([entry(tagger, FIRST)], offset=0, now=1000.0)
+    assert [t["id"] for t, _ in unaware.decide([entry(tagger, corrected_copy)], 1, 1001.0).tagged] == ["wire-copy"]
+
+    shard = StoryShard(Config())
+    shard.decide([entry(tagger, FIRST)], offset=0, now=1000.0)
+    shard.decide([entry(tagger, CORRECTED)], offset=1, now=1001.0)
+    out = shard.decide([entry(tagger, corrected_copy), entry(tagger, dict(FIRST, id="late-reprint", source="x"))],
+                       offset=2, now=1002.0)
+    assert not out.tagged and out.duplicates == ["content", "content"]  # the story re-keyed; revision 1 an alias
+    assert Story.loads("kharkiv-block", shard.index.records["kharkiv-block"]).copies == 3
+
+
 def test_a_replayed_update_resends_the_same_revision_and_counts_as_redelivered(tagger):
     shard = StoryShard(Config(alert_cooldown=1800))
     shard.decide([entry(tagger, FIRST)], offset=0, now=1000.0)
@@ -119,9 +134,12 @@ def test_revisions_survive_a_restore_from_the_changelog_records(tagger):
     replay = restored().decide([entry(tagger, CORRECTED)], offset=1, now=1002.0)
     assert [t["revision"] for t, _ in replay.updates] == [2] and replay.redelivered == 1
     assert escalation(replay)["summary"] == escalation(update)["summary"]
-    # the corrected text is a duplicate of revision 2; a further correction is revision 3 and changes the alert
+    # the corrected text is a duplicate of revision 2, also from another outlet, and revision 1's text too;
+    # a further correction is revision 3 and changes the alert
     s = restored()
-    assert s.decide([entry(tagger, CORRECTED)], offset=2, now=1003.0).duplicates == ["id"]
+    copies = [entry(tagger, CORRECTED), entry(tagger, dict(CORRECTED, id="wire-copy", source="Reuters")),
+              entry(tagger, dict(FIRST, id="late-reprint", source="x"))]
+    assert s.decide(copies, offset=2, now=1003.0).duplicates == ["id", "content", "content"]
     third = dict(CORRECTED, title="Russian missile strike on Kharkiv apartment block kills 41")
     out = s.decide([entry(tagger, third)], offset=3, now=1004.0)
     assert [t["revision"] for t, _ in out.updates] == [3]
@@ -135,5 +153,7 @@ def test_an_update_of_a_forgotten_story_is_a_first_copy_again(tagger):
     shard.decide([entry(tagger, CORRECTED)], offset=1, now=1001.0)
     shard.decide([], offset=2, now=1000.0 + 3602)  # past the horizon: the story and its revision go
     assert "kharkiv-block" not in shard._revisions and "kharkiv-block" not in shard._alerts
+    index = shard.index  # no key of either revision is left behind
+    assert not (index.records or index.by_content or index.by_band or index.by_url or index.aliases)
     out = shard.decide([entry(tagger, CORRECTED)], offset=3, now=1000.0 + 3603)
     assert [(t["id"], t["revision"]) for t, _ in out.tagged] == [("kharkiv-block", 1)] and not out.updates
