@@ -65,9 +65,9 @@ class Metrics:
         # stream analytics (issue 4): duplicates by reason, cooldown, windowed counts
         self.duplicate_reasons = Counter(
             "signalwatch_duplicate_reasons", "Duplicates dropped, by what matched (id, url, content, near); "
-            "redelivered counts apart, not in signalwatch_items_duplicate: items the story shard read again after "
-            "a crash and had decided before (first copies and updates among them are sent again, same ids and "
-            "revisions).", ["reason"], registry=r)
+            "redelivered counts apart, not in signalwatch_items_duplicate: items read again after a crash that the "
+            "story shard had decided before (a replayed record re-sends its first copies and updates, same ids and "
+            "revisions; nothing is counted twice).", ["reason"], registry=r)
         self.corroborations = Counter(
             "signalwatch_corroborations",
             "Stories whose independent origins or camps grew, so their alerts were re-sent (streams.sources).",

@@ -176,6 +176,7 @@ class Process(_Stage):
                     start = time.thread_time()
                     entry = process_item(message.value, self.settings, self.tagger, received_at, received,
                                          self.registry)
+                    entry.raw = (message.partition, message.offset)
                     parts.append(orjson.dumps(entry.wire()))
                     if is_unknown(entry.copy["outlet"]):
                         self.metrics.sources_unknown.inc()

@@ -233,7 +233,7 @@ class DedupIndex:
         self.by_url: dict[int, str] = {}
         self.by_content: dict[int, str] = {}
         self.by_band: dict[int, str | tuple[str, ...]] = {}  # a tuple once stories share the key
-        self.aliases: dict[str, list[int]] = {}  # updated story id -> content keys of its earlier revisions
+        self.aliases: dict[str, list[int]] = {}  # updated story id -> content digests of its earlier revisions
 
     def __len__(self) -> int:
         return len(self.records)
@@ -295,7 +295,7 @@ class DedupIndex:
         if raw is not None:
             old = Story.loads(sid, raw)
             aliases = self.aliases.pop(sid, [])
-            if old.content and self.by_content.get(_int(old.content)) == sid:
+            if old.content:
                 aliases.append(_int(old.content))
             self.remove(old)
             if aliases:
@@ -304,6 +304,10 @@ class DedupIndex:
                     self.by_content.setdefault(key, sid)
         story.dumps()
         self.add(story, bands)
+
+    def had_content(self, sid: str, content: str) -> bool:
+        """Whether an earlier revision of story ``sid`` had the content digest ``content``."""
+        return bool(content) and _int(content) in self.aliases.get(sid, ())
 
     def update(self, sid: str, raw: bytes) -> None:
         """Replace a known story's record (a repeat was counted); its keys do not change."""

@@ -62,8 +62,9 @@ def position(offset: int, index: int) -> int:
 class Entry:
     """One accepted item as the process stage hands it on: the tagged record, all its per-item alerts
     (any severity: corroboration may raise a low one), its dedup features, its trend record (None
-    without signals), the epoch second it was received and its copy record
-    (:meth:`streams.sources.Attribution.copy`: outlet, origin, camp)."""
+    without signals), the epoch second it was received, its copy record
+    (:meth:`streams.sources.Attribution.copy`: outlet, origin, camp) and where it was read (news.raw
+    partition and offset; None: unknown, a record of the previous version)."""
 
     tagged: dict
     alerts: list[dict]
@@ -71,14 +72,20 @@ class Entry:
     trend: dict | None
     received: float
     copy: dict
+    raw: tuple[int, int] | None = None
 
     def wire(self) -> dict:
-        return {"tagged": self.tagged, "alerts": self.alerts, "f": self.features.wire(), "trend": self.trend,
-                "r": self.received, "c": self.copy}
+        d = {"tagged": self.tagged, "alerts": self.alerts, "f": self.features.wire(), "trend": self.trend,
+             "r": self.received, "c": self.copy}
+        if self.raw is not None:
+            d["o"] = list(self.raw)
+        return d
 
     @classmethod
     def from_wire(cls, d: dict) -> Entry:
-        return cls(d["tagged"], d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"])
+        raw = d.get("o")
+        return cls(d["tagged"], d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"],
+                   (raw[0], raw[1]) if raw else None)
 
 
 def trend_record(tagged: dict) -> dict | None:
@@ -202,6 +209,7 @@ class StoryShard:
         self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts as built]
         self._copies: dict[str, list[dict]] = {}  # story id -> its attributed copies (MAX_COPIES)
         self._revisions: dict[str, list] = {}  # updated story id -> [revision, position, alert ids re-sent]
+        self._raw_high: dict[int, int] = {}  # news.raw partition -> highest offset decided
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
@@ -224,10 +232,17 @@ class StoryShard:
         firsts: dict[str, dict] = {}  # story id -> its first copy
         repeats: list[list] = []  # [story id, source, copy kept or None]
         updated: dict[str, list] = {}  # story id -> its revision record (see _update)
+        raw_high: dict[int, int] = {}  # news.raw partition -> highest offset in this record
         for i, entry in enumerate(entries):
             pos = position(offset, i)
             f = entry.features
             sid, reason = self.index.check(f)
+            if entry.raw is not None:
+                if sid is not None and self._redelivered(entry, sid, reason):
+                    out.redelivered += 1
+                    continue
+                part, at = entry.raw
+                raw_high[part] = max(at, raw_high.get(part, -1))
             if reason == "id" and self._changed(sid, f):
                 updated[sid] = self._update(sid, entry, pos, out)
                 continue
@@ -246,7 +261,9 @@ class StoryShard:
                 raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
             self._first(entry, pos, now, out)
         if new or repeats or updated:
-            self._store_segment(offset, now, new, raisable, firsts, repeats, updated)
+            for part, at in raw_high.items():
+                self._raw_high[part] = max(at, self._raw_high.get(part, -1))
+            self._store_segment(offset, now, new, raisable, firsts, repeats, updated, raw_high)
         self._forget(now, out)
         return out
 
@@ -281,6 +298,17 @@ class StoryShard:
                 self._first(entry, pos, now, out)
             elif (rev := self._revisions.get(sid)) and rev[1] == pos:
                 self._send_revision(sid, entry, rev[0], set(rev[2]), pos, out)
+
+    def _redelivered(self, entry: Entry, sid: str, reason: str) -> bool:
+        """Whether ``entry``, found to repeat story ``sid``, was read from news.raw before: the process stage
+        sends it again after a crash (its input was not committed), at a news.raw offset the shard has
+        decided. Unless it carries a text the story never had: then it is an update (a recreated news.raw
+        topic reuses offsets)."""
+        part, at = entry.raw
+        if at > self._raw_high.get(part, -1):
+            return False
+        f = entry.features
+        return reason != "id" or not self._changed(sid, f) or self.index.had_content(sid, f.content)
 
     # ------------------------------------------------------------------ updates (corrections)
     def _changed(self, sid: str, f: Features) -> bool:
@@ -480,10 +508,12 @@ class StoryShard:
 
     # ------------------------------------------------------------------ stories: segments, expiry
     def _store_segment(self, offset: int, now: float, new: dict, raisable: dict, firsts: dict,
-                       repeats: list, updated: dict) -> None:
+                       repeats: list, updated: dict, raw_high: dict) -> None:
         segment = {"t": now, "new": new, "alerts": raisable, "copies": firsts, "rep": repeats}
         if updated:
             segment["upd"] = updated
+        if raw_high:
+            segment["raw"] = {str(part): at for part, at in raw_high.items()}
         value = zlib.compress(orjson.dumps(segment), 1)
         self.segments[offset] = value
         self._segment_meta[offset] = (now, list(new))
@@ -556,6 +586,8 @@ class StoryShard:
                         self._alerts[sid] = base64.b64decode(blob)
                     else:
                         self._alerts.pop(sid, None)
+            for part, at in segment.get("raw", {}).items():
+                self._raw_high[int(part)] = max(at, self._raw_high.get(int(part), -1))
             self.segments[offset] = value
             self._segment_meta[offset] = (segment["t"], list(segment["new"]))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}

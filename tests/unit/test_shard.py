@@ -224,6 +224,8 @@ def test_batch_records_match_their_schema(tagger):
     from streams.records import load_schema
 
     entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
+    for i, e in enumerate(entries[:2]):
+        e.raw = (3, 100 + i)  # where it was read (news.raw partition, offset); absent in older records
     [record] = batch_records([orjson.dumps(e.wire()) for e in entries])
     names = ("processed-batch.v1.json", "tagged-item.v1.json", "alert.v1.json")
     registry = Registry().with_resources(

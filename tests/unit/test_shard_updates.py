@@ -157,3 +157,45 @@ def test_an_update_of_a_forgotten_story_is_a_first_copy_again(tagger):
     assert not (index.records or index.by_content or index.by_band or index.by_url or index.aliases)
     out = shard.decide([entry(tagger, CORRECTED)], offset=3, now=1000.0 + 3603)
     assert [(t["id"], t["revision"]) for t, _ in out.tagged] == [("kharkiv-block", 1)] and not out.updates
+
+
+def read_at(e: Entry, partition: int, offset: int) -> Entry:
+    """``e`` as read from news.raw at ``partition``/``offset`` (the process stage sets it)."""
+    e.raw = (partition, offset)
+    return Entry.from_wire(orjson.loads(orjson.dumps(e.wire())))
+
+
+def test_items_the_process_stage_sends_again_after_a_crash_are_redelivered_not_duplicates(tagger):
+    stored: dict[str, dict] = {"stories": {}, "cooldown": {}, "windows": {}}
+    reprint = dict(FIRST, id="reprint", source="a local paper")
+
+    def first_life() -> list[Entry]:
+        return [read_at(entry(tagger, FIRST), 2, 10), read_at(entry(tagger, reprint), 2, 11),
+                read_at(entry(tagger, CORRECTED), 2, 12)]
+
+    shard = StoryShard(Config(alert_cooldown=1800))
+    out = shard.decide(first_life(), offset=0, now=1000.0)
+    assert ([t["revision"] for t, _ in out.tagged + out.updates], out.duplicates) == ([1, 2], ["content"])
+    keep(stored, shard.flush())
+    windows = {k: d["n"] for k, d in shard.windows.items()}
+
+    # the process stage crashed before committing news.raw: the same three items again, in a new record,
+    # and one item it had not read before
+    fresh = read_at(entry(tagger, dict(FIRST, id="odesa-port", title="Drone strike on Odesa port",
+                                       text="Russian drones struck the port of Odesa overnight.",
+                                       published_at="2026-11-30T09:00:00Z")), 2, 13)  # windows of its own
+    for s in (shard, StoryShard(Config(alert_cooldown=1800))):
+        if s is not shard:  # also after a restart: the offsets decided are kept with the segments
+            s.restore(stored["stories"].items(), stored["cooldown"].items(), stored["windows"].items())
+        again = s.decide([*first_life(), fresh], offset=1, now=1001.0)
+        assert again.redelivered == 3 and not again.duplicates and not again.updates
+        assert [t["id"] for t, _ in again.tagged] == ["odesa-port"]
+        assert all("kharkiv-block" not in a["item_ids"] for a, _ in again.alerts)
+        story = Story.loads("kharkiv-block", s.index.records["kharkiv-block"])
+        assert story.copies == 2 and s._revisions["kharkiv-block"][0] == 2  # counted once, not bumped
+        assert {k: d["n"] for k, d in s.windows.items() if k in windows} == windows
+
+    # a text the story never had at an offset decided before (news.raw recreated): an update all the same
+    third = dict(CORRECTED, title="Russian missile strike on Kharkiv apartment block kills 41")
+    out = shard.decide([read_at(entry(tagger, third), 2, 5)], offset=2, now=1002.0)
+    assert [t["revision"] for t, _ in out.updates] == [3] and out.redelivered == 0
