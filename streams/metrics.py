@@ -33,7 +33,11 @@ class Metrics:
         self.items_duplicate = Counter(
             "signalwatch_items_duplicate", "Accepted items dropped as duplicates.", registry=r)
         self.items_tagged = Counter(
-            "signalwatch_items_tagged", "Items written to news.tagged.", registry=r)
+            "signalwatch_items_tagged", "First copies written to news.tagged (updates: signalwatch_items_updated).",
+            registry=r)
+        self.items_updated = Counter(
+            "signalwatch_items_updated", "Updates written to news.tagged as a story's next revision: a known id "
+            "with changed title or text (a correction).", registry=r)
         self.items_labelled = Counter(
             "signalwatch_items_labelled", "Tagged items by label.", ["label"], registry=r)
         self.signals = Counter(
@@ -60,8 +64,10 @@ class Metrics:
         self.build = Info("signalwatch_build", "Version of the service and of the rule pack.", registry=r)
         # stream analytics (issue 4): duplicates by reason, cooldown, windowed counts
         self.duplicate_reasons = Counter(
-            "signalwatch_duplicate_reasons", "Duplicates dropped, by what matched (id, url, content, near).",
-            ["reason"], registry=r)
+            "signalwatch_duplicate_reasons", "Duplicates dropped, by what matched (id, url, content, near); "
+            "redelivered counts apart, not in signalwatch_items_duplicate: items read again after a crash that the "
+            "story shard had decided before (a replayed record re-sends its first copies and updates, same ids and "
+            "revisions; nothing is counted twice).", ["reason"], registry=r)
         self.corroborations = Counter(
             "signalwatch_corroborations",
             "Stories whose independent origins or camps grew, so their alerts were re-sent (streams.sources).",
@@ -128,7 +134,7 @@ class Metrics:
             for reason in ("cooldown", "repeat"):
                 self.alerts_suppressed.labels(kind, reason)
             self.alert_digests.labels(kind)
-        for reason in ("id", "url", "content", "near"):
+        for reason in ("id", "url", "content", "near", "redelivered"):
             self.duplicate_reasons.labels(reason)
         for state in STATES:
             self.talks_threads.labels(state)

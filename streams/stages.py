@@ -5,8 +5,9 @@
   camp: streams.sources) and candidate alerts for each message; bad messages go to news.deadletter one by
   one; the accepted items of a batch go to the story shard as one news.processed record (or a few, under
   the size cap).
-* :class:`Decide` (the story shard, on batches of those records): dedup, corroboration, cooldown and trend
-  windows by :class:`streams.analytics.shard.StoryShard`; sends news.tagged and alerts.*, then writes
+* :class:`Decide` (the story shard, on batches of those records): dedup, updates, corroboration, cooldown and
+  trend windows by :class:`streams.analytics.shard.StoryShard`; sends news.tagged (first copies and
+  revisions) and alerts.*, then writes
   the keys the batch changed to the tables' changelogs, once per batch. The negotiation tracker
   (:class:`streams.talks.stream.ThreadBook`) follows the first copies it sent, in the same order.
 
@@ -63,11 +64,11 @@ def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at
     tags = tagger.tag(item["title"], item["text"])
     event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
     features = Features.of(item, settings.dedup_stories, event)
-    tagged = tagged_item(item, tags, received_at)
+    tagged = dict(tagged_item(item, tags, received_at), revision=1)  # the shard re-sends an update as the next
     registry = registry or default_registry()
     copy = registry.attribute(item).copy(item["id"], item.get("url", ""))
     by_one = registry.corroborate([copy])  # the first copy's alerts as the story shard sends them
-    alerts = [corroborated(alert, by_one, [copy], 1) for alert in build_alerts(tagged, "low")]
+    alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in build_alerts(tagged, "low")]
     return Entry(Tagged.of(tagged), alerts, features, trend_record(tagged), received, copy)
 
 
@@ -169,6 +170,7 @@ class Process(_Stage):
                     start = time.thread_time()
                     entry = process_item(message.value, self.settings, self.tagger, received_at, received,
                                          self.registry)
+                    entry.raw = (message.partition, message.offset)
                     parts.append(entry.wire())
                     if is_unknown(entry.copy["outlet"]):
                         self.metrics.sources_unknown.inc()
@@ -255,6 +257,9 @@ class Decide(_Stage):
             self.outbox.add(tagged_topic, tagged.item_id.encode(), tagged.raw)
             m.record_tagged(tagged.labels, tagged.counted, tagged.actors)
             m.processing_seconds.observe(max(0.0, now - received))
+        for tagged, _ in out.updates:
+            self.outbox.add(tagged_topic, tagged["id"].encode(), orjson.dumps(tagged))
+            m.items_updated.inc()
         for alert, received in out.alerts:
             key = alert.get("key", "") if alert["type"] == "trend" else alert["alert_id"]
             self.outbox.add(topics[alert["type"]].get_topic_name(), key.encode(), orjson.dumps(alert))
@@ -268,6 +273,8 @@ class Decide(_Stage):
         for reason in out.duplicates:
             m.items_duplicate.inc()
             m.duplicate_reasons.labels(reason).inc()
+        if out.redelivered:
+            m.duplicate_reasons.labels("redelivered").inc(out.redelivered)
         for alert_type, reason in out.suppressed:
             m.alerts_suppressed.labels(alert_type, reason).inc()
         if out.corroborations:

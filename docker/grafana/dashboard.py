@@ -87,13 +87,17 @@ def overview_row() -> Row:
 
 
 def throughput_row() -> Row:
-    """Items received, tagged, dropped as duplicates and dead-lettered, per second."""
+    """Items received, tagged, updated, dropped as duplicates, redelivered and dead-lettered, per second."""
     items = timeseries("Items per second", [
         target(rate("signalwatch_items_received_total"), "received", "A"),
         target(rate("signalwatch_items_tagged_total"), "tagged", "B"),
         target(rate("signalwatch_items_duplicate_total"), "duplicate", "C"),
         target(rate("signalwatch_items_invalid_total"), "invalid", "D"),
-    ], unit="reqps", description="news.raw in; news.tagged out; duplicates dropped; invalid dead-lettered.")
+        target(rate("signalwatch_items_updated_total"), "updated", "E"),
+        target(rate("signalwatch_duplicate_reasons_total", 'reason="redelivered"'), "redelivered", "F"),
+    ], unit="reqps", description="news.raw in; news.tagged out (first copies; updated: a known id with changed "
+                                 "text, sent as its next revision); duplicates dropped; redelivered: read again "
+                                 "after a crash (not duplicates); invalid dead-lettered.")
     dead = timeseries("Dead letters by reason", [
         target(rate("signalwatch_items_invalid_total", by="reason"), "{{reason}}", "A"),
     ], unit="reqps", stacked=True, description="Messages written to news.deadletter, by reason.")

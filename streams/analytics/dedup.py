@@ -150,6 +150,12 @@ class Story:
             return True
         return False
 
+    def revised(self, f: Features) -> Story:
+        """This story as of an update ``f`` of its first copy (same id, changed text): the update's url,
+        content, signature and event key; arrival, position, copies and sources kept."""
+        return Story(self.story_id, self.first_seen, f.url or self.url, f.content, f.sig, self.source, self.copies,
+                     list(self.sources), self.position, f.event)
+
     def dumps(self) -> bytes:
         """The compact binary record (url and content kept as their first 64 bits, all the index uses)."""
         sig = similarity.pack(self.sig) if self.sig is not None else b""
@@ -233,6 +239,7 @@ class DedupIndex:
         self.by_url: dict[int, str] = {}
         self.by_content: dict[int, str] = {}
         self.by_band: dict[int, str | tuple[str, ...]] = {}  # a tuple once stories share the key
+        self.aliases: dict[str, list[int]] = {}  # updated story id -> content digests of its earlier revisions
 
     def __len__(self) -> int:
         return len(self.records)
@@ -285,6 +292,29 @@ class DedupIndex:
                 elif len(held) < BAND_STORIES and sid not in held:
                     by_band[key] = (*held, sid)
 
+    def replace(self, story: Story, bands: list[int] | None = None) -> None:
+        """Re-key a known story (an update changed its text): its new keys come (:meth:`add`), the keys of
+        its current record go but the content digest, which stays the story's until it is removed, so an
+        exact reprint of an earlier revision is still a copy (a near one is compared with the latest)."""
+        sid = story.story_id
+        raw = self.records.get(sid)
+        if raw is not None:
+            old = Story.loads(sid, raw)
+            aliases = self.aliases.pop(sid, [])
+            if old.content:
+                aliases.append(_int(old.content))
+            self.remove(old)
+            if aliases:
+                self.aliases[sid] = aliases
+                for key in aliases:
+                    self.by_content.setdefault(key, sid)
+        story.dumps()
+        self.add(story, bands)
+
+    def had_content(self, sid: str, content: str) -> bool:
+        """Whether an earlier revision of story ``sid`` had the content digest ``content``."""
+        return bool(content) and _int(content) in self.aliases.get(sid, ())
+
     def update(self, sid: str, raw: bytes) -> None:
         """Replace a known story's record (a repeat was counted); its keys do not change."""
         if sid in self.records:
@@ -296,8 +326,10 @@ class DedupIndex:
         self.records.pop(sid, None)
         if story.url and self.by_url.get(k := _int(story.url)) == sid:
             del self.by_url[k]
-        if story.content and self.by_content.get(k := _int(story.content)) == sid:
-            del self.by_content[k]
+        contents = [_int(story.content)] if story.content else []
+        for k in (*contents, *self.aliases.pop(sid, ())):
+            if self.by_content.get(k) == sid:
+                del self.by_content[k]
         if story.sig is not None:
             for key in similarity.band_keys(story.sig):
                 held = self.by_band.get(key)
@@ -325,7 +357,7 @@ class DedupIndex:
         return [next(it) for _ in range(extra)]
 
     def clear(self) -> None:
-        for d in (self.records, self.by_url, self.by_content, self.by_band):
+        for d in (self.records, self.by_url, self.by_content, self.by_band, self.aliases):
             d.clear()
 
     def rebuild(self, stories) -> None:

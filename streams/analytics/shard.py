@@ -14,7 +14,10 @@ place where the state lives. There :meth:`StoryShard.decide` takes each entry in
   what it holds back is counted in the next alert of the key, or in a digest alert of its own when the
   key's cooldown is over before one comes: :meth:`StoryShard.digest`, called by the stage's timer),
   its trend keys into the event-time windows, whose surges and divergences go through the cooldown too
-  (streams.analytics.trend).
+  (streams.analytics.trend);
+* an update (a known id whose text changed: a correction) goes out again as the story's next
+  ``revision``, and those of its alerts that now say something else are re-sent under their ids; it is
+  neither a copy nor a new event, so it counts in no window and corroborates nothing.
 
 State and how it survives (docs/architecture.md): the stories of one input record are stored as one
 *segment* (one changelog record per batch, not per item); cooldown and window entries are written once per
@@ -22,7 +25,8 @@ batch for the keys the batch changed (:attr:`StoryShard.changes`). :meth:`StoryS
 everything from those records. Every entry has a *position* (input offset and place in its record): a
 story remembers the position of its first copy, cooldown state the position that sent an alert and each
 window the last position it counted, so replaying an input record after a crash re-sends what it sent
-(same ids) and counts nothing twice.
+(same ids and revisions) and counts nothing twice: a record whose segment is held was decided before, and
+its entries count as ``redelivered``, not as duplicates.
 """
 
 from __future__ import annotations
@@ -117,9 +121,10 @@ class Tagged(Mapping):
 @dataclass
 class Entry:
     """One accepted item as the process stage hands it on: the tagged record, all its per-item alerts
-    (any severity: corroboration may raise a low one; already corroborated by this one copy), its dedup
-    features, its trend record (None without signals), the epoch second it was received and its copy
-    record (:meth:`streams.sources.Attribution.copy`: outlet, origin, camp)."""
+    (any severity: corroboration may raise a low one; the process stage corroborated them by this one
+    copy, as revision 1), its dedup features, its trend record (None without signals), the epoch second it
+    was received, its copy record (:meth:`streams.sources.Attribution.copy`: outlet, origin, camp) and
+    where it was read (news.raw partition and offset; None: unknown, a record of the previous version)."""
 
     tagged: Tagged
     alerts: list[dict]
@@ -127,18 +132,23 @@ class Entry:
     trend: dict | None
     received: float
     copy: dict
+    raw: tuple[int, int] | None = None
 
     def wire(self) -> tuple[bytes, bytes]:
         """The entry's part of a news.processed record: its JSON header and the raw tagged record."""
-        return orjson.dumps({"t": self.tagged.facts(), "n": len(self.tagged.raw), "alerts": self.alerts,
-                             "f": self.features.wire(), "trend": self.trend, "r": self.received,
-                             "c": self.copy}), self.tagged.raw
+        head = {"t": self.tagged.facts(), "n": len(self.tagged.raw), "alerts": self.alerts,
+                "f": self.features.wire(), "trend": self.trend, "r": self.received, "c": self.copy}
+        if self.raw is not None:
+            head["o"] = list(self.raw)
+        return orjson.dumps(head), self.tagged.raw
 
     @classmethod
-    def from_wire(cls, d: dict, raw: bytes | None = None) -> Entry:
+    def from_wire(cls, d: dict, tagged_raw: bytes | None = None) -> Entry:
         """An entry from its header ``d`` and raw tagged record (a version-1 header holds the tagged dict)."""
-        tagged = Tagged.of(d["tagged"]) if raw is None else Tagged.from_wire(raw, d["t"])
-        return cls(tagged, d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"])
+        tagged = Tagged.of(d["tagged"]) if tagged_raw is None else Tagged.from_wire(tagged_raw, d["t"])
+        read_at = d.get("o")
+        return cls(tagged, d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"],
+                   (read_at[0], read_at[1]) if read_at else None)
 
 
 def batch_records(parts: list[tuple[bytes, bytes]], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
@@ -220,10 +230,15 @@ class Outcome:
 
     tagged: list[tuple[Tagged, float]] = field(default_factory=list)
     """First copies: (tagged record, receive epoch)."""
+    updates: list[tuple[dict, float]] = field(default_factory=list)
+    """Revisions of known stories (a known id with changed text), for news.tagged: (tagged, receive epoch)."""
     alerts: list[tuple[dict, float | None]] = field(default_factory=list)
     """Alerts that passed the cooldown: (alert, receive epoch of its item or None)."""
     duplicates: list[str] = field(default_factory=list)
     """The reason (id, url, content, near) of each copy."""
+    redelivered: int = 0
+    """Entries of an input record decided before (a replay after a crash): not duplicates; their first
+    copies and updates are sent again, the same revision under the same ids, and nothing counts twice."""
     suppressed: list[tuple[str, str]] = field(default_factory=list)
     """(type, reason) of each alert not sent: ``cooldown`` (counted in the next alert of its key) or
     ``repeat`` (the same alert again, no higher)."""
@@ -263,6 +278,11 @@ def _counted(corroboration: dict) -> tuple:
             corroboration["rules"])
 
 
+def _says(alert: dict) -> dict:
+    """What an alert says, for telling whether an update changed it (not when it was built)."""
+    return {k: v for k, v in alert.items() if k != "created_at"}
+
+
 def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
@@ -294,6 +314,8 @@ class StoryShard:
         self._alerts: dict[str, bytes] = {}  # story id -> zlib JSON [event time, its alerts as built]
         self._copies: dict[str, bytes] = {}  # story id -> its attributed copies (MAX_COPIES) as JSON: a third of
         # the dicts' size, and read only when a copy of the story comes
+        self._revisions: dict[str, list] = {}  # updated story id -> [revision, position, alert ids re-sent]
+        self._raw_high: dict[int, int] = {}  # news.raw partition -> highest offset decided
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
@@ -308,46 +330,144 @@ class StoryShard:
     def decide(self, entries: list[Entry], offset: int, now: float) -> Outcome:
         """Decide every entry of the input record at ``offset``, in order (``now``: epoch seconds)."""
         out = Outcome()
+        if offset in self.segments:  # decided before: a replay after a crash
+            self._replay(entries, offset, now, out)
+            self._forget(now, out)
+            return out
         new: dict[str, str] = {}  # story id -> its record (base64) for this record's segment
         raisable: dict[str, str] = {}  # story id -> its compressed alerts (base64)
         firsts: dict[str, dict] = {}  # story id -> its first copy
         repeats: list[list] = []  # [story id, source, copy kept or None]
+        updated: dict[str, list] = {}  # story id -> its revision record (see _update)
+        raw_high: dict[int, int] = {}  # news.raw partition -> highest offset in this record
         for i, entry in enumerate(entries):
             pos = position(offset, i)
             f = entry.features
             sid, reason = self.index.check(f)
-            replay = reason == "id" and Story.position_of(self.index.records[sid]) == pos
-            if sid is not None and not replay:
+            if entry.raw is not None:
+                if sid is not None and self._redelivered(entry, sid, reason):
+                    out.redelivered += 1
+                    continue
+                part, at = entry.raw
+                raw_high[part] = max(at, raw_high.get(part, -1))
+            if reason == "id" and self._changed(sid, f):
+                updated[sid] = self._update(sid, entry, pos, out)
+                continue
+            if sid is not None:
                 out.duplicates.append(reason)
                 repeats.append([sid, f.source, self._repeat(sid, f.source, entry.copy, pos, out)])
                 continue
             at = entry.tagged.event_time
             self.clock.see(at, now)
-            if not replay:
-                story = Story.first(f, now, pos)
-                self.index.add(story, f.bands)
-                new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
-                self._copies[f.item_id] = stored_json([entry.copy])
-                firsts[f.item_id] = entry.copy
-                if entry.alerts:
-                    blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
-                    raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
-            out.tagged.append((entry.tagged, entry.received))
-            alerts = entry.alerts  # corroborated by their one copy (the process stage)
-            copies = self.copies(f.item_id)
-            if copies and len(copies) > 1:  # a replay after more copies came
-                c = self.registry.corroborate(copies)
-                alerts = [corroborated(alert, c, copies, 1) for alert in alerts]
-            for alert in alerts:
-                if severity_rank(alert["severity"]) >= self._min_rank:
-                    self._offer(alert, at, entry.received, pos, out)
-            if entry.trend:
-                for key in entry.trend["keys"]:
-                    self._count(key, entry.trend, pos, now, out)
-        if new or repeats:
-            self._store_segment(offset, now, new, raisable, firsts, repeats)
+            story = Story.first(f, now, pos)
+            self.index.add(story, f.bands)
+            new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
+            self._copies[f.item_id] = stored_json([entry.copy])
+            firsts[f.item_id] = entry.copy
+            if entry.alerts:
+                blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
+                raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
+            self._first(entry, pos, now, out)
+        if new or repeats or updated:
+            for part, at in raw_high.items():
+                self._raw_high[part] = max(at, self._raw_high.get(part, -1))
+            self._store_segment(offset, now, new, raisable, firsts, repeats, updated, raw_high)
         self._forget(now, out)
         return out
+
+    def _first(self, entry: Entry, pos: int, now: float, out: Outcome) -> None:
+        """Send a first copy (revision 1), offer its alerts to the cooldown and count its trend keys."""
+        out.tagged.append((entry.tagged, entry.received))
+        alerts = entry.alerts  # corroborated by their one copy, revision 1 (the process stage)
+        copies = self.copies(entry.features.item_id)
+        if copies and len(copies) > 1:  # a replay after more copies came
+            c = self.registry.corroborate(copies)
+            alerts = [corroborated(alert, c, copies, 1) for alert in alerts]
+        for alert in alerts:
+            if severity_rank(alert["severity"]) >= self._min_rank:
+                self._offer(alert, entry.tagged.event_time, entry.received, pos, out)
+        if entry.trend:
+            for key in entry.trend["keys"]:
+                self._count(key, entry.trend, pos, now, out)
+
+    def _replay(self, entries: list[Entry], offset: int, now: float, out: Outcome) -> None:
+        """Send again what the record at ``offset`` sent: each first copy and update, the same revision and
+        alerts under the same ids (the cooldown and windows know their positions); copies only count as
+        redelivered."""
+        for i, entry in enumerate(entries):
+            pos = position(offset, i)
+            out.redelivered += 1
+            sid = entry.features.item_id
+            raw = self.index.records.get(sid)
+            if raw is None:  # a copy of another story, or forgotten since
+                continue
+            if Story.position_of(raw) == pos:
+                self._first(entry, pos, now, out)
+            elif (rev := self._revisions.get(sid)) and rev[1] == pos:
+                self._send_revision(sid, entry, rev[0], set(rev[2]), pos, out)
+
+    def _redelivered(self, entry: Entry, sid: str, reason: str) -> bool:
+        """Whether ``entry``, found to repeat story ``sid``, was read from news.raw before: the process stage
+        sends it again after a crash (its input was not committed), at a news.raw offset the shard has
+        decided. Unless it carries a text the story never had: then it is an update (a recreated news.raw
+        topic reuses offsets)."""
+        part, at = entry.raw
+        if at > self._raw_high.get(part, -1):
+            return False
+        f = entry.features
+        return reason != "id" or not self._changed(sid, f) or self.index.had_content(sid, f.content)
+
+    # ------------------------------------------------------------------ updates (corrections)
+    def _changed(self, sid: str, f: Features) -> bool:
+        """Whether the item with a known id ``sid`` has another text than the story's latest revision
+        (content digests, after case and whitespace folding; unknown when either has none)."""
+        latest = Story.loads(sid, self.index.records[sid]).content
+        return bool(f.content and latest) and f.content[:16] != latest[:16]
+
+    def _update(self, sid: str, entry: Entry, pos: int, out: Outcome) -> list:
+        """Make ``entry`` the next revision of story ``sid``: send it, and those of its alerts that say
+        something other than the previous revision's (or are new). The story is re-keyed with the update's
+        features (other outlets' copies of the corrected text find it). Returns the update's record for the
+        segment: ``[revision, position, alert ids re-sent, compressed alerts (base64, "" for none),
+        features (wire)]``."""
+        rev = self._revisions.get(sid)
+        revision = (rev[0] if rev else 1) + 1
+        blob = self._alerts.get(sid)
+        before = {a["alert_id"]: a for a in (orjson.loads(zlib.decompress(blob))[1] if blob else [])}
+        copies = self.copies(sid) or [entry.copy]
+        c = self.registry.corroborate(copies)
+        changed = set()
+        for alert in entry.alerts:
+            prior = before.get(alert["alert_id"])
+            if prior is not None and _says(prior) == _says(alert):
+                continue
+            was = prior is not None and severity_rank(corroborated(prior, c, copies, 1)["severity"]) >= self._min_rank
+            if was or severity_rank(corroborated(alert, c, copies, 1)["severity"]) >= self._min_rank:
+                changed.add(alert["alert_id"])
+        self._send_revision(sid, entry, revision, changed, pos, out)
+        blob = None
+        if entry.alerts:
+            blob = self._alerts[sid] = zlib.compress(orjson.dumps([entry.tagged.event_time, entry.alerts]), 1)
+        else:
+            self._alerts.pop(sid, None)
+        self.index.replace(Story.loads(sid, self.index.records[sid]).revised(entry.features), entry.features.bands)
+        self._revisions[sid] = [revision, pos, sorted(changed)]
+        return [*self._revisions[sid], base64.b64encode(blob).decode("ascii") if blob else "", entry.features.wire()]
+
+    def _send_revision(self, sid: str, entry: Entry, revision: int, alert_ids: set[str], pos: int,
+                       out: Outcome) -> None:
+        """Send ``entry`` as revision ``revision`` of story ``sid`` and its alerts of ``alert_ids`` (new
+        versions of what was sent: the cooldown does not hold back the key's last alert)."""
+        out.updates.append((dict(entry.tagged, revision=revision), entry.received))
+        copies = self.copies(sid) or [entry.copy]
+        c = self.registry.corroborate(copies)
+        total = Story.loads(sid, self.index.records[sid]).copies
+        at = entry.tagged.event_time
+        for alert in entry.alerts:
+            if alert["alert_id"] in alert_ids:
+                alert = corroborated(alert, c, copies, total)
+                alert["revision"] = revision
+                self._offer(alert, at, entry.received, pos, out, update=True)
 
     def _repeat(self, sid: str, source: str, copy: dict, pos: int, out: Outcome) -> dict | None:
         """Count a copy of story ``sid``; keep its attribution when its (outlet, origin) is new, and re-send
@@ -369,8 +489,10 @@ class StoryShard:
         out.corroborations += 1
         blob = self._alerts.get(sid)
         at, alerts = orjson.loads(zlib.decompress(blob)) if blob else (0.0, [])
+        revision = self._revisions[sid][0] if sid in self._revisions else 1
         for alert in alerts:
             alert = corroborated(alert, after, copies, story.copies)
+            alert["revision"] = revision
             if severity_rank(alert["severity"]) >= self._min_rank:
                 self._offer(alert, at, None, pos, out, update=True)
         return copy
@@ -514,9 +636,13 @@ class StoryShard:
 
     # ------------------------------------------------------------------ stories: segments, expiry
     def _store_segment(self, offset: int, now: float, new: dict, raisable: dict, firsts: dict,
-                       repeats: list) -> None:
-        value = zlib.compress(orjson.dumps({"t": now, "new": new, "alerts": raisable, "copies": firsts,
-                                            "rep": repeats}), 1)
+                       repeats: list, updated: dict, raw_high: dict) -> None:
+        segment = {"t": now, "new": new, "alerts": raisable, "copies": firsts, "rep": repeats}
+        if updated:
+            segment["upd"] = updated
+        if raw_high:
+            segment["raw"] = {str(part): at for part, at in raw_high.items()}
+        value = zlib.compress(orjson.dumps(segment), 1)
         self.segments[offset] = value
         self._segment_meta[offset] = (now, list(new))
         self.changes.stories[segment_key(offset)] = value
@@ -537,6 +663,7 @@ class StoryShard:
                     self.index.remove(Story.loads(sid, raw))
                     self._alerts.pop(sid, None)
                     self._copies.pop(sid, None)
+                    self._revisions.pop(sid, None)
                     out.evicted += 0 if expired else 1
             del self._segment_meta[offset]
             del self.segments[offset]
@@ -568,7 +695,8 @@ class StoryShard:
             for sid, raw in segment["new"].items():
                 self.index.add(Story.loads(sid, base64.b64decode(raw)))
             for sid, blob in segment["alerts"].items():
-                self._alerts[sid] = base64.b64decode(blob)
+                if sid in self.index.records:
+                    self._alerts[sid] = base64.b64decode(blob)
             copies: dict[str, list[dict]] = {}
             for sid, copy in segment.get("copies", {}).items():
                 copies[sid] = [copy]
@@ -581,6 +709,16 @@ class StoryShard:
                     if kept and kept[0] is not None:
                         copies.setdefault(sid, self.copies(sid)).append(kept[0])
             self._copies.update((sid, stored_json(listed)) for sid, listed in copies.items())
+            for sid, (revision, pos, sent, blob, features) in segment.get("upd", {}).items():
+                if (raw := self.index.records.get(sid)) is not None:
+                    self.index.replace(Story.loads(sid, raw).revised(Features.from_wire(features)))
+                    self._revisions[sid] = [revision, pos, sent]
+                    if blob:
+                        self._alerts[sid] = base64.b64decode(blob)
+                    else:
+                        self._alerts.pop(sid, None)
+            for part, at in segment.get("raw", {}).items():
+                self._raw_high[int(part)] = max(at, self._raw_high.get(int(part), -1))
             self.segments[offset] = value
             self._segment_meta[offset] = (segment["t"], list(segment["new"]))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}

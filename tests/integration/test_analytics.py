@@ -121,7 +121,7 @@ def test_hundred_copies_make_one_tagged_item_and_one_alert_also_after_a_restart(
     again = isolated_kafka.start_worker(app_id=app_id)
     more = _copies(rid, 20, start=100)
     send_items(settings, more, [i["id"].encode() for i in more])
-    # (a message the first worker handled but had not committed may come again: a duplicate by id)
+    # (a message the first worker handled but had not committed may come again: counted as redelivered)
     def repeats(text):
         return {r: _metric(text, "signalwatch_duplicate_reasons_total", f'{{reason="{r}"}}') for r in ("content", "near")}
 

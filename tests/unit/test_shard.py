@@ -129,8 +129,10 @@ def test_a_replayed_record_resends_its_outputs_and_counts_nothing_twice(tagger):
     again = shard.decide(batch, offset=3, now=1001.0)  # a crash before the commit: the record comes again
     assert [t["id"] for t, _ in again.tagged] == [t["id"] for t, _ in out.tagged] == ["a"]
     assert [a["alert_id"] for a, _ in again.alerts] == [a["alert_id"] for a, _ in out.alerts] != []
-    assert again.duplicates == out.duplicates == ["id"]
+    assert out.duplicates == ["id"] and out.redelivered == 0
+    assert again.duplicates == [] and again.redelivered == 2  # counted apart from real duplicates
     assert {k: d["n"] for k, d in shard.windows.items()} == counts
+    assert Story.loads("a", shard.index.records["a"]).copies == 2  # the replayed copy is not counted again
     later = shard.decide(batch[:1], offset=4, now=1002.0)  # the same id later is a duplicate
     assert not later.tagged and later.duplicates == ["id"] and not later.alerts
 
@@ -275,6 +277,8 @@ def test_batch_records_match_their_schema(tagger):
     from streams.records import load_schema
 
     entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
+    for i, e in enumerate(entries[:2]):
+        e.raw = (3, 100 + i)  # where it was read (news.raw partition, offset); absent in older records
     [record] = batch_records([e.wire() for e in entries])
     names = ("processed-batch.v2.json", "tagged-item.v1.json", "alert.v1.json")
     registry = Registry().with_resources(
