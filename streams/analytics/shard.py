@@ -649,8 +649,8 @@ class StoryShard:
 
     def _forget(self, now: float, out: Outcome) -> None:
         """Forget the segments past the horizon, and the oldest ones while the stories exceed the cap; the
-        trend windows past the longest lookback (every 30 s), in wall time since last counted and in event
-        time behind the newest item (a backlog of old news would otherwise keep every window it opened)."""
+        trend windows past the longest lookback in wall time since last counted, and the oldest in event time
+        while they outnumber the story cap (every 30 s)."""
         c = self.config
         while self._segment_meta:
             offset = next(iter(self._segment_meta))
@@ -672,9 +672,12 @@ class StoryShard:
         if now - self._last_sweep > 30.0:
             self._last_sweep = now
             keep = max(c.window_sizes) * (c.trend_lookback + 2)
-            behind = self.clock.now(now) - keep  # a window ending before it is past every baseline's lookback
             for entry, d in list(self.windows.items()):
-                if now - d.get("w", now) > keep or entry[2] + entry[0] < behind:
+                if now - d.get("w", now) > keep:
+                    del self.windows[entry]
+                    self.changes.windows[entry] = None
+            if len(self.windows) > c.max_stories:  # a backlog of old news opens windows faster than they age
+                for entry in sorted(self.windows, key=lambda e: e[2])[:len(self.windows) - c.max_stories]:
                     del self.windows[entry]
                     self.changes.windows[entry] = None
 
