@@ -56,28 +56,42 @@ def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown
 
 
 def hold(state: dict, alert: dict, position: int = -1) -> dict:
-    """The key's state with ``alert`` counted as held back (a position counted before, a replay, is not
+    """The key's state with ``alert`` counted as held back (an alert counted before, a replay, is not
     counted again; nor is one that the key's last sent alert or a digest already accounted for).
 
     When ``alert`` does not fit the held list (:data:`MAX_HELD` summaries or item ids), the list moves to
     ``spilled`` with ``by`` = ``position``, to go out at once as a digest (:func:`digest_alert`; kept so a
     replay of ``position`` sends it again), and ``alert`` starts a new list."""
+    aid = alert.get("alert_id", "")
     held = state.get("held") or _new_list(state)
-    if 0 <= position <= held["pos"]:
+    if _counted(held, position, aid):
         return state
     ids = [i for i in alert.get("item_ids", []) if i not in held["ids"]]
     if held["n"] and (held["n"] == MAX_HELD or len(held["ids"]) + len(ids) > MAX_HELD):
         state = {**state, "spilled": {**held, "by": position}, "digested": held["pos"]}
-        held, ids = _new_list(state), alert.get("item_ids", [])
+        held, ids = {**_new_list(state), "at": held.get("at", [])}, alert.get("item_ids", [])
     return {**state, "held": {"n": held["n"] + 1, "ids": (held["ids"] + ids)[:MAX_HELD],
                               "summaries": held["summaries"] + [alert.get("summary", "")],
                               "rank": max(held["rank"], SEVERITIES.index(alert["severity"])), "pos": position,
+                              "at": (held.get("at", []) if held["pos"] == position else []) + [aid],
                               "first": held.get("first", position), "lv": alert.get("lexicon_version", "")}}
 
 
 def _new_list(state: dict) -> dict:
-    """An empty held list; positions up to the key's last sent alert or digest are already accounted for."""
-    return {"n": 0, "ids": [], "summaries": [], "rank": 0, "pos": max(state.get("digested", -1), state["pos"])}
+    """An empty held list: positions before the key's last sent alert, and up to its last digest, are
+    already accounted for."""
+    return {"n": 0, "ids": [], "summaries": [], "rank": 0, "pos": max(state.get("digested", -1), state["pos"] - 1)}
+
+
+def _counted(held: dict, position: int, aid: str) -> bool:
+    """Whether alert ``aid`` read at ``position`` is already in ``held`` or before it. One position can hold
+    several alerts of a key (a surge per window size), so at the list's last position the alert ids
+    held there (``at``) decide."""
+    if position < 0:
+        return False
+    if position == held["pos"] and held["n"]:
+        return aid in held.get("at", [aid])
+    return position <= held["pos"]
 
 
 def release(held: dict | None, alert: dict) -> dict:

@@ -118,6 +118,25 @@ def test_a_full_held_list_goes_out_at_once_as_a_digest_and_a_replay_sends_the_sa
     assert again.flush().cooldown == changes.cooldown
 
 
+def test_several_alerts_of_a_key_from_one_input_are_each_held_once():
+    """A surge per window size: one input can raise several alerts of one key; each is counted, a replay
+    of that input counts none of them again, also when the list filled up at that input."""
+    def alert(n: int) -> dict:
+        return {"alert_id": f"a{n}", "item_ids": [f"i{n}"], "summary": f"surge {n}", "severity": "medium"}
+
+    _, _, state = cooldown.decide(None, "a0", "medium", 0.0, 1800.0, position=7)  # sent from position 7
+    inputs = [(7, alert(1))] + [(8 + (n - 1) // 3, alert(n)) for n in range(2, 14)]  # up to 3 per position
+    for pos, a in inputs:
+        state = cooldown.hold(state, a, pos)
+    lists = [state["spilled"], state["held"]]
+    assert [h["n"] for h in lists] == [10, 3]
+    assert [i for h in lists for i in h["ids"]] == [f"i{n}" for n in range(1, 14)]
+    assert [s for h in lists for s in h["summaries"]] == [f"surge {n}" for n in range(1, 14)]
+    assert state["spilled"]["by"] == state["held"]["first"] == 11  # the list filled up within position 11
+    for pos, a in inputs:  # the same inputs read again
+        assert cooldown.hold(state, a, pos) is state
+
+
 def test_a_more_severe_alert_is_never_held_back():
     state = None
     sent, _, state = cooldown.decide(state, "a1", "medium", 0.0, 1800.0)
