@@ -9,8 +9,10 @@ Nothing is hidden without a count: an alert the cooldown holds back is counted i
 (:func:`hold`: how many, their item ids and summaries, the highest severity), and the next alert sent for
 the key carries that count (:func:`release`). When no next alert comes, :func:`digest` sends the count on
 its own once the cooldown of the key's last alert is over: by then a next alert would have been sent, so
-the digest takes its place and nothing held back waits longer than one cooldown. An alert more severe
-than the last one sent for its key is never held back.
+the digest takes its place and nothing held back waits longer than one cooldown. The held list is
+bounded: an alert that no longer fits it (:data:`MAX_HELD`) sends the list at once as a digest and starts
+a new one, so every alert held back is listed with its id and summary in exactly one alert. An alert more
+severe than the last one sent for its key is never held back.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from __future__ import annotations
 from streams.alerting import alert_id
 from streams.settings import SEVERITIES
 
-MAX_HELD_IDS = 10
-MAX_HELD_SUMMARIES = 5
+MAX_HELD = 10
+"""Most summaries, and most item ids, in one held list (one alert's ``suppressed``)."""
 
 
 def cooldown_key(alert: dict) -> str:
@@ -54,17 +56,42 @@ def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown
 
 
 def hold(state: dict, alert: dict, position: int = -1) -> dict:
-    """The key's state with ``alert`` counted as held back (a position counted before, a replay, is not
-    counted again; nor is one a digest already counted)."""
-    held = state.get("held") or {"n": 0, "ids": [], "summaries": [], "rank": 0, "pos": state.get("digested", -1)}
-    if 0 <= position <= held["pos"]:
+    """The key's state with ``alert`` counted as held back (an alert counted before, a replay, is not
+    counted again; nor is one that the key's last sent alert or a digest already accounted for).
+
+    When ``alert`` does not fit the held list (:data:`MAX_HELD` summaries or item ids), the list moves to
+    ``spilled`` with ``by`` = ``position``, to go out at once as a digest (:func:`digest_alert`; kept so a
+    replay of ``position`` sends it again), and ``alert`` starts a new list."""
+    aid = alert.get("alert_id", "")
+    held = state.get("held") or _new_list(state)
+    if _counted(held, position, aid):
         return state
-    ids = held["ids"] + [i for i in alert.get("item_ids", []) if i not in held["ids"]]
-    summaries = held["summaries"] + [alert.get("summary", "")]
-    return {**state, "held": {"n": held["n"] + 1, "ids": ids[:MAX_HELD_IDS],
-                              "summaries": summaries[:MAX_HELD_SUMMARIES],
+    ids = [i for i in alert.get("item_ids", []) if i not in held["ids"]]
+    if held["n"] and (held["n"] == MAX_HELD or len(held["ids"]) + len(ids) > MAX_HELD):
+        state = {**state, "spilled": {**held, "by": position}, "digested": held["pos"]}
+        held, ids = {**_new_list(state), "at": held.get("at", [])}, alert.get("item_ids", [])
+    return {**state, "held": {"n": held["n"] + 1, "ids": (held["ids"] + ids)[:MAX_HELD],
+                              "summaries": held["summaries"] + [alert.get("summary", "")],
                               "rank": max(held["rank"], SEVERITIES.index(alert["severity"])), "pos": position,
+                              "at": (held.get("at", []) if held["pos"] == position else []) + [aid],
                               "first": held.get("first", position), "lv": alert.get("lexicon_version", "")}}
+
+
+def _new_list(state: dict) -> dict:
+    """An empty held list: positions before the key's last sent alert, and up to its last digest, are
+    already accounted for."""
+    return {"n": 0, "ids": [], "summaries": [], "rank": 0, "pos": max(state.get("digested", -1), state["pos"] - 1)}
+
+
+def _counted(held: dict, position: int, aid: str) -> bool:
+    """Whether alert ``aid`` read at ``position`` is already in ``held`` or before it. One position can hold
+    several alerts of a key (a surge per window size), so at the list's last position the alert ids
+    held there (``at``) decide."""
+    if position < 0:
+        return False
+    if position == held["pos"] and held["n"]:
+        return aid in held.get("at", [aid])
+    return position <= held["pos"]
 
 
 def release(held: dict | None, alert: dict) -> dict:
@@ -80,11 +107,18 @@ def digest(key: str, state: dict, now: float, cooldown: float, created_at: str) 
     """``(digest alert, new state)`` for cooldown key ``key`` at event time ``now``: what the key held back,
     as an alert of its own, once the cooldown of its last sent alert is over (``(None, state)`` before that,
     or when nothing is held). The new state forgets the count and remembers the last position it covered,
-    so a replay of those inputs is not counted again; the digest's id comes from the key and the first
-    position held, so a digest sent again (a crash before its state was written) is the same alert."""
+    so a replay of those inputs is not counted again."""
     held = state.get("held")
     if not held or now - state["at"] < cooldown:
         return None, state
+    new = {k: v for k, v in state.items() if k != "held"}
+    return digest_alert(key, held, created_at), {**new, "digested": held["pos"]}
+
+
+def digest_alert(key: str, held: dict, created_at: str) -> dict:
+    """The digest alert of cooldown key ``key`` for its held list ``held``. Its id comes from the key and the
+    first position held, so a digest sent again (a replay, or a crash before its state was written) is the
+    same alert."""
     kind, category, actor = key.split("|")
     n, summaries = held["n"], held["summaries"]
     alert = {"alert_id": alert_id("digest", f"{key}|{held.get('first', held['pos'])}"), "type": kind,
@@ -95,5 +129,4 @@ def digest(key: str, state: dict, now: float, cooldown: float, created_at: str) 
              "lexicon_version": held.get("lv", ""), "digest": True}
     if kind == "trend":
         alert["key"] = category
-    new = {k: v for k, v in state.items() if k != "held"}
-    return release(held, alert), {**new, "digested": held["pos"]}
+    return release(held, alert)

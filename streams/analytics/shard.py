@@ -12,7 +12,8 @@ place where the state lives. There :meth:`StoryShard.decide` takes each entry in
   registry's rules give, whenever the origins of listed camps grow;
 * a first copy goes out as a tagged item, its alerts through the cooldown (streams.analytics.cooldown:
   what it holds back is counted in the next alert of the key, or in a digest alert of its own when the
-  key's cooldown is over before one comes: :meth:`StoryShard.digest`, called by the stage's timer),
+  key's cooldown is over before one comes (:meth:`StoryShard.digest`, called by the stage's timer) or
+  when its held list is full),
   its trend keys into the event-time windows, whose surges and divergences go through the cooldown too
   (streams.analytics.trend);
 * an update (a known id whose text changed: a correction) goes out again as the story's next
@@ -517,6 +518,9 @@ class StoryShard:
             out.suppressed.append((alert["type"], reason))
             if reason == "cooldown":
                 state = cooldown.hold(state, alert, pos)
+                spilled = state.get("spilled")
+                if spilled and spilled["by"] == pos:  # the key's full held list goes out now (again: a replay)
+                    out.alerts.append((cooldown.digest_alert(key, spilled, now_iso()), None))
         elif state is not last:  # sent: it carries what the key held back (kept for a replay's re-send)
             held = (last or {}).get("held")
             alert = cooldown.release(held, alert)

@@ -40,26 +40,101 @@ def escalations(out) -> list[dict]:
     return [a for a, _ in out.alerts if a["type"] == "escalation"]
 
 
-def test_twenty_strikes_within_the_cooldown_are_each_sent_or_counted(tagger):
+def visible(alerts: list[dict]) -> list[tuple[str, str]]:
+    """(item id, summary) of every escalation shown: sent alerts' own, and those listed as held back."""
+    shown = []
+    for a in alerts:
+        if a["type"] != "escalation":
+            continue
+        if not a.get("digest"):
+            shown += [(i, a["summary"]) for i in a["item_ids"]]
+        held = a.get("suppressed")
+        if held:
+            assert held["count"] == len(held["item_ids"]) == len(held["summaries"]) <= cooldown.MAX_HELD
+            assert not a.get("digest") or a["item_ids"] == held["item_ids"]
+            shown += list(zip(held["item_ids"], held["summaries"], strict=True))
+        assert not list(validator("alert.v1.json").iter_errors(a)), a
+    return shown
+
+
+def test_twenty_strikes_within_the_cooldown_are_each_sent_or_listed_with_their_summary(tagger):
     shard = StoryShard(Config(alert_cooldown=1800))
     burst = [strike(tagger, i, town, T0 + 30 * i) for i, town in enumerate(TOWNS)]
     out = shard.decide(burst, offset=0, now=1000.0)
     assert len(out.tagged) == 20  # twenty events, no copies
     sent = escalations(out)
     held = sum(1 for kind, reason in out.suppressed if kind == "escalation" and reason == "cooldown")
-    assert sent and len(sent) + held == 20
-    later = shard.decide([strike(tagger, 20, "Lutsk", T0 + 3600)], offset=1, now=1001.0)
-    [alert] = escalations(later)
-    counted = alert["suppressed"]
-    assert counted["count"] == held and counted["highest_severity"] in ("medium", "high")
-    visible = {i for a in sent for i in a["item_ids"]} | set(counted["item_ids"])
-    assert len(counted["item_ids"]) == min(held, cooldown.MAX_HELD_IDS) and visible <= {e.tagged["id"] for e in burst}
-    assert len(counted["summaries"]) == min(held, cooldown.MAX_HELD_SUMMARIES)
-    assert all("Artillery shells" in s for s in counted["summaries"])
-    assert not list(validator("alert.v1.json").iter_errors(alert)), alert
+    digests = [a for a in sent if a.get("digest")]
+    assert len(sent) - len(digests) + held == 20 and len(digests) == (held - 1) // cooldown.MAX_HELD
+    later = escalations(shard.decide([strike(tagger, 20, "Lutsk", T0 + 3600)], offset=1, now=1001.0))
+    assert [a.get("digest", False) for a in later] == [False]
+    assert later[0]["suppressed"]["count"] == held - cooldown.MAX_HELD * len(digests)
+    shown = visible(sent + later)
+    assert sorted(i for i, _ in shown) == sorted([e.tagged["id"] for e in burst] + ["strike-20"])
+    towns = dict(zip((e.tagged["id"] for e in burst), TOWNS, strict=True))
+    assert all(f"Artillery shells {towns[i]}" in summary for i, summary in shown if i in towns)
     # the count is released once: the next alert of the key carries nothing held before it
     again = shard.decide([strike(tagger, 21, "Rivne", T0 + 7200)], offset=2, now=1002.0)
     assert "suppressed" not in escalations(again)[0]
+
+
+def test_a_full_held_list_goes_out_at_once_as_a_digest_and_a_replay_sends_the_same_one(tagger):
+    """25 strikes of one key within its cooldown: each is shown once with its summary, in the sent alert, in
+    a digest sent when the key's held list was full, or in the next alert's count."""
+    towns = TOWNS + ["Lutsk", "Rivne", "Ternopil", "Vinnytsia", "Bucha"]
+    burst = [strike(tagger, i, town, T0 + 30 * i) for i, town in enumerate(towns)]
+    records = [(burst[:13], 0), (burst[13:], 1)]  # two input records of the same minutes
+
+    def run(shard: StoryShard, now: float) -> list[dict]:
+        return [a for entries, offset in records for a in escalations(shard.decide(entries, offset, now))]
+
+    shard = StoryShard(Config(alert_cooldown=1800))
+    out = run(shard, T0 + 800)
+    digests = [a for a in out if a.get("digest")]
+    assert [a["suppressed"]["count"] for a in digests] == [cooldown.MAX_HELD, cooldown.MAX_HELD]
+    assert len(out) - len(digests) == 1  # one sent, 24 held: 10 and 10 in digests, 4 left for the next alert
+    assert len({a["alert_id"] for a in digests}) == 2
+    changes = shard.flush()
+    # the second record read again (its state written, its offset not committed): its digest is sent again
+    replayed = escalations(shard.decide(*records[1], now=T0 + 900))
+    assert [a["alert_id"] for a in replayed if a.get("digest")] == [digests[1]["alert_id"]]
+    assert not shard.flush().cooldown  # and nothing is counted twice
+    next_strike = strike(tagger, 99, "Irpin", T0 + 3600)
+    later = escalations(shard.decide([next_strike], offset=2, now=T0 + 3700))
+    assert [a.get("digest", False) for a in later] == [False] and later[0]["suppressed"]["count"] == 4
+    shown = visible(out + later)
+    ids = [i for i, _ in shown]
+    assert sorted(ids) == sorted([e.tagged["id"] for e in burst] + ["strike-99"]) and len(set(ids)) == len(ids)
+    summary_of = {f"strike-{i}": f"Artillery shells {town}" for i, town in enumerate(towns)}
+    assert all(summary_of[i] in summary for i, summary in shown if i in summary_of)
+    # all three records read again after the next alert was sent: nothing is counted again
+    states = {k: dict(v) for k, v in shard.last_alert.items()}
+    for entries, offset in records + [([next_strike], 2)]:
+        shard.decide(entries, offset, now=T0 + 3800)
+    assert shard.last_alert == states
+    # both records read by a worker restarted from before them: the same digests and the same state
+    again = StoryShard(Config(alert_cooldown=1800))
+    assert [a["alert_id"] for a in run(again, T0 + 4000) if a.get("digest")] == [a["alert_id"] for a in digests]
+    assert again.flush().cooldown == changes.cooldown
+
+
+def test_several_alerts_of_a_key_from_one_input_are_each_held_once():
+    """A surge per window size: one input can raise several alerts of one key; each is counted, a replay
+    of that input counts none of them again, also when the list filled up at that input."""
+    def alert(n: int) -> dict:
+        return {"alert_id": f"a{n}", "item_ids": [f"i{n}"], "summary": f"surge {n}", "severity": "medium"}
+
+    _, _, state = cooldown.decide(None, "a0", "medium", 0.0, 1800.0, position=7)  # sent from position 7
+    inputs = [(7, alert(1))] + [(8 + (n - 1) // 3, alert(n)) for n in range(2, 14)]  # up to 3 per position
+    for pos, a in inputs:
+        state = cooldown.hold(state, a, pos)
+    lists = [state["spilled"], state["held"]]
+    assert [h["n"] for h in lists] == [10, 3]
+    assert [i for h in lists for i in h["ids"]] == [f"i{n}" for n in range(1, 14)]
+    assert [s for h in lists for s in h["summaries"]] == [f"surge {n}" for n in range(1, 14)]
+    assert state["spilled"]["by"] == state["held"]["first"] == 11  # the list filled up within position 11
+    for pos, a in inputs:  # the same inputs read again
+        assert cooldown.hold(state, a, pos) is state
 
 
 def test_a_more_severe_alert_is_never_held_back():
