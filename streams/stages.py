@@ -221,6 +221,7 @@ class Decide(_Stage):
                 self.stale = False
             partition = None
             first_copies: list[dict] = []
+            newest: float | None = None  # event time of the batch's newest first copy (the tracker's clock)
             for message in messages:
                 if partition is not None and message.partition != partition:
                     self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
@@ -236,9 +237,11 @@ class Decide(_Stage):
                 self.send(out)
                 self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
                 first_copies += [tagged for tagged, _ in out.tagged if tagged.talks]
-            if first_copies:  # the negotiation tracker, on the batch's first copies (in event time)
+                if out.tagged:
+                    newest = max(newest or float("-inf"), *(tagged.event_time for tagged, _ in out.tagged))
+            if newest is not None:  # the negotiation tracker, on the batch's first copies it reads (in event time)
                 start = time.thread_time()
-                self.send_talks(self.talks.observe(first_copies, time.time()))
+                self.send_talks(self.talks.observe(first_copies, time.time(), newest))
                 self.metrics.stage_cpu_seconds.labels("talks").inc(time.thread_time() - start)
             # before the changelogs: a state write never gets ahead of its outputs
             self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())

@@ -63,13 +63,16 @@ class ThreadBook:
         """The tracker's now: the event-time watermark plus the wall time since it moved."""
         return self.time.now(wall)
 
-    def observe(self, items: Iterable[dict], wall: float) -> TalksUpdate:
+    def observe(self, items: Iterable[dict], wall: float, newest: float | None = None) -> TalksUpdate:
         """Feed tagged items in event-time order (a batch gathers items from several input partitions, each in
-        arrival order), then tick at the advanced clock."""
+        arrival order), then tick at the advanced clock. ``newest``: the newest event time of the batch's
+        other items (those the tracker has no use for move its clock too)."""
         out = TalksUpdate()
         for item in sorted(items, key=event_time):
             self.time.see(event_time(item), wall)
             self._take(observe(self.state, item, rules=self.rules), out)
+        if newest is not None:
+            self.time.see(newest, wall)
         return self.tick(wall, out)
 
     def tick(self, wall: float, out: TalksUpdate | None = None) -> TalksUpdate:
