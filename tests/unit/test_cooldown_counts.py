@@ -3,18 +3,16 @@ and an alert more severe than the last one sent is never held back (streams.anal
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 import orjson
 import pytest
 
 from streams.analytics import cooldown
-from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
-from streams.records import now_iso, validator
-from streams.settings import Settings
-from streams.stages import process_item
+from streams.analytics.shard import Config, Entry, StoryShard
+from streams.records import validator
 from streams.tagging import load_tagger
+from tests.unit.shard_inputs import entry
 
 TOWNS = ["Kharkiv", "Odesa", "Zaporizhzhia", "Sumy", "Mykolaiv", "Kherson", "Dnipro", "Poltava", "Chernihiv",
          "Kramatorsk", "Nikopol", "Pavlohrad", "Zhytomyr", "Uman", "Izmail", "Brovary", "Konotop", "Okhtyrka",
@@ -32,8 +30,7 @@ def strike(tagger, i: int, town: str, at: float) -> Entry:
     item = {"id": f"strike-{i}", "title": f"Artillery shells {town}", "source": "wire", "published_at": stamp,
             "text": f"Russian artillery shelled {town} overnight, local officials said, damaging houses and a "
                     f"school. Residents were asked to stay near shelters."}
-    made = process_item(orjson.dumps(item), Settings(), tagger, now_iso(), time.time())
-    return read_batch(batch_records([made.wire()])[0])[0]
+    return entry(tagger, item)
 
 
 def escalations(out) -> list[dict]:

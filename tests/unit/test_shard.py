@@ -10,11 +10,12 @@ import orjson
 import pytest
 
 from streams.analytics.dedup import Story
-from streams.analytics.shard import Changes, Config, Entry, StoryShard, batch_records, read_batch
+from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
 from streams.records import now_iso
 from streams.settings import Settings
 from streams.stages import process_item
 from streams.tagging import load_tagger
+from tests.unit.shard_inputs import entry, keep
 
 STORY = ("Russian forces launched a massive missile strike on Kyiv overnight, hitting energy infrastructure in "
          "three districts. Ukraine's air force said it shot down 41 of 58 missiles. Power outages were "
@@ -34,12 +35,6 @@ WORDS = ("bakery tram river bridge harvest school clinic market museum choir sta
 @pytest.fixture(scope="module")
 def tagger():
     return load_tagger()
-
-
-def entry(tagger, item: dict, settings: Settings | None = None) -> Entry:
-    """What the process stage sends for ``item``, through the wire format."""
-    made = process_item(orjson.dumps(item), settings or Settings(), tagger, now_iso(), time.time())
-    return read_batch(batch_records([made.wire()])[0])[0]
 
 
 def edited(text: str, rng: random.Random) -> str:
@@ -140,21 +135,13 @@ def test_a_replayed_record_resends_its_outputs_and_counts_nothing_twice(tagger):
 def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     stored = {"stories": {}, "cooldown": {}, "windows": {}}
 
-    def keep(changes: Changes) -> None:
-        for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),
-                              ("windows", changes.windows)):
-            for key, value in changed.items():
-                if value is None:
-                    stored[name].pop(key, None)
-                else:
-                    stored[name][key] = value
 
     shard = StoryShard(Config(alert_cooldown=1800))
     batch = copies(tagger, 30)
     shard.decide(batch[:2], offset=0, now=1000.0)
-    keep(shard.flush())
+    keep(stored, shard.flush())
     shard.decide(batch[2:3], offset=1, now=1000.0)  # a third site
-    keep(shard.flush())
+    keep(stored, shard.flush())
     windows = {k: d["n"] for k, d in shard.windows.items()}
 
     restored = StoryShard(Config(alert_cooldown=1800))

@@ -5,19 +5,15 @@ corroborate. Entries are made by the process stage's own function, through the w
 from __future__ import annotations
 
 import dataclasses
-import time
 
-import orjson
 import pytest
 
 from streams.analytics import similarity
 from streams.analytics.dedup import _HEAD, _HEAD_V2, DedupIndex, Features, Story
 from streams.analytics.event_identity import EventKey
-from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
-from streams.records import now_iso
-from streams.settings import Settings
-from streams.stages import process_item
+from streams.analytics.shard import Config, Entry, StoryShard
 from streams.tagging import load_tagger
+from tests.unit.shard_inputs import entry
 
 CITIES = ["Kharkiv", "Odesa", "Zaporizhzhia", "Sumy", "Mykolaiv"]
 STRIKE = ("Drone strike on {city}", "Russian drones struck energy infrastructure in {city} overnight, regional "
@@ -37,11 +33,6 @@ OUTLETS = [("Nikopol shelled overnight, two houses and a school damaged", WIRE, 
 @pytest.fixture(scope="module")
 def tagger():
     return load_tagger()
-
-
-def entry(tagger, item: dict) -> Entry:
-    made = process_item(orjson.dumps(item), Settings(), tagger, now_iso(), time.time())
-    return read_batch(batch_records([made.wire()])[0])[0]
 
 
 def strikes(tagger, template=STRIKE, cities=CITIES) -> list[Entry]:

@@ -4,17 +4,13 @@ redelivered; the revisions survive a restore from the changelog records."""
 
 from __future__ import annotations
 
-import time
-
-import orjson
 import pytest
 
 from streams.analytics.dedup import Story
-from streams.analytics.shard import Changes, Config, Entry, StoryShard, batch_records, read_batch
-from streams.records import now_iso, validator
-from streams.settings import Settings
-from streams.stages import process_item
+from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
+from streams.records import validator
 from streams.tagging import load_tagger
+from tests.unit.shard_inputs import entry, keep
 
 FIRST = {"id": "kharkiv-block", "source": "Ukrinform", "published_at": "2026-11-30T06:00:00Z",
          "title": "Russian missile strike on Kharkiv apartment block kills 5",
@@ -31,23 +27,6 @@ REWORDED = dict(CORRECTED, text=CORRECTED["text"].replace("searching the rubble"
 @pytest.fixture(scope="module")
 def tagger():
     return load_tagger()
-
-
-def entry(tagger, item: dict) -> Entry:
-    """What the process stage sends for ``item``, through the wire format."""
-    made = process_item(orjson.dumps(item), Settings(), tagger, now_iso(), time.time())
-    return read_batch(batch_records([made.wire()])[0])[0]
-
-
-def keep(stored: dict, changes: Changes) -> None:
-    """Apply flushed changes to ``stored`` as the changelog topics would hold them."""
-    for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),
-                          ("windows", changes.windows)):
-        for key, value in changed.items():
-            if value is None:
-                stored[name].pop(key, None)
-            else:
-                stored[name][key] = value
 
 
 def escalation(out) -> dict:
