@@ -64,7 +64,7 @@ def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at
     tags = tagger.tag(item["title"], item["text"])
     event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
     features = Features.of(item, settings.dedup_stories, event)
-    tagged = dict(tagged_item(item, tags, received_at), revision=1)  # the shard re-sends an update as the next
+    tagged = dict(tagged_item(item, tags, received_at), revision=1)  # a first copy; the shard numbers updates
     registry = registry or default_registry()
     copy = registry.attribute(item).copy(item["id"], item.get("url", ""))
     by_one = registry.corroborate([copy])  # the first copy's alerts as the story shard sends them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,6 +198,22 @@ class IsolatedKafka:
     def stop_all(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+@pytest.fixture
+def own_workers(isolated_kafka):
+    """Every test stops its workers, also when it fails: news.raw and news.processed are shared by all app
+    ids on the broker, so a worker left running would also handle the next test's items."""
+    isolated_kafka.stop_all()
+    yield
+    isolated_kafka.stop_all()
+
+
+def metric_value(text: str, name: str, labels: str = "") -> float:
+    """The value of series ``name{labels}`` in a /metrics page (``labels`` exactly as printed, "" for the
+    unlabelled one; 0 when absent)."""
+    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$", re.M)
+    return sum(float(v) for v in pattern.findall(text))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ carry old ``published_at`` values (a backfill): their windows are far from the o
 from __future__ import annotations
 
 import random
-import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ import pytest
 
 from streams.analytics import trend
 from streams.kafka_io import TopicReader
-from tests.conftest import collect, send_items
+from tests.conftest import collect, metric_value, send_items
 
 STORY = ("Russian forces launched a massive missile strike on Kyiv overnight, hitting energy infrastructure in "
          "three districts. Ukraine's air force said it shot down 41 of 58 missiles. Power outages were "
@@ -27,13 +26,7 @@ NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", 
 NO_STORY_DEDUP = {"SIGNALWATCH_DEDUP_STORIES": "0"}
 
 
-@pytest.fixture(autouse=True)
-def _own_workers(isolated_kafka):
-    """Every test stops its workers, also when it fails: news.raw and news.processed are shared by all app
-    ids on the broker, so a worker left running would also handle the next test's items."""
-    isolated_kafka.stop_all()
-    yield
-    isolated_kafka.stop_all()
+pytestmark = pytest.mark.usefixtures("own_workers")
 
 
 def _windows(settings, app_id: str, entries: list[bytes], timeout: float = 90,
@@ -68,11 +61,6 @@ def _windows(settings, app_id: str, entries: list[bytes], timeout: float = 90,
 
 def _entry(size: int, key: str, start: int) -> bytes:
     return f"{size}|{key}|{start}".encode()
-
-
-def _metric(text: str, name: str, labels: str = "") -> float:
-    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$", re.M)
-    return sum(float(v) for v in pattern.findall(text))
 
 
 def _edited(text: str, rng: random.Random) -> str:
@@ -111,9 +99,9 @@ def test_hundred_copies_make_one_tagged_item_and_one_alert_also_after_a_restart(
                      1, timeout=60, settle=2)
     assert len(alerts) == 1 and alerts[0]["item_ids"] == [first]
     metrics = worker.metrics()
-    assert _metric(metrics, "signalwatch_items_duplicate_total") == 99
-    content = _metric(metrics, "signalwatch_duplicate_reasons_total", '{reason="content"}')
-    near = _metric(metrics, "signalwatch_duplicate_reasons_total", '{reason="near"}')
+    assert metric_value(metrics, "signalwatch_items_duplicate_total") == 99
+    content = metric_value(metrics, "signalwatch_duplicate_reasons_total", '{reason="content"}')
+    near = metric_value(metrics, "signalwatch_duplicate_reasons_total", '{reason="near"}')
     assert content + near == 99 and near >= 50  # edited copies are near-duplicates, never exact ones
 
     # the dedup state survives a restart: 20 more copies after it are all duplicates
@@ -123,7 +111,7 @@ def test_hundred_copies_make_one_tagged_item_and_one_alert_also_after_a_restart(
     send_items(settings, more, [i["id"].encode() for i in more])
     # (a message the first worker handled but had not committed may come again: counted as redelivered)
     def repeats(text):
-        return {r: _metric(text, "signalwatch_duplicate_reasons_total", f'{{reason="{r}"}}') for r in ("content", "near")}
+        return {r: metric_value(text, "signalwatch_duplicate_reasons_total", f'{{reason="{r}"}}') for r in ("content", "near")}
 
     deadline = time.monotonic() + 120  # recovery of the dedup table, then 20 items (a loaded machine)
     while time.monotonic() < deadline and sum(repeats(again.metrics()).values()) < 20:
@@ -152,11 +140,11 @@ def _shelling(rid: str, i: int, t: float) -> dict:
             "text": f"Russian artillery shelled the town of Nikopol overnight, report {rid} number {i}."}
 
 
-def _wait_metric(worker, name: str, labels: str, value: float, timeout: float = 45) -> float:
+def _waitmetric_value(worker, name: str, labels: str, value: float, timeout: float = 45) -> float:
     deadline = time.monotonic() + timeout
     got = -1.0
     while time.monotonic() < deadline:
-        got = _metric(worker.metrics(), name, labels)
+        got = metric_value(worker.metrics(), name, labels)
         if got == value:
             return got
         time.sleep(0.5)
@@ -205,8 +193,8 @@ def test_a_burst_after_a_quiet_baseline_raises_one_surge_alert_and_the_cooldown_
     assert per_item[1]["suppressed"]["count"] == len(per_item[1]["item_ids"]) == 10
     assert not set(per_item[0]["item_ids"]) & set(per_item[1]["item_ids"])
     metrics = worker.metrics()
-    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="escalation"}') >= 19
-    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="trend"}') >= 1  # 1-hour
+    assert metric_value(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="escalation"}') >= 19
+    assert metric_value(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="trend"}') >= 1  # 1-hour
     worker.stop()
 
 
@@ -333,9 +321,9 @@ def test_one_story_alert_grows_from_one_camp_to_confirmed_across_camps(isolated_
     assert [(a["base_severity"], a["severity"], a["corroboration"]["camps"]["names"]) for a in got] \
         == [("low", "medium", ["russia-state", "ukraine-media"])], got
     metrics = worker.metrics()
-    assert _metric(metrics, "signalwatch_corroborations_total") >= 3
-    assert _metric(metrics, "signalwatch_alerts_by_camp_mix_total", '{camp_mix="russia-state"}') >= 1
-    assert _metric(metrics, "signalwatch_alerts_single_camp_total", '{single="false"}') >= 3
+    assert metric_value(metrics, "signalwatch_corroborations_total") >= 3
+    assert metric_value(metrics, "signalwatch_alerts_by_camp_mix_total", '{camp_mix="russia-state"}') >= 1
+    assert metric_value(metrics, "signalwatch_alerts_single_camp_total", '{single="false"}') >= 3
     worker.stop()
 
 
@@ -376,5 +364,5 @@ def test_strikes_held_back_with_no_follow_up_arrive_as_one_digest(isolated_kafka
     assert got["severity"] == counted["highest_severity"] and got["type"] == "escalation"
     assert not list(validator("alert.v1.json").iter_errors(got)), got
     # (this worker also reads the module's earlier items, whose held-back alerts get digests too: at least ours)
-    assert _metric(worker.metrics(), "signalwatch_alert_digests_total", '{type="escalation"}') >= 1
+    assert metric_value(worker.metrics(), "signalwatch_alert_digests_total", '{type="escalation"}') >= 1
     worker.stop()

@@ -7,27 +7,16 @@ merges only the outlets' copies of one wire text. The module's broker sees only 
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
 
 from streams.analytics.cooldown import MAX_HELD
-from tests.conftest import collect, send_items
+from tests.conftest import collect, metric_value, send_items
 from tests.unit.test_cooldown_counts import visible
 from tests.unit.test_shard_events import CITIES, OUTLETS, STRIKE
 
-
-@pytest.fixture(autouse=True)
-def _own_workers(isolated_kafka):
-    isolated_kafka.stop_all()
-    yield
-    isolated_kafka.stop_all()
-
-
-def _metric(text: str, name: str, labels: str = "") -> float:
-    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$", re.M)
-    return sum(float(v) for v in pattern.findall(text))
+pytestmark = pytest.mark.usefixtures("own_workers")
 
 
 def test_five_cities_in_a_minute_are_five_items_and_three_outlets_one(isolated_kafka):
@@ -52,7 +41,7 @@ def test_five_cities_in_a_minute_are_five_items_and_three_outlets_one(isolated_k
     assert sorted(i for a in alerts for i in a["item_ids"]) == sorted(s["id"] for s in strikes)
     # other cities' reports corroborate nothing: each alert names its own outlet only
     assert all(a["corroboration"]["outlets"]["count"] == 1 for a in alerts), alerts
-    assert _metric(worker.metrics(), "signalwatch_duplicate_reasons_total", '{reason="near"}') == 0
+    assert metric_value(worker.metrics(), "signalwatch_duplicate_reasons_total", '{reason="near"}') == 0
 
     # three outlets' copies of one wire text: one tagged item, its alert corroborated by the three
     copies = [{"id": f"{rid}-copy-{k}", "title": headline, "text": body, "source": source,
@@ -73,7 +62,7 @@ def test_five_cities_in_a_minute_are_five_items_and_three_outlets_one(isolated_k
     tagged = collect(settings, settings.topics.tagged, lambda v: v.get("id", "").startswith(f"{rid}-copy"), 3,
                      timeout=5)
     assert [t["id"] for t in tagged] == [first]
-    assert _metric(worker.metrics(), "signalwatch_duplicate_reasons_total", '{reason="near"}') == 2
+    assert metric_value(worker.metrics(), "signalwatch_duplicate_reasons_total", '{reason="near"}') == 2
     worker.stop()
 
 
@@ -120,6 +109,6 @@ def test_twenty_strikes_within_the_cooldown_are_each_sent_or_listed_with_their_s
     assert held >= 1 and len(digests) == (held - 1) // MAX_HELD, (held, digests)
     # (this worker's group also reads the module's earlier items: at least these)
     metrics = worker.metrics()
-    assert _metric(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="escalation"}') >= held
-    assert _metric(metrics, "signalwatch_alert_digests_total", '{type="escalation"}') >= len(digests)
+    assert metric_value(metrics, "signalwatch_alerts_suppressed_total", '{reason="cooldown",type="escalation"}') >= held
+    assert metric_value(metrics, "signalwatch_alert_digests_total", '{type="escalation"}') >= len(digests)
     worker.stop()

@@ -4,26 +4,15 @@ duplicate. The module's broker sees only these items, so the counts are exact.""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
 import pytest
 
-from tests.conftest import collect, send_items
+from tests.conftest import collect, metric_value, send_items
 from tests.unit.test_shard_updates import CORRECTED, FIRST
 
-
-@pytest.fixture(autouse=True)
-def _own_workers(isolated_kafka):
-    isolated_kafka.stop_all()
-    yield
-    isolated_kafka.stop_all()
-
-
-def _metric(text: str, name: str, labels: str = "") -> float:
-    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$", re.M)
-    return sum(float(v) for v in pattern.findall(text))
+pytestmark = pytest.mark.usefixtures("own_workers")
 
 
 def test_a_death_toll_correction_is_revision_two_and_an_updated_alert(isolated_kafka):
@@ -54,11 +43,11 @@ def test_a_death_toll_correction_is_revision_two_and_an_updated_alert(isolated_k
     # the corrected text again: a duplicate of revision 2, nothing sent
     send_items(settings, [dict(CORRECTED, id=item_id)], [item_id.encode()])
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and _metric(worker.metrics(), "signalwatch_items_duplicate_total") < 1:
+    while time.monotonic() < deadline and metric_value(worker.metrics(), "signalwatch_items_duplicate_total") < 1:
         time.sleep(0.5)
     metrics = worker.metrics()
-    assert _metric(metrics, "signalwatch_duplicate_reasons_total", '{reason="id"}') == 1
-    assert _metric(metrics, "signalwatch_items_updated_total") == 1
-    assert _metric(metrics, "signalwatch_duplicate_reasons_total", '{reason="redelivered"}') == 0
+    assert metric_value(metrics, "signalwatch_duplicate_reasons_total", '{reason="id"}') == 1
+    assert metric_value(metrics, "signalwatch_items_updated_total") == 1
+    assert metric_value(metrics, "signalwatch_duplicate_reasons_total", '{reason="redelivered"}') == 0
     assert len(collect(settings, settings.topics.tagged, ours, 3, timeout=3)) == 2
     assert len(collect(settings, settings.topics.escalation, our_alerts, 3, timeout=3)) == 2
