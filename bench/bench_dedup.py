@@ -41,7 +41,7 @@ from bench.items import items as bench_items  # noqa: E402
 from streams.analytics import similarity  # noqa: E402
 from streams.analytics.dedup import DedupIndex, Features, Story  # noqa: E402
 from streams.analytics.event_identity import EventKey, event_key, same_event  # noqa: E402
-from streams.analytics.shard import Config, Entry, StoryShard  # noqa: E402
+from streams.analytics.shard import Config, StoryShard, read_batch  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.stages import BATCH_SIZE, batch_records, process_item  # noqa: E402
 from streams.tagging import load_tagger  # noqa: E402
@@ -189,7 +189,7 @@ def story_records(n: int = 20_000) -> list[bytes]:
     """``n`` realistic bench items (bench/items.py) as the process stage hands them on: news.processed
     records of :data:`BATCH_SIZE` entries."""
     tagger, settings, now = load_tagger(), Settings(), time.time()
-    parts = [orjson.dumps(process_item(orjson.dumps(x), settings, tagger, "2026-11-30T00:00:00Z", now).wire())
+    parts = [process_item(orjson.dumps(x), settings, tagger, "2026-11-30T00:00:00Z", now).wire()
              for _, x in bench_items(n)]
     return [r for i in range(0, n, BATCH_SIZE) for r in batch_records(parts[i:i + BATCH_SIZE])]
 
@@ -200,7 +200,7 @@ def _feed(records: list[bytes], max_stories: int) -> tuple[StoryShard, dict[str,
     shard, now, evicted = StoryShard(Config(max_stories=max_stories)), time.time(), 0
     tables: dict[str, dict[bytes, bytes]] = {"stories": {}, "cooldown": {}, "windows": {}}
     for offset, value in enumerate(records):
-        entries = [Entry.from_wire(e) for e in orjson.loads(value)["entries"]]
+        entries = read_batch(value)
         evicted += shard.decide(entries, offset, now + offset).evicted
         changes = shard.flush()
         for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import faust
 from faust.worker import Worker
 
+from streams.cli.processes import tune_gc
 from streams.settings import Settings
 
 
@@ -35,7 +36,9 @@ def create_noop_app(settings: Settings) -> faust.App:
 
 def main() -> None:
     settings = Settings.from_env()
-    Worker(create_noop_app(settings), loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    runner = Worker(create_noop_app(settings), loglevel=settings.log_level, quiet=True)
+    tune_gc()  # the same runtime as the pipeline's worker: the ratio compares the work, not the collector
+    runner.execute_from_commandline()
 
 
 if __name__ == "__main__":

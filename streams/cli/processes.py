@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -17,6 +18,20 @@ from streams.cli.alerts import print_alert
 from streams.cli.broker import local_broker
 from streams.cli.options import broker_option, fail, settings_from_env
 from streams.cli.push import push_files
+
+GC_YOUNG_OBJECTS = 20_000
+"""Allocations between two young-generation collections (CPython's default is 700). A batch of the stages
+allocates tens of thousands of objects that live until the batch is done; at 700 the cyclic collector ran
+every few hundred of them and promoted them to the older generations, which it then scanned again: 7-10% of
+the story shard's CPU per item, fed bench items alone (docs/architecture.md, "Scale limits")."""
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running worker: everything loaded so far (the app,
+    the compiled rule pack, the registries) is frozen out of collection, and young collections are rarer."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_OBJECTS, 10, 10)
+
 
 UP_BACKLOG = 3
 """``up`` first shows the last few alerts of each partition (a re-run's sample items are duplicates)."""
@@ -46,6 +61,7 @@ def worker(broker: str | None, web_port: int | None, log_level: str | None) -> N
     app = create_app(settings)
     runner = Worker(app, loglevel=settings.log_level, quiet=True, logging_config=logging_config(settings.log_level))
     runner.spinner = None  # logs, not a terminal animation
+    tune_gc()
     runner.execute_from_commandline()
 
 
