@@ -47,7 +47,8 @@ class Features:
     item_id: str
     url: str = ""
     content: str = ""
-    sig: tuple[int, ...] | None = None
+    sig: bytes | None = None
+    """The packed MinHash signature (:func:`similarity.pack`): compared, indexed and stored as bytes."""
     source: str = ""
     shingles: int = 0
     """How many distinct shingles the signature was made of (0: unknown); short texts need a higher
@@ -74,14 +75,15 @@ class Features:
         url = _digest(normalise_url(item["url"])) if item.get("url") else ""
         title, text = item.get("title") or "", item.get("text") or ""
         sig, count = similarity.sketch(title, text)
-        return cls(item["id"], url, content_fingerprint(title, text), sig, str(item.get("source") or ""), count,
+        return cls(item["id"], url, content_fingerprint(title, text), similarity.pack(sig) if sig else None,
+                   str(item.get("source") or ""), count,
                    event.pack() if event is not None else b"")
 
     def wire(self) -> list:
         """A JSON-ready list: id, url digest, content digest, signature (base64 of the packed bins or
         ""), source, shingle count, event key (base64 of the packed key or ""), LSH band keys (base64 of
         ``BANDS`` uint32, or ""; the process stage computes them so that the story shard does not)."""
-        sig = base64.b64encode(similarity.pack(self.sig)).decode("ascii") if self.sig is not None else ""
+        sig = base64.b64encode(self.sig).decode("ascii") if self.sig is not None else ""
         bands = base64.b64encode(_BANDS.pack(*self.bands)).decode("ascii") if self.sig is not None else ""
         return [self.item_id, self.url, self.content, sig, self.source, self.shingles,
                 base64.b64encode(self.event).decode("ascii"), bands]
@@ -90,7 +92,7 @@ class Features:
     def from_wire(cls, w: list) -> Features:
         """Inverse of :meth:`wire` (records of earlier versions lack the event key and the band keys)."""
         item_id, url, content, sig, source, shingles, *rest = w
-        f = cls(item_id, url, content, similarity.unpack(base64.b64decode(sig)) if sig else None, source,
+        f = cls(item_id, url, content, base64.b64decode(sig) if sig else None, source,
                 int(shingles), base64.b64decode(rest[0]) if rest and rest[0] else b"")
         if len(rest) > 1 and rest[1]:
             f.__dict__["bands"] = list(_BANDS.unpack(base64.b64decode(rest[1])))  # the cached property
@@ -125,7 +127,8 @@ class Story:
     first_seen: float
     url: str = ""
     content: str = ""
-    sig: tuple[int, ...] | None = None
+    sig: bytes | None = None
+    """Packed, as :attr:`Features.sig`."""
     source: str = ""
     copies: int = 1
     sources: list[str] = field(default_factory=list)
@@ -158,7 +161,7 @@ class Story:
 
     def dumps(self) -> bytes:
         """The compact binary record (url and content kept as their first 64 bits, all the index uses)."""
-        sig = similarity.pack(self.sig) if self.sig is not None else b""
+        sig = self.sig or b""
         names = _SEP.join(n.replace(_SEP, " ") for n in (self.source, *self.sources))
         self.raw = (_HEAD.pack(_VERSION, self.first_seen, self.position, self.copies, _raw8(self.url),
                                _raw8(self.content), len(sig), len(self.event)) + sig + self.event
@@ -172,7 +175,7 @@ class Story:
             start = _HEAD.size
         else:
             (_, first_seen, position, copies, url, content, n), k, start = _HEAD_V2.unpack_from(raw), 0, _HEAD_V2.size
-        sig = similarity.unpack(raw[start:start + n]) if n else None
+        sig = raw[start:start + n] if n else None
         event = raw[start + n:start + n + k]
         source, *sources = raw[start + n + k:].decode("utf-8", "surrogatepass").split(_SEP)
         return cls(story_id, first_seen, _hex8(url), _hex8(content), sig, source, copies, sources, position,
@@ -195,9 +198,9 @@ class Story:
         return _HEAD_V2.size, _HEAD_V2.unpack_from(raw)[6], 0
 
     @staticmethod
-    def sig_of(raw: bytes) -> tuple[int, ...] | None:
+    def sig_of(raw: bytes) -> bytes | None:
         start, n, _ = Story._spans(raw)
-        return similarity.unpack(raw[start:start + n]) if n == similarity.PACKED_SIZE else None
+        return raw[start:start + n] if n == similarity.PACKED_SIZE else None
 
     @staticmethod
     def sig_int_of(raw: bytes) -> int | None:
@@ -223,7 +226,7 @@ def same_story(item: Features, item_sig: int, story_raw: bytes, threshold: float
     if other is None or similarity.agreement(item_sig, other) < similarity.threshold_for(item.shingles, threshold):
         return False
     stored, key = Story.event_of(story_raw), item.event_key
-    return not stored or key is None or same_event(EventKey.unpack(stored), key)
+    return not stored or key is None or stored == item.event or same_event(EventKey.unpack(stored), key)
 
 
 def _int(hexdigest: str) -> int:
@@ -253,15 +256,17 @@ class DedupIndex:
         if f.content and (sid := self.by_content.get(_int(f.content))):
             return sid, "content"
         if f.sig is not None:
-            hits: Counter = Counter()
+            held_by_bands: list[str] = []  # counted once, in C (a Counter's += per key runs in Python)
             for held in map(self.by_band.get, f.bands):
                 if held is None:
                     continue
                 if type(held) is str:
-                    hits[held] += 1
+                    held_by_bands.append(held)
                 else:
-                    hits.update(held)
-            candidates = [sid for sid, n in hits.items() if n >= similarity.MIN_BANDS]
+                    held_by_bands.extend(held)
+            if len(held_by_bands) < similarity.MIN_BANDS:
+                return None, ""
+            candidates = [sid for sid, n in Counter(held_by_bands).items() if n >= similarity.MIN_BANDS]
             if candidates:
                 sig = similarity.as_int(f.sig)
                 for sid in candidates:

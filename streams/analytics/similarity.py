@@ -112,11 +112,11 @@ def unpack(data: bytes) -> tuple[int, ...]:
 _BAND_BITS = 30 - (BANDS - 1).bit_length()
 
 
-def band_keys(sig: tuple[int, ...]) -> list[int]:
-    """One 30-bit integer per band (a one-digit int, the smallest dict key): band number and a hash of its
-    ``ROWS`` values. A hash collision only makes a false candidate (confirmed on the whole signature) or,
-    first writer winning, hides one band of one story: rare at ~2^25 keys per band."""
-    packed = _PACK.pack(*sig)
+def band_keys(packed: bytes) -> list[int]:
+    """One 30-bit integer per band of a packed signature (:func:`pack`; a one-digit int, the smallest dict
+    key): band number and a hash of its ``ROWS`` values. A hash collision only makes a false candidate
+    (confirmed on the whole signature) or, first writer winning, hides one band of one story: rare at ~2^25
+    keys per band."""
     step = ROWS * 2
     return [(b << _BAND_BITS) | (zlib.crc32(packed[b * step:(b + 1) * step]) >> (32 - _BAND_BITS))
             for b in range(BANDS)]
