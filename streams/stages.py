@@ -30,7 +30,15 @@ import orjson
 from streams.alerting import build_alerts, corroborated
 from streams.analytics.dedup import Features
 from streams.analytics.event_identity import event_key
-from streams.analytics.shard import Entry, StoryShard, Tagged, batch_records, read_batch, trend_record
+from streams.analytics.shard import (
+    Entry,
+    StoryShard,
+    Tagged,
+    batch_records,
+    pack_alerts,
+    read_batch,
+    trend_record,
+)
 from streams.faust_compat import changelogs_ready, committed_offsets, kafka_producer, write_changelog
 from streams.metrics import Metrics
 from streams.outbox import Outbox
@@ -69,7 +77,9 @@ def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at
     copy = registry.attribute(item).copy(item["id"], item.get("url", ""))
     by_one = registry.corroborate([copy])  # the first copy's alerts as the story shard sends them
     alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in build_alerts(tagged, "low")]
-    return Entry(Tagged.of(tagged), alerts, features, trend_record(tagged), received, copy)
+    facts = Tagged.of(tagged)
+    return Entry(facts, alerts, features, trend_record(tagged), received, copy,
+                 packed_alerts=pack_alerts(facts.event_time, alerts))
 
 
 def stop_worker(exc: BaseException) -> None:

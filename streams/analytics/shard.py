@@ -134,22 +134,43 @@ class Entry:
     received: float
     copy: dict
     raw: tuple[int, int] | None = None
+    packed_alerts: bytes = b""
+    """:func:`pack_alerts` of the alerts (b"" without alerts), as the shard keeps a new story's: packed by
+    the parallel process stage, not by the serial shard."""
 
     def wire(self) -> tuple[bytes, bytes]:
-        """The entry's part of a news.processed record: its JSON header and the raw tagged record."""
+        """The entry's part of a news.processed record: its JSON header, and its raw tagged record followed
+        by its packed alerts."""
         head = {"t": self.tagged.facts(), "n": len(self.tagged.raw), "alerts": self.alerts,
                 "f": self.features.wire(), "trend": self.trend, "r": self.received, "c": self.copy}
         if self.raw is not None:
             head["o"] = list(self.raw)
-        return orjson.dumps(head), self.tagged.raw
+        if self.packed_alerts:
+            head["za"] = len(self.packed_alerts)
+        return orjson.dumps(head), self.tagged.raw + self.packed_alerts
 
     @classmethod
-    def from_wire(cls, d: dict, tagged_raw: bytes | None = None) -> Entry:
-        """An entry from its header ``d`` and raw tagged record (a version-1 header holds the tagged dict)."""
+    def from_wire(cls, d: dict, tagged_raw: bytes | None = None, packed_alerts: bytes = b"") -> Entry:
+        """An entry from its header ``d``, raw tagged record (a version-1 header holds the tagged dict) and
+        packed alerts (b"": packed here, for a record that does not carry them)."""
         tagged = Tagged.of(d["tagged"]) if tagged_raw is None else Tagged.from_wire(tagged_raw, d["t"])
         read_at = d.get("o")
-        return cls(tagged, d["alerts"], Features.from_wire(d["f"]), d["trend"], d["r"], d["c"],
-                   (read_at[0], read_at[1]) if read_at else None)
+        alerts = d["alerts"]
+        if alerts and not packed_alerts:
+            packed_alerts = pack_alerts(tagged.event_time, alerts)
+        return cls(tagged, alerts, Features.from_wire(d["f"]), d["trend"], d["r"], d["c"],
+                   (read_at[0], read_at[1]) if read_at else None, packed_alerts)
+
+
+def pack_alerts(event_time: float, alerts: list[dict]) -> bytes:
+    """An item's alerts as the shard keeps them for its story (compressed JSON ``[event time, alerts]``;
+    b"" without alerts)."""
+    return zlib.compress(orjson.dumps([event_time, alerts]), 1) if alerts else b""
+
+
+def unpack_alerts(packed: bytes) -> tuple[float, list[dict]]:
+    """Inverse of :func:`pack_alerts`."""
+    return tuple(orjson.loads(zlib.decompress(packed))) if packed else (0.0, [])
 
 
 def batch_records(parts: list[tuple[bytes, bytes]], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
@@ -186,11 +207,11 @@ def read_batch(value: bytes) -> list[Entry]:
         return [Entry.from_wire(d) for d in doc["entries"]]
     entries, at = [], 0
     for d in doc["entries"]:
-        n = d["n"]
-        if at + n > len(blob):
+        n, za = d["n"], d.get("za", 0)
+        if at + n + za > len(blob):
             raise ValueError("news.processed record shorter than its header says")
-        entries.append(Entry.from_wire(d, blob[at:at + n]))
-        at += n
+        entries.append(Entry.from_wire(d, blob[at:at + n], blob[at + n:at + n + za]))
+        at += n + za
     return entries
 
 
@@ -365,9 +386,9 @@ class StoryShard:
             new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
             self._copies[f.item_id] = stored_json([entry.copy])
             firsts[f.item_id] = entry.copy
-            if entry.alerts:
-                blob = self._alerts[f.item_id] = zlib.compress(orjson.dumps([at, entry.alerts]), 1)
-                raisable[f.item_id] = base64.b64encode(blob).decode("ascii")
+            if entry.packed_alerts:
+                self._alerts[f.item_id] = entry.packed_alerts
+                raisable[f.item_id] = base64.b64encode(entry.packed_alerts).decode("ascii")
             self._first(entry, pos, now, out)
         if new or repeats or updated:
             for part, at in raw_high.items():
@@ -434,7 +455,7 @@ class StoryShard:
         rev = self._revisions.get(sid)
         revision = (rev[0] if rev else 1) + 1
         blob = self._alerts.get(sid)
-        before = {a["alert_id"]: a for a in (orjson.loads(zlib.decompress(blob))[1] if blob else [])}
+        before = {a["alert_id"]: a for a in unpack_alerts(blob)[1]} if blob else {}
         copies = self.copies(sid) or [entry.copy]
         c = self.registry.corroborate(copies)
         changed = set()
@@ -446,9 +467,9 @@ class StoryShard:
             if was or severity_rank(corroborated(alert, c, copies, 1)["severity"]) >= self._min_rank:
                 changed.add(alert["alert_id"])
         self._send_revision(sid, entry, revision, changed, pos, out)
-        blob = None
-        if entry.alerts:
-            blob = self._alerts[sid] = zlib.compress(orjson.dumps([entry.tagged.event_time, entry.alerts]), 1)
+        blob = entry.packed_alerts
+        if blob:
+            self._alerts[sid] = blob
         else:
             self._alerts.pop(sid, None)
         self.index.replace(Story.loads(sid, self.index.records[sid]).revised(entry.features), entry.features.bands)
@@ -489,7 +510,7 @@ class StoryShard:
             return copy
         out.corroborations += 1
         blob = self._alerts.get(sid)
-        at, alerts = orjson.loads(zlib.decompress(blob)) if blob else (0.0, [])
+        at, alerts = unpack_alerts(blob)
         revision = self._revisions[sid][0] if sid in self._revisions else 1
         for alert in alerts:
             alert = corroborated(alert, after, copies, story.copies)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from streams.analytics.dedup import Story
-from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch
+from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch, unpack_alerts
 from streams.records import now_iso
 from streams.settings import Settings
 from streams.stages import process_item
@@ -294,7 +294,13 @@ def test_batch_records_match_their_schema(tagger):
     for e in orjson.loads(head)["entries"]:
         assert not list(tagged.iter_errors(orjson.loads(blob[at:at + e["n"]])))
         at += e["n"]
-    assert at == len(blob)
+        if e["alerts"]:  # the packed alerts follow: the same alerts, with the item's event time
+            event_time, alerts = unpack_alerts(blob[at:at + e["za"]])
+            assert alerts == e["alerts"] and event_time == e["t"][1]
+            at += e["za"]
+        else:
+            assert "za" not in e
+    assert at == len(blob) and sum("za" in e for e in orjson.loads(head)["entries"]) == 3
     assert list(validator.iter_errors({"v": 2, "entries": [{"t": [], "n": 0, "alerts": [], "f": [], "trend": None,
                                                            "r": 0}]}))
 
@@ -316,3 +322,16 @@ def test_records_re_read_by_the_stall_guard_are_handled_once():
     assert [m.offset for m in read.fresh(again)] == [0, 1, 2, 3, 4]  # below the commit: forgotten
     read.clear()
     assert read.fresh(batch) == batch
+
+
+def test_a_record_without_packed_alerts_is_read_with_the_same_packed_alerts(tagger):
+    """Records written before the process stage packed the alerts: the shard packs them itself, the same."""
+    e = copies(tagger, 1, text=HIGH)[0]
+    head, raw = e.wire()
+    d = orjson.loads(head)
+    assert d["za"] == len(e.packed_alerts) > 0
+    del d["za"]
+    older = b'{"v":2,"entries":[' + orjson.dumps(d) + b"]}\n" + e.tagged.raw
+    [read] = read_batch(older)
+    assert read.packed_alerts == e.packed_alerts and read.alerts == e.alerts
+    assert read_batch(batch_records([e.wire()])[0])[0].packed_alerts == e.packed_alerts
