@@ -305,6 +305,11 @@ def _says(alert: dict) -> dict:
     return {k: v for k, v in alert.items() if k != "created_at"}
 
 
+def _ids(parts: list[dict]) -> list[str]:
+    """The first item ids counted in a window's stored parts (what its alert lists)."""
+    return [i for p in parts for i in p["ids"]][:MAX_IDS]
+
+
 def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
@@ -620,8 +625,7 @@ class StoryShard:
             s = trend.window_start(at, size)
             parts = [d] if size == base else self._parts(size, key, s)
             n = sum(p["n"] for p in parts)
-            ids = [i for p in parts for i in p["ids"]][:MAX_IDS]
-            counted.append((size, s, n, ids))
+            counted.append((size, s, n, parts))
             if s >= self._latest.get((size, key), s):
                 self._latest[(size, key)] = s
                 out.window_counts[(size, key)] = n
@@ -633,7 +637,7 @@ class StoryShard:
             mean, std = self._baseline(size, key, s)
             if n >= trend.threshold(mean, std, c.trend_min_count, c.trend_z):
                 evidence = list(dict.fromkeys(e for p in parts for e in p["ev"]))[:MAX_EVIDENCE]
-                alert = trend.surge_alert(key, size, s, n, mean, std, item_ids=ids, evidence=evidence,
+                alert = trend.surge_alert(key, size, s, n, mean, std, item_ids=_ids(parts), evidence=evidence,
                                           actors=rec["actors"], lexicon_version=rec["lv"], created_at=now_iso())
                 self._offer(alert, at, None, pos, out)
                 if size == base:
@@ -641,10 +645,10 @@ class StoryShard:
                 else:
                     self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
         if category == trend.KIND_TOTAL:
-            for size, s, n, ids in counted:
-                self._kind_totals(size, s, kind, n, ids, rec, pos, now, out)
+            for size, s, n, parts in counted:
+                self._kind_totals(size, s, kind, n, parts, rec, pos, now, out)
 
-    def _kind_totals(self, size: int, start: int, kind: str, n: int, ids: list[str], rec: dict, pos: int,
+    def _kind_totals(self, size: int, start: int, kind: str, n: int, parts: list[dict], rec: dict, pos: int,
                      now: float, out: Outcome) -> None:
         c, kinds = self.config, ("escalation", "negotiation")
         counts = {k: (n if k == kind else self._window_count(size, f"{k}/*", start)) for k in kinds}
@@ -654,7 +658,7 @@ class StoryShard:
         surging = all(counts[k] >= trend.threshold(*stats[k], c.trend_min_count, c.trend_z) for k in kinds)
         flag = window_key(size, "divergence", start)
         if surging and flag not in self.windows:
-            alert = trend.divergence_alert(size, start, counts, {k: stats[k][0] for k in kinds}, item_ids=ids,
+            alert = trend.divergence_alert(size, start, counts, {k: stats[k][0] for k in kinds}, item_ids=_ids(parts),
                                            lexicon_version=rec["lv"], created_at=now_iso())
             self._offer(alert, rec["t"], None, pos, out)
             self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
