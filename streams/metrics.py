@@ -7,8 +7,9 @@ measured by the timer in :mod:`streams.observability`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -165,13 +166,24 @@ class Metrics:
         self.alerts_by_camp_mix.labels(corroboration["camp_mix"]).inc()
         self.alerts_single_camp.labels("true" if corroboration["single_camp"] else "false").inc()
 
-    def record_tagged(self, labels: list[str], counted: list[list[str]], actors: list[str]) -> None:
-        """Count one tagged item: its labels, its signals that count (``[kind, category]``; hypothetical,
-        historical and negated mentions are evidence only) and the actors of an item with signals."""
-        self.items_tagged.inc()
-        for label in labels:
-            self.items_labelled.labels(label).inc()
-        for kind, category in counted:
-            self.signals.labels(kind, category).inc()
-        for actor in actors:
-            self.actor_mentions.labels(actor).inc()
+    def record_tagged(self, items: Iterable) -> None:
+        """Count tagged items (:class:`streams.analytics.shard.Tagged`: labels, signals that count as
+        ``[kind, category]``, actors of an item with signals): hypothetical, historical and negated mentions
+        are evidence only. Counted per batch, one increment per label value: a metric update takes a lock."""
+        labels: collections.Counter = collections.Counter()
+        signals: collections.Counter = collections.Counter()
+        actors: collections.Counter = collections.Counter()
+        n = 0
+        for tagged in items:
+            n += 1
+            labels.update(tagged.labels)
+            signals.update(map(tuple, tagged.counted))
+            actors.update(tagged.actors)
+        if n:
+            self.items_tagged.inc(n)
+        for label, k in labels.items():
+            self.items_labelled.labels(label).inc(k)
+        for (kind, category), k in signals.items():
+            self.signals.labels(kind, category).inc(k)
+        for actor, k in actors.items():
+            self.actor_mentions.labels(actor).inc(k)

@@ -268,8 +268,8 @@ class Decide(_Stage):
         tagged_topic = topics["tagged"].get_topic_name()
         for tagged, received in out.tagged:
             self.outbox.add(tagged_topic, tagged.item_id.encode(), tagged.raw)
-            m.record_tagged(tagged.labels, tagged.counted, tagged.actors)
             m.processing_seconds.observe(max(0.0, now - received))
+        m.record_tagged(tagged for tagged, _ in out.tagged)
         for tagged, _ in out.updates:
             self.outbox.add(tagged_topic, tagged["id"].encode(), orjson.dumps(tagged))
             m.items_updated.inc()

@@ -65,13 +65,13 @@ def test_known_labels_are_preinitialised(metrics):
 def test_record_tagged_counts_labels_signals_and_actors(metrics):
     from streams.analytics.shard import Tagged
 
-    for tagged in ({"id": "a", "labels": ["escalation"], "actors": ["Russia", "Ukraine"],
-                    "signals": [{"kind": "escalation", "category": "missile_strike"},
-                                {"kind": "escalation", "category": "missile_strike"},
-                                {"kind": "escalation", "category": "missile_strike", "counts": False}]},
-                   {"id": "b", "labels": [], "actors": ["NATO"], "signals": []}):
-        facts = Tagged.of(tagged)
-        metrics.record_tagged(facts.labels, facts.counted, facts.actors)
+    metrics.record_tagged(Tagged.of(tagged) for tagged in (
+        {"id": "a", "labels": ["escalation"], "actors": ["Russia", "Ukraine"],
+         "signals": [{"kind": "escalation", "category": "missile_strike"},
+                     {"kind": "escalation", "category": "missile_strike"},
+                     {"kind": "escalation", "category": "missile_strike", "counts": False}]},
+        {"id": "b", "labels": [], "actors": ["NATO"], "signals": []}))
+    metrics.record_tagged([])
     assert value(metrics, "signalwatch_items_tagged_total") == 2
     assert value(metrics, "signalwatch_items_labelled_total", label="escalation") == 1
     assert value(metrics, "signalwatch_signals_total", kind="escalation", category="missile_strike") == 2
