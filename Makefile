@@ -9,9 +9,11 @@ DEV_CORPORA ?= ../shared/data/dev.jsonl ../shared/data/dev_talks.jsonl
 # 2-worker phase are timed over 30k items each (about 10 minutes on a quiet 2-core machine)
 BENCH_ARGS ?= --items 100000 --loads 100,500,1000 --load-seconds 5
 BENCH_TIMEOUT ?= 900
+# 1, 2, 4 and 8 workers, each over a 60k-item backlog (about 5 minutes on 16 cores; meaningless on 2)
+SCALE_ARGS ?= --workers 1,2,4,8 --items 60000
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps kafka-jars run test test-unit test-integration test-slow lint format bench eval clean
+.PHONY: help install system-deps kafka-jars run test test-unit test-integration test-slow lint format bench bench-scale eval clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,6 +62,9 @@ bench: install kafka-jars ## Benchmarks (< 10 min): pipeline vs no-op, latency, 
 	timeout $(BENCH_TIMEOUT) $(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_tagging.py
 	@$(BIN)/python bench/table.py
+
+bench-scale: install kafka-jars ## Measured scale-out: 1, 2, 4, 8 workers, each from its settled rebalance -> bench/results/scaleout.json
+	timeout $(BENCH_TIMEOUT) $(BIN)/python bench/scaleout.py $(SCALE_ARGS)
 
 test-slow: system-deps install kafka-jars ## Crash/restart tests under load (tests/slow, about 15 minutes)
 	SIGNALWATCH_SLOW_TESTS=1 $(BIN)/pytest -q -ra tests/slow

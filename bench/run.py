@@ -48,7 +48,7 @@ from kafka.structs import TopicPartition  # noqa: E402
 
 from bench import items as bench_items  # noqa: E402
 from streams.broker import LocalBroker, free_port  # noqa: E402
-from streams.kafka_io import create_topics  # noqa: E402
+from streams.kafka_io import create_topics, missing_topics  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -110,21 +110,31 @@ class Worker:
         self.port = free_port()
         env = dict(os.environ, SIGNALWATCH_BROKER=broker.url, SIGNALWATCH_APP_ID=app_id,
                    SIGNALWATCH_WEB_PORT=str(self.port), SIGNALWATCH_HOME=str(home / app_id),
-                   SIGNALWATCH_LOG_LEVEL="warning", PYTHONPATH=str(ROOT), **(extra_env or {}))
+                   SIGNALWATCH_LOG_LEVEL="warning", **(extra_env or {}))
+        # this checkout first, then whatever the caller had (packages installed with --target, no venv)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
         cmd = [sys.executable, "-m", module, "worker"]
         self.log = open(home / f"{app_id}-{uuid.uuid4().hex[:4]}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        stop_workers([self])
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    """SIGTERM to every worker at once, then wait for each (SIGKILL after 60 s): a group stops in the time
+    of its slowest worker."""
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            w.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
+        w.log.close()
 
 
 def drain(done, workers: list[Worker], timeout: float, sample=None) -> tuple[float, float]:
@@ -195,6 +205,80 @@ def summarise_profile(raw: Path, out: Path, top: int = 40) -> None:
 
 
 # ---------------------------------------------------------------- phases
+def start_broker(broker: LocalBroker) -> Settings:
+    """Start ``broker`` and create every signalwatch topic (news.raw at 8 partitions) and the no-op's."""
+    print(f"broker: starting in {broker.data_dir}", flush=True)
+    broker.start(timeout=120)
+    settings = Settings(broker=broker.url)
+    create_topics(settings)
+    create_topics_extra(settings)
+    return settings
+
+
+def backlog(n: int) -> list[tuple[bytes, bytes]]:
+    """``n`` bench items as news.raw records (key, value)."""
+    return [(key.encode(), orjson.dumps(item)) for key, item in bench_items.items(n)]
+
+
+def send_backlog(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    print(f"backlog: {len(records)} items -> news.raw", flush=True)
+    producer = _producer(settings)
+    for key, value in records:
+        producer.send(settings.topics.raw, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def run_noop(broker: LocalBroker, work: Path, settings: Settings, items: int, workers: list[Worker]) -> dict:
+    """The no-op baseline over the backlog's first ``min(items, NOOP_ITEMS)`` items (the worker is added to
+    ``workers``, so the caller's cleanup stops it if this fails)."""
+    noop = Worker(broker, work, "bench-noop", module="bench.noop_app")
+    workers.append(noop)
+    noop_cpu = cpu_seconds(noop.proc.pid)
+    noop_items = min(items, NOOP_ITEMS)  # a rate: the first items tell it, the rest would cost minutes
+    secs, _ = drain(lambda: ((c := end_offsets(settings, NOOP_TOPIC)), c >= noop_items), [noop], 300)
+    # Faust's CPU per record operation (one consumed, one produced per item), start-up included
+    per_record = (cpu_seconds(noop.proc.pid) - noop_cpu) / (2 * noop_items)
+    noop.stop()
+    results = {"noop_cpu_ms_per_record": round(per_record * 1000, 4),
+               "noop_items_per_s": round(noop_items / secs, 1), "noop_measured_items": noop_items}
+    print(f"no-op   : {results['noop_items_per_s']:>9,.0f} items/s", flush=True)
+    return results
+
+
+def pipeline_env(items: int) -> dict[str, str]:
+    """The pipeline workers' settings in every phase: the story state capped at a tenth of the backlog, so
+    most of a run shows memory with the cap reached."""
+    return {"SIGNALWATCH_MAX_STORIES": str(max(100, items // 10))}
+
+
+def reset_topics(settings: Settings, keep: set[str]) -> None:
+    """Delete and create again every topic but ``keep``: a fresh app id must not read an earlier run's
+    news.processed batches or negotiation threads (those topic names do not carry the app id)."""
+    from kafka.admin import KafkaAdminClient
+
+    client = KafkaAdminClient(**settings.kafka_client_options())
+    try:
+        doomed = [t for t in client.list_topics() if t not in keep and not t.startswith("__")]
+        if doomed:
+            client.delete_topics(doomed)
+        deadline = time.monotonic() + 60
+        while set(doomed) & set(client.list_topics()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topics not deleted within 60 s: {sorted(set(doomed) & set(client.list_topics()))}")
+            time.sleep(0.5)
+    finally:
+        client.close()
+    deadline = time.monotonic() + 60
+    while True:
+        create_topics(settings)
+        if not missing_topics(settings, settings.topics.all()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("topics not created again within 60 s")
+        time.sleep(0.5)  # a deletion the controller has not finished: the name is still taken
+
+
 def pipeline_done(workers: list[Worker], total: int, marks: dict):
     """Done when every item is handled: tagged or a duplicate (counted by the story shard after it sent the
     item's records) or dead-lettered."""
@@ -258,20 +342,30 @@ def amdahl(serial: float, n: int) -> float:
     return 1.0 / (serial + (1.0 - serial) / n)
 
 
-def settled(workers: list[Worker], quiet: float = 5.0, timeout: float = 120.0) -> tuple[float, float]:
-    """Wait until every worker handles items and none got an assignment for ``quiet`` seconds; return
-    (monotonic time, items handled by then)."""
+def settled(workers: list[Worker], quiet: float = 5.0, timeout: float = 120.0, ready=None) -> tuple[float, float]:
+    """Wait until every worker is ``ready`` (by default: it handles items) and none got an assignment for
+    ``quiet`` seconds; return (monotonic time, items handled by then)."""
+    ready = ready or (lambda w: metric(w.port, "signalwatch_items_received_total") > 0)
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
         state = [metric(w.port, "signalwatch_rebalances_total") for w in workers]
-        busy = all(metric(w.port, "signalwatch_items_received_total") > 0 for w in workers)
+        busy = all(ready(w) for w in workers)
         if state != last:
             last, since = state, time.monotonic()
         elif busy and time.monotonic() - since >= quiet:
             break
         time.sleep(0.5)
     return time.monotonic(), sum(handled(w) for w in workers)
+
+
+def healthy(w: Worker) -> bool:
+    """Whether the worker says it processes (``GET /healthz``: partitions assigned, table state recovered)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/healthz", timeout=5) as r:
+            return bool(json.loads(r.read()).get("ready"))
+    except OSError:  # 503 while not ready, or not listening yet
+        return False
 
 
 def handled(w: Worker) -> float:
@@ -301,44 +395,22 @@ def main(argv: list[str] | None = None) -> dict:
                      "bench_loadavg_start": os.getloadavg()[0]}
     workers: list[Worker] = []
     try:
-        print(f"broker: starting in {work}", flush=True)
-        broker.start(timeout=120)
-        settings = Settings(broker=broker.url)
-        create_topics(settings)
-        create_topics_extra(settings)
-
-        print(f"backlog: {args.items} items -> news.raw", flush=True)
-        producer = _producer(settings)
-        size = 0
-        for key, item in bench_items.items(args.items):
-            value = orjson.dumps(item)
-            size += len(value)
-            producer.send(settings.topics.raw, key=key.encode(), value=value)
-        producer.flush()
-        producer.close()
-        results["bench_item_bytes"] = round(size / args.items, 1)
+        settings = start_broker(broker)
+        records = backlog(args.items)
+        send_backlog(settings, records)
+        results["bench_item_bytes"] = round(sum(len(v) for _, v in records) / args.items, 1)
+        del records
         write(results, fresh=True)
 
-        # no-op baseline
-        noop = Worker(broker, work, "bench-noop", module="bench.noop_app")
-        workers.append(noop)
-        noop_cpu = cpu_seconds(noop.proc.pid)
-        noop_items = min(args.items, NOOP_ITEMS)  # a rate: the first items tell it, the rest would cost minutes
-        secs, _ = drain(lambda: ((c := end_offsets(settings, NOOP_TOPIC)), c >= noop_items), [noop], 300)
-        # Faust's CPU per record operation (one consumed, one produced per item), start-up included
-        per_record = (cpu_seconds(noop.proc.pid) - noop_cpu) / (2 * noop_items)
-        results["noop_cpu_ms_per_record"] = round(per_record * 1000, 4)
-        noop.stop()
-        results["noop_items_per_s"] = round(noop_items / secs, 1)
-        results["noop_measured_items"] = noop_items
-        print(f"no-op   : {results['noop_items_per_s']:>9,.0f} items/s", flush=True)
+        results.update(run_noop(broker, work, settings, args.items, workers))
         write(results)  # each phase's numbers survive a later timeout
 
         # the pipeline, one worker, cooldown on; state capped at a tenth of the backlog, so most of the run
         # shows memory with the cap reached
-        cap = max(100, args.items // 10)
+        env = pipeline_env(args.items)
+        cap = int(env["SIGNALWATCH_MAX_STORIES"])
         before = all_end_offsets(settings)
-        one = Worker(broker, work, "bench-p1", extra_env={"SIGNALWATCH_MAX_STORIES": str(cap)})
+        one = Worker(broker, work, "bench-p1", extra_env=env)
         workers.append(one)
         spy = profile(one, work / "profile.raw") if args.profile else None
         rss: list[tuple[float, float]] = []
@@ -413,24 +485,22 @@ def main(argv: list[str] | None = None) -> dict:
 
         # scale-out: two workers in one group over 8 partitions, measured once their rebalance settled
         if not args.skip_scale:
-            two = [Worker(broker, work, "bench-p2", extra_env={"SIGNALWATCH_MAX_STORIES": str(cap)})
-                   for _ in range(2)]
+            reset_topics(settings, keep={settings.topics.raw})  # not the 1-worker phase's batches again
+            two = [Worker(broker, work, "bench-p2", extra_env=env) for _ in range(2)]
             workers += two
             t0, c0 = settled(two)
             target = min(args.items, c0 + SCALE_ITEMS)  # a rate after the rebalance: not the whole backlog
             drain(pipeline_done(two, target, {}), two, 480)
             t1, c1 = time.monotonic(), sum(handled(w) for w in two)
             rate2 = (c1 - c0) / max(1e-9, t1 - t0)
-            for w in two:
-                w.stop()
+            stop_workers(two)
             results["pipeline_2_workers_items_per_s"] = round(rate2, 1)
             results["pipeline_2_workers_measured_items"] = int(c1 - c0)
             results["scale_out_ratio"] = round(rate2 / results["pipeline_items_per_s"], 3)
             print(f"2 workers: {rate2:>8,.0f} items/s after the rebalance ({c1 - c0:.0f} items)  "
                   f"scale-out {results['scale_out_ratio']}", flush=True)
     finally:
-        for w in workers:
-            w.stop()
+        stop_workers(workers)
         broker.stop()
     results["bench_loadavg_end"] = os.getloadavg()[0]
     results["bench_seconds"] = round(time.monotonic() - t_start, 1)
