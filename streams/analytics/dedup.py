@@ -30,7 +30,7 @@ from functools import cached_property
 
 from streams.analytics import similarity
 from streams.analytics.event_identity import EventKey, same_event
-from streams.records import _digest, content_fingerprint, normalise_url
+from streams.records import content_fingerprint, url_digest
 
 MAX_SOURCES = 32
 """At most this many corroborating sources are kept per story."""
@@ -71,7 +71,7 @@ class Features:
         ``event``: its event key (from the tagged item)."""
         if not stories:
             return cls(item["id"], "", "", None, str(item.get("source") or ""))
-        url = _digest(normalise_url(item["url"])) if item.get("url") else ""
+        url = url_digest(item["url"]) if item.get("url") else ""
         title, text = item.get("title") or "", item.get("text") or ""
         sig, count = similarity.sketch(title, text)
         return cls(item["id"], url, content_fingerprint(title, text), sig, str(item.get("source") or ""), count,

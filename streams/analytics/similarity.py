@@ -30,8 +30,8 @@ import string
 import struct
 import unicodedata
 import zlib
-from itertools import repeat
-from operator import add, and_
+from itertools import pairwise, repeat
+from operator import and_
 
 from rensa import RMinHash
 
@@ -63,7 +63,8 @@ def fold(title: str, text: str) -> str:
 def shingles(doc: str) -> list[str]:
     """The words and word pairs of a folded ``doc`` (repeats included; the MinHash ignores them)."""
     words = doc.split()
-    return words + list(map(add, map(add, words, repeat(" ")), words[1:]))
+    words += [f"{a} {b}" for a, b in pairwise(words)]  # one string built per pair, not two
+    return words
 
 
 SHORT = 16
