@@ -23,6 +23,7 @@ key, 1101 with up to ``BAND_STORIES`` per band, 1240 with the event key too.
 from __future__ import annotations
 
 import base64
+import binascii
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -81,10 +82,13 @@ class Features:
         """A JSON-ready list: id, url digest, content digest, signature (base64 of the packed bins or
         ""), source, shingle count, event key (base64 of the packed key or ""), LSH band keys (base64 of
         ``BANDS`` uint32, or ""; the process stage computes them so that the story shard does not)."""
-        sig = base64.b64encode(similarity.pack(self.sig)).decode("ascii") if self.sig is not None else ""
-        bands = base64.b64encode(_BANDS.pack(*self.bands)).decode("ascii") if self.sig is not None else ""
-        return [self.item_id, self.url, self.content, sig, self.source, self.shingles,
-                base64.b64encode(self.event).decode("ascii"), bands]
+        sig = bands = ""
+        if self.sig is not None:
+            packed = similarity.pack(self.sig)
+            if "bands" not in self.__dict__:  # the cached property, from the packed signature at hand
+                self.__dict__["bands"] = similarity.band_keys(packed)
+            sig, bands = _b64(packed), _b64(_BANDS.pack(*self.bands))
+        return [self.item_id, self.url, self.content, sig, self.source, self.shingles, _b64(self.event), bands]
 
     @classmethod
     def from_wire(cls, w: list) -> Features:
@@ -98,6 +102,11 @@ class Features:
 
 
 _BANDS = struct.Struct(f"<{similarity.BANDS}I")
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
 _HEAD = struct.Struct("<BdqI8s8sHH")
 """Story record: format version, first_seen, position (of the batch entry that made it), copies, url
 digest, content digest, signature length, event key length; then the packed signature, the packed event

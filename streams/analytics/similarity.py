@@ -113,14 +113,18 @@ def unpack(data: bytes) -> tuple[int, ...]:
 _BAND_BITS = 30 - (BANDS - 1).bit_length()
 
 
-def band_keys(sig: tuple[int, ...]) -> list[int]:
+_BAND_SPANS = [(b << _BAND_BITS, b * ROWS * 2, (b + 1) * ROWS * 2) for b in range(BANDS)]
+_BAND_SHIFT = 32 - _BAND_BITS
+
+
+def band_keys(sig: tuple[int, ...] | bytes) -> list[int]:
     """One 30-bit integer per band (a one-digit int, the smallest dict key): band number and a hash of its
     ``ROWS`` values. A hash collision only makes a false candidate (confirmed on the whole signature) or,
-    first writer winning, hides one band of one story: rare at ~2^25 keys per band."""
-    packed = _PACK.pack(*sig)
-    step = ROWS * 2
-    return [(b << _BAND_BITS) | (zlib.crc32(packed[b * step:(b + 1) * step]) >> (32 - _BAND_BITS))
-            for b in range(BANDS)]
+    first writer winning, hides one band of one story: rare at ~2^25 keys per band. ``sig`` may be
+    packed (:func:`pack`)."""
+    packed = sig if isinstance(sig, bytes) else _PACK.pack(*sig)
+    crc32, shift = zlib.crc32, _BAND_SHIFT
+    return [key | (crc32(packed[start:end]) >> shift) for key, start, end in _BAND_SPANS]
 
 
 def as_int(sig: tuple[int, ...] | bytes) -> int:
