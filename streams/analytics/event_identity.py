@@ -270,9 +270,11 @@ def _scan(low: str) -> tuple[frozenset[str], frozenset[str], tuple[tuple[str, in
                 continue  # a year
         else:
             continue  # a time, a decimal, "12-year-old"
-        da, ka = _nearest_kind(tokens, i, 1)
-        db, kb = _nearest_kind(tokens, i, -1)
-        kind = ka if da <= db else kb  # ties: the word after ("12 killed" over "killing")
+        da, kind = _nearest_kind(tokens, i, 1)
+        if da > 1:  # ties: the word after ("12 killed" over "killing"); a word right after needs no look back
+            db, kb = _nearest_kind(tokens, i, -1)
+            if db < da:
+                kind = kb
         if kind is None:
             numbers.add(value)
         elif value > counts.get(kind, -1):
