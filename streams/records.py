@@ -160,12 +160,12 @@ def parse_item(raw: bytes | str | None, max_bytes: int = 1024 * 1024) -> dict:
     if len(raw) > max_bytes:
         raise InvalidItem("too_large", f"{len(raw)} bytes is over the limit of {max_bytes} bytes")
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidItem("bad_utf8", f"not valid UTF-8 at byte {exc.start}") from None
-    try:
-        item = orjson.loads(raw)
+        item = orjson.loads(raw)  # rejects invalid UTF-8 anywhere in ``raw`` too: which of the two, below
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise InvalidItem("bad_utf8", f"not valid UTF-8 at byte {bad.start}") from None
         raise InvalidItem("not_json", str(exc)[:200]) from None
     if not isinstance(item, dict):
         raise InvalidItem("not_object", f"expected a JSON object, got {type(item).__name__}")
