@@ -56,13 +56,20 @@ def fold(title: str, text: str) -> str:
     """The text that is sketched: NFKC, case-folded, punctuation dropped (a headline copied with a closing
     "." or ":" is the same seven words, not a word changed), words separated by single spaces, bounded
     length."""
+    return " ".join(_words(title, text))[:MAX_CHARS]
+
+
+def _words(title: str, text: str) -> list[str]:
     folded = unicodedata.normalize("NFKC", f"{title} {text}"[: MAX_CHARS * 2]).casefold()
-    return " ".join(folded.translate(_PUNCTUATION).split())[:MAX_CHARS]
+    return folded.translate(_PUNCTUATION).split()
 
 
-def shingles(doc: str) -> list[str]:
-    """The words and word pairs of a folded ``doc`` (repeats included; the MinHash ignores them)."""
-    words = doc.split()
+def shingles(title: str, text: str) -> list[str]:
+    """The words and word pairs of :func:`fold` of an item's text (repeats included; the MinHash ignores
+    them). The folded text is joined only when it has to be cut."""
+    words = _words(title, text)
+    if sum(map(len, words)) + len(words) - 1 > MAX_CHARS:
+        words = " ".join(words)[:MAX_CHARS].split()
     words += [f"{a} {b}" for a, b in pairwise(words)]  # one string built per pair, not two
     return words
 
@@ -92,7 +99,7 @@ def signature(title: str, text: str) -> tuple[int, ...] | None:
 def sketch(title: str, text: str) -> tuple[tuple[int, ...] | None, int]:
     """The MinHash signature of an item's text (None for an empty text) and its number of distinct
     shingles (short texts need a higher similarity, :func:`threshold_for`)."""
-    grams = shingles(fold(title, text))
+    grams = shingles(title, text)
     if not grams:
         return None, 0
     minhash = RMinHash(BINS, SEED)
