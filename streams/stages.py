@@ -72,11 +72,14 @@ def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at
     tags = tagger.tag(item["title"], item["text"])
     event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
     features = Features.of(item, settings.dedup_stories, event)
-    tagged = dict(tagged_item(item, tags, received_at), revision=1)  # a first copy; the shard numbers updates
+    tagged = tagged_item(item, tags, received_at)
+    tagged["revision"] = 1  # a first copy; the shard numbers updates
     registry = registry or default_registry()
     copy = registry.attribute(item).copy(item["id"], item.get("url", ""))
-    by_one = registry.corroborate([copy])  # the first copy's alerts as the story shard sends them
-    alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in build_alerts(tagged, "low")]
+    alerts = build_alerts(tagged, "low")
+    if alerts:  # the first copy's alerts as the story shard sends them
+        by_one = registry.corroborate([copy])
+        alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in alerts]
     facts = Tagged.of(tagged)
     return Entry(facts, alerts, features, trend_record(tagged), received, copy,
                  packed_alerts=pack_alerts(facts.event_time, alerts))

@@ -23,6 +23,7 @@ key, 1101 with up to ``BAND_STORIES`` per band, 1240 with the event key too.
 from __future__ import annotations
 
 import base64
+import binascii
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from functools import cached_property
 
 from streams.analytics import similarity
 from streams.analytics.event_identity import EventKey, same_event
-from streams.records import _digest, content_fingerprint, normalise_url
+from streams.records import content_fingerprint, url_digest
 
 MAX_SOURCES = 32
 """At most this many corroborating sources are kept per story."""
@@ -72,7 +73,7 @@ class Features:
         ``event``: its event key (from the tagged item)."""
         if not stories:
             return cls(item["id"], "", "", None, str(item.get("source") or ""))
-        url = _digest(normalise_url(item["url"])) if item.get("url") else ""
+        url = url_digest(item["url"]) if item.get("url") else ""
         title, text = item.get("title") or "", item.get("text") or ""
         sig, count = similarity.sketch(title, text)
         return cls(item["id"], url, content_fingerprint(title, text), similarity.pack(sig) if sig else None,
@@ -83,10 +84,10 @@ class Features:
         """A JSON-ready list: id, url digest, content digest, signature (base64 of the packed bins or
         ""), source, shingle count, event key (base64 of the packed key or ""), LSH band keys (base64 of
         ``BANDS`` uint32, or ""; the process stage computes them so that the story shard does not)."""
-        sig = base64.b64encode(self.sig).decode("ascii") if self.sig is not None else ""
-        bands = base64.b64encode(_BANDS.pack(*self.bands)).decode("ascii") if self.sig is not None else ""
-        return [self.item_id, self.url, self.content, sig, self.source, self.shingles,
-                base64.b64encode(self.event).decode("ascii"), bands]
+        sig = bands = ""
+        if self.sig is not None:
+            sig, bands = _b64(self.sig), _b64(_BANDS.pack(*self.bands))
+        return [self.item_id, self.url, self.content, sig, self.source, self.shingles, _b64(self.event), bands]
 
     @classmethod
     def from_wire(cls, w: list) -> Features:
@@ -100,6 +101,11 @@ class Features:
 
 
 _BANDS = struct.Struct(f"<{similarity.BANDS}I")
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
 _HEAD = struct.Struct("<BdqI8s8sHH")
 """Story record: format version, first_seen, position (of the batch entry that made it), copies, url
 digest, content digest, signature length, event key length; then the packed signature, the packed event

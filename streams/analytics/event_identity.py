@@ -61,6 +61,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import compress, count
+from operator import or_
 from typing import Any, NamedTuple
 
 SHORT_WORDS = 20
@@ -187,13 +189,16 @@ class EventKey(NamedTuple):
                    flags[1:], flags[0] == "1")
 
 
-def _kind(word: str) -> str | None:
-    kind = _KIND_OF.get(word)
-    if kind is None and not word.isascii():
-        for k, stems in _KIND_STEMS.items():
-            if word.startswith(stems):
-                return k
-    return kind
+_NEAR = dict.fromkeys(_STOP | frozenset(_NUMBER_WORDS), "") | _KIND_OF
+"""What a word next to a number says: its kind code, or "" where the look for one stops (a sentence end,
+a number word); a digit stops it too, a word not here may be a Ukrainian or Russian stem."""
+
+
+def _stem_kind(word: str) -> str | None:
+    for k, stems in _KIND_STEMS.items():
+        if word.startswith(stems):
+            return k
+    return None
 
 
 def _nearest_kind(tokens: list[str], i: int, step: int) -> tuple[int, str | None]:
@@ -201,14 +206,17 @@ def _nearest_kind(tokens: list[str], i: int, step: int) -> tuple[int, str | None
     at a number or a sentence end."""
     n = len(tokens)
     for d in range(1, _WINDOW + 1):
-        j = i + d * step
-        if not 0 <= j < n:
+        i += step
+        if not 0 <= i < n:
             break
-        w = tokens[j]
-        if w in _STOP or "0" <= w[0] <= "9" or w in _NUMBER_WORDS:
-            break
-        if (kind := _kind(w)) is not None:
-            return d, kind
+        w = tokens[i]
+        kind = _NEAR.get(w)
+        if kind is None:
+            if "0" <= w[0] <= "9":
+                break
+            if w.isascii() or (kind := _stem_kind(w)) is None:
+                continue
+        return (d, kind) if kind else (_WINDOW + 1, None)
     return _WINDOW + 1, None
 
 
@@ -240,7 +248,10 @@ def _scan(low: str) -> tuple[frozenset[str], frozenset[str], tuple[tuple[str, in
     counts: dict[str, int] = {}
     numbers: set[int] = set()
     dates: set[int] = set()
-    for i in [i for i, w in enumerate(tokens) if w < ":" or w in _SPECIAL]:  # "0".."9" sort before ":"
+    numbers_at = map(":".__gt__, tokens)  # the tokens before ":": digits ("0".."9") and some sentence ends
+    if not _SPECIAL.isdisjoint(tokens):
+        numbers_at = map(or_, numbers_at, map(_SPECIAL.__contains__, tokens))
+    for i in compress(count(), numbers_at):
         w = tokens[i]
         if w in _STOP:
             continue
@@ -259,9 +270,11 @@ def _scan(low: str) -> tuple[frozenset[str], frozenset[str], tuple[tuple[str, in
                 continue  # a year
         else:
             continue  # a time, a decimal, "12-year-old"
-        da, ka = _nearest_kind(tokens, i, 1)
-        db, kb = _nearest_kind(tokens, i, -1)
-        kind = ka if da <= db else kb  # ties: the word after ("12 killed" over "killing")
+        da, kind = _nearest_kind(tokens, i, 1)
+        if da > 1:  # ties: the word after ("12 killed" over "killing"); a word right after needs no look back
+            db, kb = _nearest_kind(tokens, i, -1)
+            if db < da:
+                kind = kb
         if kind is None:
             numbers.add(value)
         elif value > counts.get(kind, -1):

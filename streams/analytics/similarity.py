@@ -30,8 +30,8 @@ import string
 import struct
 import unicodedata
 import zlib
-from itertools import repeat
-from operator import add, and_
+from itertools import pairwise, repeat
+from operator import and_
 
 from rensa import RMinHash
 
@@ -56,14 +56,22 @@ def fold(title: str, text: str) -> str:
     """The text that is sketched: NFKC, case-folded, punctuation dropped (a headline copied with a closing
     "." or ":" is the same seven words, not a word changed), words separated by single spaces, bounded
     length."""
+    return " ".join(_words(title, text))[:MAX_CHARS]
+
+
+def _words(title: str, text: str) -> list[str]:
     folded = unicodedata.normalize("NFKC", f"{title} {text}"[: MAX_CHARS * 2]).casefold()
-    return " ".join(folded.translate(_PUNCTUATION).split())[:MAX_CHARS]
+    return folded.translate(_PUNCTUATION).split()
 
 
-def shingles(doc: str) -> list[str]:
-    """The words and word pairs of a folded ``doc`` (repeats included; the MinHash ignores them)."""
-    words = doc.split()
-    return words + list(map(add, map(add, words, repeat(" ")), words[1:]))
+def shingles(title: str, text: str) -> list[str]:
+    """The words and word pairs of :func:`fold` of an item's text (repeats included; the MinHash ignores
+    them). The folded text is joined only when it has to be cut."""
+    words = _words(title, text)
+    if sum(map(len, words)) + len(words) - 1 > MAX_CHARS:
+        words = " ".join(words)[:MAX_CHARS].split()
+    words += [f"{a} {b}" for a, b in pairwise(words)]  # one string built per pair, not two
+    return words
 
 
 SHORT = 16
@@ -91,7 +99,7 @@ def signature(title: str, text: str) -> tuple[int, ...] | None:
 def sketch(title: str, text: str) -> tuple[tuple[int, ...] | None, int]:
     """The MinHash signature of an item's text (None for an empty text) and its number of distinct
     shingles (short texts need a higher similarity, :func:`threshold_for`)."""
-    grams = shingles(fold(title, text))
+    grams = shingles(title, text)
     if not grams:
         return None, 0
     minhash = RMinHash(BINS, SEED)
@@ -112,14 +120,17 @@ def unpack(data: bytes) -> tuple[int, ...]:
 _BAND_BITS = 30 - (BANDS - 1).bit_length()
 
 
+_BAND_SPANS = [(b << _BAND_BITS, b * ROWS * 2, (b + 1) * ROWS * 2) for b in range(BANDS)]
+_BAND_SHIFT = 32 - _BAND_BITS
+
+
 def band_keys(packed: bytes) -> list[int]:
     """One 30-bit integer per band of a packed signature (:func:`pack`; a one-digit int, the smallest dict
     key): band number and a hash of its ``ROWS`` values. A hash collision only makes a false candidate
     (confirmed on the whole signature) or, first writer winning, hides one band of one story: rare at ~2^25
     keys per band."""
-    step = ROWS * 2
-    return [(b << _BAND_BITS) | (zlib.crc32(packed[b * step:(b + 1) * step]) >> (32 - _BAND_BITS))
-            for b in range(BANDS)]
+    crc32, shift = zlib.crc32, _BAND_SHIFT
+    return [key | (crc32(packed[start:end]) >> shift) for key, start, end in _BAND_SPANS]
 
 
 def as_int(sig: tuple[int, ...] | bytes) -> int:

@@ -29,6 +29,19 @@ def edit(text: str, rng: random.Random, n: int = 3) -> str:
     return f"By staff {rng.randrange(100)}. " + " ".join(words)
 
 
+@pytest.mark.parametrize(("title", "text"), [
+    ("Strike on Kyiv", ""), ("", STORY), ("«Strike» on Kyiv…", "— ﬁve DRONES!"), ("Strike on Kyiv", STORY * 30),
+    ("Strike on Kyivs", "w " * 1990 + "longword"),  # cut inside a word
+    ("Strike on Kyivs", "w " * 2100),  # cut after a space
+    ("Strike on Kyiv", "w " * 2100),  # cut at a word's end
+])
+def test_shingles_are_the_words_and_word_pairs_of_the_folded_text(title, text):
+    folded = similarity.fold(title, text)
+    words = folded.split()
+    assert similarity.shingles(title, text) == words + [f"{a} {b}" for a, b in zip(words[:-1], words[1:], strict=True)]
+    assert len(folded) <= similarity.MAX_CHARS
+
+
 def test_signature_is_deterministic_and_estimates_similarity():
     a = similarity.signature("Strike on Kyiv", STORY)
     assert a == similarity.signature("Strike on Kyiv", STORY)

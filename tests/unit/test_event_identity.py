@@ -161,6 +161,13 @@ def test_precision_and_recall_on_the_labelled_pairs():
     assert score["sketch_only"]["precision"] < score["precision"]  # the check is what keeps events apart
 
 
+def test_counts_are_read_from_ukrainian_and_russian_stems():
+    k = key("Удар по Харкову", "Внаслідок удару загинули 5 людей, ще 12 поранені. Збито 30 шахедів.")
+    assert dict(k.counts) == {"k": 5, "i": 12, "d": 30}
+    k = key("Удар по Харькову", "Погибли 7 человек; 3 ранены. Сбиты 4 ракеты, 2 дрона и 10 беспилотников.")
+    assert dict(k.counts) == {"k": 7, "i": 3, "m": 4, "d": 10}
+
+
 @pytest.mark.parametrize("report", [
     KHARKIV, DNIPRO, ("Drone hits Sumy", ""), ("Shelling of Nikopol injures 3 on Monday", ""),
     ("Envoys meet in Geneva on 12 May to discuss a ceasefire", "Talks on a 30-day truce will resume on Friday."),

@@ -29,6 +29,9 @@ def test_valid_item_gets_a_derived_id_and_keeps_unknown_fields():
     (None, "empty"),
     (b"x" * 3000, "too_large"),
     (b'{"text": "caf\xe9"}', "bad_utf8"),
+    (b'{"text": "ok"}\xff', "bad_utf8"),  # after valid JSON
+    (b'{"text": "\xed\xa0\x80"}', "bad_utf8"),  # an encoded surrogate
+    (b'{not json \xe9', "bad_utf8"),  # bad UTF-8 is named before bad JSON
     (b"{not json", "not_json"),
     (b"[1, 2]", "not_object"),
     (b'"just a string"', "not_object"),
