@@ -37,7 +37,7 @@ def create_noop_app(settings: Settings) -> faust.App:
 def main() -> None:
     settings = Settings.from_env()
     runner = Worker(create_noop_app(settings), loglevel=settings.log_level, quiet=True)
-    tune_gc()  # the same runtime as the pipeline's worker: the ratio compares the work, not the collector
+    tune_gc()  # the same runtime as the pipeline's worker
     runner.execute_from_commandline()
 
 
