@@ -137,9 +137,9 @@ def stop_workers(workers: list[Worker]) -> None:
         w.log.close()
 
 
-def drain(done, workers: list[Worker], timeout: float, sample=None) -> tuple[float, float]:
-    """Wait for ``done() -> (count, finished)``; return (seconds from first output to finish, first output's
-    monotonic time)."""
+def drain(done, workers: list[Worker], timeout: float, sample=None, started=None) -> tuple[float, float]:
+    """Wait for ``done() -> (count, finished)``; return (seconds from the start to finish, the start's
+    monotonic time). The start is the first output, or the first time ``started()`` is true."""
     first = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -148,7 +148,7 @@ def drain(done, workers: list[Worker], timeout: float, sample=None) -> tuple[flo
                 raise RuntimeError(f"a worker exited with {w.proc.returncode}; see {w.log.name}")
         count, finished = done()
         now = time.monotonic()
-        if count > 0 and first is None:
+        if first is None and (started() if started else count > 0):
             first = now
         if sample:
             sample(count)
@@ -280,15 +280,19 @@ def reset_topics(settings: Settings, keep: set[str]) -> None:
 
 
 def pipeline_done(workers: list[Worker], total: int, marks: dict):
-    """Progress is the items the process stage has read, so the clock starts with the first one read; done
-    when every item is handled: tagged or a duplicate (counted by the story shard after it sent the item's
-    records) or dead-lettered. Timed from the first item *handled*, a backlog looked faster than it was:
-    the story shard's input waits behind news.raw in Faust's one consumer, so the first items are handled
-    only once most of the backlog has been read."""
+    """Done when every item is handled: tagged or a duplicate (counted by the story shard after it sent the
+    item's records) or dead-lettered."""
     def done():
-        read = sum(metric(w.port, "signalwatch_items_received_total") for w in workers)
-        return read, sum(handled(w) for w in workers) >= total
+        count = sum(handled(w) for w in workers)
+        return count, count >= total
     return done
+
+
+def pipeline_started(workers: list[Worker]):
+    """Whether the process stage has read an item: the pipeline's clock starts there. Timed from the first
+    item *handled*, a backlog looked faster than it was: the story shard's input waits behind news.raw in
+    Faust's one consumer, so its first items are handled after much of the backlog has been read."""
+    return lambda: any(metric(w.port, "signalwatch_items_received_total") > 0 for w in workers)
 
 
 LATENCY_EPOCH = 1_577_836_800  # 2020-01-01: latency items' event times, two hours apart (past the cooldown)
@@ -426,7 +430,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         marks: dict = {}
         cpu_start = cpu_seconds(one.proc.pid)
-        secs, first = drain(pipeline_done([one], args.items, marks), [one], 480, sample)
+        secs, first = drain(pipeline_done([one], args.items, marks), [one], 480, sample, pipeline_started([one]))
         cpu = cpu_seconds(one.proc.pid) - cpu_start
         after = all_end_offsets(settings)
         rss.append((args.items, rss_mb(one.proc.pid)))

@@ -18,7 +18,7 @@ from streams.analytics.shard import Config, StoryShard
 from streams.faust_compat import create_changelogs_first, install_stall_guard
 from streams.metrics import Metrics
 from streams.settings import ALERT_TYPES, Settings
-from streams.stages import Decide, Process
+from streams.stages import PROCESSED_PREFETCH, Decide, Process
 from streams.tagging import load_tagger
 from streams.talks.stream import ThreadBook
 
@@ -68,10 +68,10 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
 
     t = settings.topics
 
-    def topic(name: str):
-        return app.topic(name, value_type=bytes, key_type=bytes, partitions=settings.partitions)
+    def topic(name: str, maxsize: int | None = None):
+        return app.topic(name, value_type=bytes, key_type=bytes, partitions=settings.partitions, maxsize=maxsize)
 
-    topics = {"raw": topic(t.raw), "processed": topic(t.processed), "tagged": topic(t.tagged),
+    topics = {"raw": topic(t.raw), "processed": topic(t.processed, PROCESSED_PREFETCH), "tagged": topic(t.tagged),
               "deadletter": topic(t.deadletter), **{kind: topic(t.alert_topic(kind)) for kind in ALERT_TYPES}}
 
     def table(name: str):
