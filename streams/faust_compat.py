@@ -8,12 +8,8 @@ fails loudly when an upgrade removes or changes what it relies on: re-check each
   ``PartitionsMismatch``; the fallback marks the source topic verified in the private
   ``Collection._verified_source_topics_for_partitions``.
 * :func:`write_changelog`: the story shard writes its tables once per batch from ``take_events``, which
-  has no current event: each change goes into the stage's outbox as a raw record (a tombstone to delete)
-  for the changelog topic (``Collection.changelog_topic``) and the partition of the input record, which is
-  what ``Collection.send_changelog`` would write with the tables' raw serialisers, and the in-memory store
-  (``Table.data``) is updated alongside. Through Faust's producer buffer each write cost ~15 µs of the
-  shard's CPU, and a batch's hundreds of them overflowed the buffer ("producer buffer full" warnings,
-  sends flushed in the middle of a batch).
+  has no current event, so the changelog partition is named explicitly (``Collection.send_changelog``)
+  and the in-memory store (``Table.data``) updated alongside.
 * :class:`StallGuard`: faust-streaming #596 (open): after a restart with tables to recover, records
   fetched during the recovery can be dropped and a partition's committed offset stops; the guard re-reads
   such a partition. Reads the private ``Consumer._committed_offset`` and ``Agent._actors``.
@@ -77,10 +73,9 @@ async def changelogs_ready(app: Any, *tables, sources: tuple[str, ...] = (), tim
             await asyncio.sleep(0.2)
 
 
-def write_changelog(outbox: Any, table: Any, partition: int, key: bytes, value: bytes | None) -> None:
-    """Write ``key`` (``value`` None: delete it) to ``table`` and, through ``outbox``
-    (:class:`streams.outbox.Outbox`), to its changelog partition ``partition``."""
-    outbox.add(table.changelog_topic.get_topic_name(), key, value, partition)
+def write_changelog(table: Any, partition: int, key: bytes, value: bytes | None) -> None:
+    """Write ``key`` (``value`` None: delete it) to ``table`` and to its changelog partition ``partition``."""
+    table.send_changelog(partition, key, value)
     if value is None:
         table.data.pop(key, None)
     else:

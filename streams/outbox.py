@@ -25,12 +25,11 @@ class Outbox:
 
     def __init__(self, producer: Callable[[], Any]) -> None:
         self._producer = producer  # the started aiokafka producer (streams.faust_compat.kafka_producer)
-        self._records: dict[str, list[tuple[bytes, bytes | None, int | None]]] = {}
+        self._records: dict[str, list[tuple[bytes, bytes]]] = {}
         self._partitions: dict[str, list[int]] = {}
 
-    def add(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
-        """Queue a record (``value`` None: a tombstone) for the key's partition, or for ``partition``."""
-        self._records.setdefault(topic, []).append((key, value, partition))
+    def add(self, topic: str, key: bytes, value: bytes) -> None:
+        self._records.setdefault(topic, []).append((key, value))
 
     def __len__(self) -> int:
         return sum(map(len, self._records.values()))
@@ -50,11 +49,9 @@ class Outbox:
         batches, oversized = [], []
         for topic, pairs in records.items():
             partitions = self._partitions[topic]
-            by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
-            for key, value, partition in pairs:
-                if partition is None:
-                    partition = _partition(key, partitions, partitions)
-                by_partition.setdefault(partition, []).append((key, value))
+            by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+            for key, value in pairs:
+                by_partition.setdefault(_partition(key, partitions, partitions), []).append((key, value))
             for partition, rows in by_partition.items():
                 batch = producer.create_batch()
                 for key, value in rows:

@@ -243,7 +243,7 @@ class Decide(_Stage):
             for message in messages:
                 if partition is not None and message.partition != partition:
                     self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
-                    await self.flush(partition)  # a write goes to the changelog partition of its input
+                    self.flush(partition)  # a write goes to the changelog partition of its input
                 partition = message.partition
                 start = time.thread_time()
                 try:
@@ -264,7 +264,9 @@ class Decide(_Stage):
             # before the changelogs: a state write never gets ahead of its outputs
             self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
             if partition is not None:
-                await self.flush(partition)
+                start = time.thread_time()
+                self.flush(partition)
+                self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
         except Exception as exc:  # noqa: BLE001 - see stop_worker
             stop_worker(exc)
 
@@ -328,21 +330,16 @@ class Decide(_Stage):
                 self.send_talks(self.talks.tick(time.time()))
                 cpu = time.thread_time() - start
                 self.metrics.stage_cpu_seconds.labels("decide").inc(cpu + await self.outbox.send())
-                await self.flush(self._partition)
+                self.flush(self._partition)
             except Exception as exc:  # noqa: BLE001 - see stop_worker
                 stop_worker(exc)
 
-    async def flush(self, partition: int) -> None:
-        """Write the state the outputs already sent depend on (the changelogs of partition ``partition``, the
-        input's) and wait for the broker's acks: the input is acked only after its state is written."""
-        start = time.thread_time()
+    def flush(self, partition: int) -> None:
         self._partition = partition
         changes = self.shard.flush()
         for key, value in self.talks.flush().items():
-            write_changelog(self.outbox, self.tables["threads"], partition, key, value)
+            write_changelog(self.tables["threads"], partition, key, value)
         for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),
                               ("windows", changes.windows)):
             for key, value in changed.items():
-                write_changelog(self.outbox, self.tables[name], partition, key, value)
-        cpu = time.thread_time() - start
-        self.metrics.stage_cpu_seconds.labels("decide").inc(cpu + await self.outbox.send())
+                write_changelog(self.tables[name], partition, key, value)
