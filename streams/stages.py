@@ -63,9 +63,9 @@ Taking 500 records (up to 250k items) held every output of a backlog back for mi
 committed offset still for long enough that the stall guard took it for faust-streaming #596."""
 PROCESSED_PREFETCH = 8
 """news.processed records (up to ~900 KB each) a worker holds for the story shard before it takes them.
-With Faust's default (``stream_buffer_maxsize``, 4096 events per stream) the shard's worker fetched a
-backlog of them into memory: +110 MB of RSS at 100k bench items. Full, the buffer holds the worker's one
-consumer back, so the process stage cannot run further ahead of the shard."""
+With Faust's default (``stream_buffer_maxsize``, 4096 events per stream) the shard's worker may pull up to
+4096 of them (~3.6 GB) of a backlog into memory. Full, the buffer holds the worker's one consumer back, so
+the process stage cannot run further ahead of the shard."""
 EXIT_SEND_FAILED = 70
 
 
