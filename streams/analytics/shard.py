@@ -168,8 +168,8 @@ def pack_alerts(event_time: float, alerts: list[dict]) -> bytes:
     return zlib.compress(orjson.dumps([event_time, alerts]), 1) if alerts else b""
 
 
-def unpack_alerts(packed: bytes) -> tuple[float, list[dict]]:
-    """Inverse of :func:`pack_alerts`."""
+def unpack_alerts(packed: bytes | None) -> tuple[float, list[dict]]:
+    """Inverse of :func:`pack_alerts` (``(0.0, [])`` for b"" or None: a story without alerts)."""
     return tuple(orjson.loads(zlib.decompress(packed))) if packed else (0.0, [])
 
 
@@ -460,7 +460,7 @@ class StoryShard:
         rev = self._revisions.get(sid)
         revision = (rev[0] if rev else 1) + 1
         blob = self._alerts.get(sid)
-        before = {a["alert_id"]: a for a in unpack_alerts(blob)[1]} if blob else {}
+        before = {a["alert_id"]: a for a in unpack_alerts(blob)[1]}
         copies = self.copies(sid) or [entry.copy]
         c = self.registry.corroborate(copies)
         changed = set()

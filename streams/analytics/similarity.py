@@ -112,11 +112,6 @@ def pack(sig: tuple[int, ...]) -> bytes:
     return _PACK.pack(*sig)
 
 
-def unpack(data: bytes) -> tuple[int, ...]:
-    """Inverse of :func:`pack`."""
-    return _PACK.unpack(data)
-
-
 _BAND_BITS = 30 - (BANDS - 1).bit_length()
 
 

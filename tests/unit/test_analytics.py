@@ -45,7 +45,7 @@ def test_shingles_are_the_words_and_word_pairs_of_the_folded_text(title, text):
 def test_signature_is_deterministic_and_estimates_similarity():
     a = similarity.signature("Strike on Kyiv", STORY)
     assert a == similarity.signature("Strike on Kyiv", STORY)
-    assert similarity.unpack(similarity.pack(a)) == a
+    assert len(similarity.pack(a)) == similarity.PACKED_SIZE == 2 * similarity.BINS
     assert similarity.similarity(a, a) == 1.0
     assert similarity.similarity(a, similarity.signature("", OTHER)) < 0.3
     assert similarity.signature("", "") is None
