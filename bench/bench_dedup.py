@@ -41,9 +41,15 @@ from bench.items import items as bench_items  # noqa: E402
 from streams.analytics import similarity  # noqa: E402
 from streams.analytics.dedup import DedupIndex, Features, Story  # noqa: E402
 from streams.analytics.event_identity import EventKey, event_key, same_event  # noqa: E402
-from streams.analytics.shard import Config, StoryShard, read_batch  # noqa: E402
+from streams.analytics.shard import (  # noqa: E402
+    Config,
+    StoryShard,
+    batch_records,  # noqa: E402
+    read_batch,
+)
+from streams.processing import process_item  # noqa: E402
 from streams.settings import Settings  # noqa: E402
-from streams.stages import BATCH_SIZE, batch_records, process_item  # noqa: E402
+from streams.stages import BATCH_SIZE  # noqa: E402
 from streams.tagging import load_tagger  # noqa: E402
 
 PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "dedup_pairs.jsonl"

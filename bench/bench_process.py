@@ -22,9 +22,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.items import items as bench_items  # noqa: E402
+from streams.processing import process_item  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.sources import default_registry  # noqa: E402
-from streams.stages import process_item  # noqa: E402
 from streams.tagging import load_tagger  # noqa: E402
 
 RUNS = 3

@@ -23,6 +23,7 @@ Writes bench/results/latest.json (other keys kept) and prints a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -82,17 +83,39 @@ def all_end_offsets(settings: Settings, topics: list[str] | None = None) -> dict
         consumer.close()
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a worker's process-stage helpers: streams.processing)."""
+    pids, at = [pid], 0
+    while at < len(pids):
+        for task in Path(f"/proc/{pids[at]}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        at += 1
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process and its living descendants (/proc/PID/stat)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of a process and its living descendants, in MB (their shared pages counted twice)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            total += next(int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                          if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
 
 
 def metric(port: int, name: str) -> float:
@@ -419,7 +442,15 @@ def main(argv: list[str] | None = None) -> dict:
         before = all_end_offsets(settings)
         one = Worker(broker, work, "bench-p1", extra_env=env)
         workers.append(one)
-        spy = profile(one, work / "profile.raw") if args.profile else None
+        spies: list[subprocess.Popen] = []
+        started = pipeline_started([one])
+
+        def started_and_sampled() -> bool:  # the profile covers the drain, not the worker's start-up
+            if not started():
+                return False
+            if args.profile and not spies:
+                spies.append(profile(one, work / "profile.raw"))
+            return True
         rss: list[tuple[float, float]] = []
         time.sleep(0.5)
         base_rss = rss_mb(one.proc.pid)
@@ -430,11 +461,11 @@ def main(argv: list[str] | None = None) -> dict:
 
         marks: dict = {}
         cpu_start = cpu_seconds(one.proc.pid)
-        secs, first = drain(pipeline_done([one], args.items, marks), [one], 480, sample, pipeline_started([one]))
+        secs, first = drain(pipeline_done([one], args.items, marks), [one], 480, sample, started_and_sampled)
         cpu = cpu_seconds(one.proc.pid) - cpu_start
         after = all_end_offsets(settings)
         rss.append((args.items, rss_mb(one.proc.pid)))
-        if spy is not None:
+        for spy in spies:
             spy.wait()
             summarise_profile(work / "profile.raw", RESULTS.parent / "profile.txt")
         results["pipeline_items_per_s"] = round(args.items / secs, 1)

@@ -17,6 +17,7 @@ from streams import __version__, observability, web
 from streams.analytics.shard import Config, StoryShard
 from streams.faust_compat import create_changelogs_first, install_stall_guard
 from streams.metrics import Metrics
+from streams.processing import ProcessPool
 from streams.settings import ALERT_TYPES, Settings
 from streams.stages import PROCESSED_PREFETCH, Decide, Process
 from streams.tagging import load_tagger
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
                                   key_type=bytes, value_type=bytes, changelog_topic=threads)
     create_changelogs_first(app, settings, list(tables.values()))
 
-    process = Process(topics, metrics, settings, tagger, app)
+    process = Process(topics, metrics, ProcessPool(settings, tagger, settings.process_helpers), app)
     decide = Decide(topics, metrics, StoryShard(Config.of(settings)), tables, app, ThreadBook())
     app.agent(topics["raw"], name="process", concurrency=1)(process.run)
     app.agent(topics["processed"], name="decide", concurrency=1)(decide.run)

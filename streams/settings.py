@@ -34,7 +34,7 @@ ENV_VARS = {
         "trend_lookback": "TREND_LOOKBACK", "trend_min_count": "TREND_MIN_COUNT", "trend_z": "TREND_Z",
         "alert_cooldown": "ALERT_COOLDOWN",
         "ingest_token": "INGEST_TOKEN", "max_request_items": "MAX_REQUEST_ITEMS", "ingest_rate": "INGEST_RATE",
-        "http_timeout": "HTTP_TIMEOUT",
+        "http_timeout": "HTTP_TIMEOUT", "process_helpers": "PROCESS_HELPERS",
     }.items()
 }
 """Settings field -> the environment variable that sets it (docker-compose is checked against this)."""
@@ -156,6 +156,11 @@ class Settings:
     alert_cooldown: float = 1800.0
     """SIGNALWATCH_ALERT_COOLDOWN: seconds (event time) without a repeat alert per (type, category, main
     actor) unless the severity rises; 0 turns cooldown off."""
+    process_helpers: int = 1
+    """SIGNALWATCH_PROCESS_HELPERS: processes beside the worker that do the process stage's per-item work
+    (parse, tag, sketch), each on a core of its own; 0 does it in the worker's own process. One roughly
+    doubles a worker's throughput when a core is free; more help where cores outnumber workers
+    (docs/architecture.md)."""
     topics: Topics = field(default_factory=Topics)
 
     def __post_init__(self) -> None:
@@ -178,6 +183,9 @@ class Settings:
         self.trend_min_count = int(self.trend_min_count)
         self.trend_z = float(self.trend_z)
         self.alert_cooldown = float(self.alert_cooldown)
+        self.process_helpers = int(self.process_helpers)
+        if not 0 <= self.process_helpers <= 64:
+            raise SettingsError("SIGNALWATCH_PROCESS_HELPERS must be 0 (no helper) to 64; one per free core")
         if not 0 < self.near_dup_threshold <= 1:
             raise SettingsError("SIGNALWATCH_NEAR_DUP_THRESHOLD must be in (0, 1]")
         if self.max_stories < 1:

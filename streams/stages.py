@@ -1,8 +1,8 @@
 """The two stages of the worker, as classes that :func:`streams.app.create_app` wires to their topics.
 
-* :class:`Process` (stateless, one per news.raw partition, on batches): parse, validate, id, tag,
-  sketch, event key (the story shard confirms a near-duplicate with it), attribute (outlet, wire origin,
-  camp: streams.sources) and candidate alerts for each message; bad messages go to news.deadletter one by
+* :class:`Process` (stateless, one per news.raw partition, on batches): hands each batch to
+  :class:`streams.processing.ProcessPool` (parse, validate, id, tag, sketch, event key, attribute and
+  candidate alerts for each message, in helper processes); bad messages go to news.deadletter one by
   one; the accepted items of a batch go to the story shard as one news.processed record (or a few, under
   the size cap).
 * :class:`Decide` (the story shard, on batches of those records): dedup, updates, corroboration, cooldown and
@@ -23,28 +23,17 @@ import asyncio
 import logging
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import orjson
 
-from streams.alerting import build_alerts, corroborated
-from streams.analytics.dedup import Features
-from streams.analytics.event_identity import event_key
-from streams.analytics.shard import (
-    Entry,
-    StoryShard,
-    Tagged,
-    batch_records,
-    pack_alerts,
-    read_batch,
-    trend_record,
-)
+from streams.analytics.shard import StoryShard, read_batch
 from streams.faust_compat import changelogs_ready, committed_offsets, kafka_producer, write_changelog
 from streams.metrics import Metrics
 from streams.outbox import Outbox
-from streams.records import InvalidItem, dead_letter, now_iso, parse_item, tagged_item
-from streams.settings import Settings
-from streams.sources import SourceRegistry, default_registry, is_unknown
+from streams.processing import ProcessPool
+from streams.records import dead_letter, now_iso
 from streams.talks.stream import TalksUpdate, ThreadBook
 
 log = logging.getLogger("signalwatch")
@@ -69,31 +58,15 @@ the process stage cannot run further ahead of the shard."""
 EXIT_SEND_FAILED = 70
 
 
-def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at: str, received: float,
-                 registry: SourceRegistry | None = None) -> Entry:
-    """One message of news.raw to an accepted item's entry (raises :class:`InvalidItem`); its copy record
-    says who reported it (outlet, origin, camp), looked up in ``registry`` (the bundled one by default)."""
-    item = parse_item(raw, settings.max_item_bytes)
-    tags = tagger.tag(item["title"], item["text"])
-    event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
-    features = Features.of(item, settings.dedup_stories, event)
-    tagged = tagged_item(item, tags, received_at)
-    tagged["revision"] = 1  # a first copy; the shard numbers updates
-    registry = registry or default_registry()
-    copy = registry.attribute(item).copy(item["id"], item.get("url", ""))
-    alerts = build_alerts(tagged, "low")
-    if alerts:  # the first copy's alerts as the story shard sends them
-        by_one = registry.corroborate([copy])
-        alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in alerts]
-    facts = Tagged.of(tagged)
-    return Entry(facts, alerts, features, trend_record(tagged), received, copy,
-                 packed_alerts=pack_alerts(facts.event_time, alerts))
-
-
 def stop_worker(exc: BaseException) -> None:
-    """A record could not be handed to Kafka: stop now, so that nothing of this batch is committed."""
-    log.critical("could not send to Kafka (%r): stopping the worker without committing; it re-reads the "
-                 "batch when restarted. Check the broker's logs and limits (message.max.bytes).", exc)
+    """A record could not be handed to Kafka, or a process helper died: stop now, so that nothing of this
+    batch is committed."""
+    if isinstance(exc, BrokenProcessPool):
+        log.critical("a process-stage helper died (%r): stopping the worker without committing; it re-reads "
+                     "the batch when restarted. Check the system log for the OOM killer or a crash.", exc)
+    else:
+        log.critical("could not send to Kafka (%r): stopping the worker without committing; it re-reads the "
+                     "batch when restarted. Check the broker's logs and limits (message.max.bytes).", exc)
     logging.shutdown()
     os._exit(EXIT_SEND_FAILED)
 
@@ -165,42 +138,30 @@ class _Stage:
 
 
 class Process(_Stage):
-    """The stateless stage (see the module)."""
+    """The stateless stage (see the module); its per-item work runs in ``pool``."""
 
-    def __init__(self, topics: dict[str, Any], metrics: Metrics, settings: Settings, tagger: Any, app: Any) -> None:
+    def __init__(self, topics: dict[str, Any], metrics: Metrics, pool: ProcessPool, app: Any) -> None:
         super().__init__(topics, metrics, app)
-        self.settings = settings
-        self.tagger = tagger
-        self.registry = default_registry()
+        self.pool = pool
 
     async def run(self, stream) -> None:
+        await self.pool.ready()
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
             await self.handle(self.fresh([event.message for event in events]))
 
     async def handle(self, messages: list) -> None:
         try:
-            received_at, received = now_iso(), time.time()
             self.metrics.items_received.inc(len(messages))
-            parts = []
-            cpu = 0.0
-            for message in messages:
-                try:
-                    start = time.thread_time()
-                    entry = process_item(message.value, self.settings, self.tagger, received_at, received,
-                                         self.registry)
-                    entry.raw = (message.partition, message.offset)
-                    parts.append(entry.wire())
-                    if is_unknown(entry.copy["outlet"]):
-                        self.metrics.sources_unknown.inc()
-                    cpu += time.thread_time() - start
-                except InvalidItem as exc:
-                    await self.dead_letter(message, exc.reason, exc.detail)
-                except Exception as exc:  # a bug must not stop the worker or lose the message
-                    log.exception("processing failed on %s[%s]@%s", message.topic, message.partition,
-                                  message.offset)
-                    await self.dead_letter(message, "internal_error", repr(exc)[:500])
-            self.metrics.stage_cpu_seconds.labels("process").inc(cpu)
-            for value in batch_records(parts):
+            done = await self.pool.run([(m.value, m.partition, m.offset) for m in messages], now_iso(), time.time())
+            for rejected in done.rejected:
+                message = messages[rejected.index]
+                if rejected.trace:
+                    log.error("processing failed on %s[%s]@%s:\n%s", message.topic, message.partition,
+                              message.offset, rejected.trace)
+                await self.dead_letter(message, rejected.reason, rejected.detail)
+            self.metrics.sources_unknown.inc(done.unknown_sources)
+            self.metrics.stage_cpu_seconds.labels("process").inc(done.cpu_seconds)
+            for value in done.records:
                 await self.topics["processed"].send(key=SHARD_KEY, value=value)
         except Exception as exc:  # noqa: BLE001 - see stop_worker
             stop_worker(exc)

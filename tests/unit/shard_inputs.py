@@ -8,9 +8,9 @@ import time
 import orjson
 
 from streams.analytics.shard import Changes, Entry, batch_records, read_batch
+from streams.processing import process_item
 from streams.records import now_iso
 from streams.settings import Settings
-from streams.stages import process_item
 
 
 def entry(tagger, item: dict, settings: Settings | None = None) -> Entry:

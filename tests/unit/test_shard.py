@@ -11,9 +11,9 @@ import pytest
 
 from streams.analytics.dedup import Story
 from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch, unpack_alerts
+from streams.processing import process_item
 from streams.records import now_iso
 from streams.settings import Settings
-from streams.stages import process_item
 from streams.tagging import load_tagger
 from tests.unit.shard_inputs import entry, keep
 

@@ -1,0 +1,81 @@
+"""The process stage's batch work (streams.processing): the same records and rejections in the worker's own
+thread and split between helper processes, and a helper that dies is reported, not waited on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from concurrent.futures.process import BrokenProcessPool
+
+import orjson
+import pytest
+
+from streams.analytics.shard import read_batch
+from streams.processing import ProcessPool
+from streams.settings import Settings
+from streams.tagging import load_tagger
+
+RECEIVED_AT, RECEIVED = "2026-11-30T12:00:00Z", 1_800_000_000.0
+
+
+def batch() -> list[tuple[bytes | None, int, int]]:
+    good = [{"id": f"n{i}", "source": "Example Wire", "published_at": "2026-11-30T10:00:00Z",
+             "title": f"Drone strike hits depot number {i} near Kharkiv",
+             "text": f"Officials said drone {i} struck a fuel depot overnight; talks on a ceasefire stalled."}
+            for i in range(7)]
+    messages = [(orjson.dumps(item), 3, 100 + i) for i, item in enumerate(good)]
+    messages.insert(2, (b"{not json", 3, 99))
+    messages.insert(5, (orjson.dumps({"id": "x", "title": 5}), 4, 7))
+    return messages
+
+
+def described(entry) -> tuple:
+    """An entry's tagged record and alerts (but their wall-clock stamps) and where it was read."""
+    tagged = orjson.loads(entry.tagged.raw)
+    assert tagged.pop("tagged_at")
+    alerts = [{k: v for k, v in alert.items() if k != "created_at"} for alert in entry.alerts]
+    return tagged, alerts, entry.raw
+
+
+def run(pool: ProcessPool, messages):
+    async def go():
+        await pool.ready()
+        return await pool.run(messages, RECEIVED_AT, RECEIVED)
+    try:
+        return asyncio.run(go())
+    finally:
+        pool.close()
+
+
+def test_helpers_give_what_the_worker_thread_gives():
+    settings, tagger, messages = Settings(), load_tagger(), batch()
+    here = run(ProcessPool(settings, tagger, 0), messages)
+    apart = run(ProcessPool(settings, tagger, 2), messages)
+    ids = [[e.tagged.item_id for e in read_batch(r)] for r in here.records]
+    assert ids == [[f"n{i}" for i in range(7)]]
+    split = [e for r in apart.records for e in read_batch(r)]
+    assert [e.tagged.item_id for e in split] == ids[0]  # in input order, over both helpers' records
+    assert [described(e) for e in split] == [described(e) for e in read_batch(here.records[0])]
+    assert [(r.index, r.reason) for r in here.rejected] == [(2, "not_json"), (5, "schema")]
+    assert [(r.index, r.reason, r.detail) for r in apart.rejected] == \
+        [(r.index, r.reason, r.detail) for r in here.rejected]
+    assert apart.cpu_seconds > 0 and here.cpu_seconds > 0
+
+
+def test_a_helper_that_dies_breaks_the_batch():
+    pool = ProcessPool(Settings(), load_tagger(), 1)
+
+    async def go():
+        await pool.ready()
+        loop = asyncio.get_running_loop()
+        pid = await loop.run_in_executor(pool._pool(), os.getpid)
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        return await pool.run(batch(), RECEIVED_AT, RECEIVED)
+
+    with pytest.raises(BrokenProcessPool):
+        try:
+            asyncio.run(go())
+        finally:
+            pool.close()
