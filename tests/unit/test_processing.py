@@ -1,12 +1,17 @@
 """The process stage's batch work (streams.processing): the same records and rejections in the worker's own
-thread and split between helper processes, and a helper that dies is reported, not waited on."""
+thread and split between helper processes; a helper that dies is reported, not waited on, and a helper
+does not outlive a worker killed with -9."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import orjson
 import pytest
@@ -79,3 +84,47 @@ def test_a_helper_that_dies_breaks_the_batch():
             asyncio.run(go())
         finally:
             pool.close()
+
+
+HOLDS_A_POOL = """
+import asyncio, sys
+from streams.processing import ProcessPool
+from streams.settings import Settings
+from streams.tagging import load_tagger
+
+async def main():
+    pool = ProcessPool(Settings(), load_tagger(), 1)
+    await pool.ready()
+    pid = await asyncio.get_running_loop().run_in_executor(pool._pool(), __import__("os").getpid)
+    print(pid, flush=True)
+    await asyncio.sleep(60)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_a_helper_outlives_no_killed_worker(tmp_path):
+    script = tmp_path / "holds_a_pool.py"
+    script.write_text(HOLDS_A_POOL)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        helper = int(parent.stdout.readline())
+        os.kill(helper, 0)  # alive
+        parent.kill()  # SIGKILL: no atexit, no pool shutdown
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and alive(helper):
+            time.sleep(0.2)
+        assert not alive(helper), "the helper outlived its killed worker"
+    finally:
+        parent.kill()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
