@@ -139,8 +139,9 @@ _ORDINAL = frozenset({"st", "nd", "rd", "th"})
 _STOP = frozenset(".!?;:")
 # tokens: numbers ("1,200", "03:40", "1.5"), words (hyphenated ones whole: "nine-storey" and
 # "12-year-old" are no counts), sentence ends. A Python loop then looks only at the few numbers and their
-# neighbours: a regex with word alternatives and look-arounds costs several times more.
-_TOKEN_RE = re.compile(r"\d+(?:[,.:]\d+)*(?:-\w+)*|[a-z]+(?:-[a-z]+)*|[^\W\d_]+(?:-[^\W\d_]+)*|[.!?;:]")
+# neighbours: a regex with word alternatives and look-arounds costs several times more. The most common
+# token, an ASCII word, is tried first (no other alternative starts with a-z).
+_TOKEN_RE = re.compile(r"[a-z]+(?:-[a-z]+)*|\d+(?:[,.:]\d+)*(?:-\w+)*|[^\W\d_]+(?:-[^\W\d_]+)*|[.!?;:]")
 _ISO_DATE_RE = re.compile(r"\d\d\d\d-([01]\d)-([0-3]\d)")
 _DATELINE_RE = re.compile(
     r"\s*([A-ZА-ЯІЇЄҐ][A-ZА-ЯІЇЄҐ'’ -]*[A-ZА-ЯІЇЄҐ])\b[^()/\n]{0,30}(?:\([^()\n]{1,30}\)\s*[-–—]|/[^/\n]{1,20}/)")

@@ -106,9 +106,10 @@ def sketch(title: str, text: str) -> tuple[bytes | None, int]:
     grams = shingles(title, text)
     if not grams:
         return None, 0
+    distinct = set(grams)  # counted anyway; rensa then hashes each shingle once
     minhash = RMinHash(BINS, SEED)
-    minhash.update(grams)
-    return _low_halves(minhash.digest()), len(set(grams))
+    minhash.update(distinct)
+    return _low_halves(minhash.digest()), len(distinct)
 
 
 def _low_halves(values: list[int]) -> bytes:
