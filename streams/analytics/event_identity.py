@@ -60,9 +60,8 @@ bytes (:meth:`EventKey.pack`) kept with the remembered story (bench/bench_dedup.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from itertools import compress, count
-from operator import or_
+from itertools import compress, count, repeat
+from operator import gt, or_
 from typing import Any, NamedTuple
 
 SHORT_WORDS = 20
@@ -249,7 +248,7 @@ def _scan(low: str) -> tuple[frozenset[str], frozenset[str], tuple[tuple[str, in
     counts: dict[str, int] = {}
     numbers: set[int] = set()
     dates: set[int] = set()
-    numbers_at = map(":".__gt__, tokens)  # the tokens before ":": digits ("0".."9") and some sentence ends
+    numbers_at = map(gt, repeat(":"), tokens)  # the tokens before ":": digits ("0".."9") and some sentence ends
     if not _SPECIAL.isdisjoint(tokens):
         numbers_at = map(or_, numbers_at, map(_SPECIAL.__contains__, tokens))
     for i in compress(count(), numbers_at):
@@ -314,8 +313,8 @@ def event_key(title: str, text: str, tags: dict[str, Any]) -> EventKey:
     weapons, targets, counts, numbers, dates = _scan(lead.lower())
     words = len(title.split()) + len(text.split(None, SHORT_WORDS)[:SHORT_WORDS])
     signals = tags.get("signals") or ()
-    stances = Counter(s.get("stance") for s in signals if s.get("kind") == "escalation")
-    reported, threatened = stances["reported"], stances["threatened"]
+    stances = [s.get("stance") for s in signals if s.get("kind") == "escalation"]
+    reported, threatened = stances.count("reported"), stances.count("threatened")
     return EventKey(
         _places(title, text, list(tags.get("locations") or ())),
         _top(set(tags.get("actors") or ()) - _BACKGROUND_ACTORS),
