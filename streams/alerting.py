@@ -67,14 +67,15 @@ def _summary(kind: str, signals: list[dict], actors: list[str], item: dict) -> s
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 
-def category_stances(signals: list[dict], doc: str) -> list[dict]:
+def category_stances(signals: list[dict], sentences: list[str]) -> list[dict]:
     """``[{category, stance, evidence}]``, one per category of ``signals`` (in text order): the category's
-    first signal gives its stance and its sentence of ``doc`` the evidence."""
-    first: dict[str, dict] = {}
-    for s in signals:
-        first.setdefault(s["category"], s)
-    return [{"category": c, "stance": s.get("stance") or "", "evidence": evidence_sentence(doc, s["start"], s["end"])}
-            for c, s in first.items()]
+    first signal gives its stance and its sentence the evidence (``sentences[i]``:
+    :func:`evidence_sentence` of ``signals[i]``)."""
+    first: dict[str, tuple[dict, str]] = {}
+    for s, sentence in zip(signals, sentences, strict=True):
+        first.setdefault(s["category"], (s, sentence))
+    return [{"category": c, "stance": s.get("stance") or "", "evidence": sentence}
+            for c, (s, sentence) in first.items()]
 
 
 def corroborated(alert: dict, corroboration: dict, copies: list[dict], total: int) -> dict:
@@ -103,6 +104,7 @@ def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
         if severity_rank(severity) < severity_rank(min_severity):
             continue
         actors = _unique(a for s in signals for a in s.get("actors", ())) or list(tagged.get("actors", ()))
+        sentences = [evidence_sentence(doc, s["start"], s["end"]) for s in signals]
         alert = {
             "alert_id": alert_id(kind, tagged["id"]),
             "type": kind,
@@ -111,8 +113,8 @@ def build_alerts(tagged: dict, min_severity: str = "medium") -> list[dict]:
             "item_ids": [tagged["id"]],
             "categories": _unique(s["category"] for s in signals),
             "actors": actors,
-            "stances": category_stances(signals, doc),
-            "evidence": _unique(evidence_sentence(doc, s["start"], s["end"]) for s in signals)[:MAX_EVIDENCE],
+            "stances": category_stances(signals, sentences),
+            "evidence": _unique(sentences)[:MAX_EVIDENCE],
             "locations": list(tagged.get("locations", ())),
             "escalation_score": tagged.get("escalation_score", 0.0),
             "negotiation_score": tagged.get("negotiation_score", 0.0),

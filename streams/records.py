@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 import unicodedata
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -93,8 +94,16 @@ def stored_json(value: object) -> bytes:
 
 
 def now_iso() -> str:
-    """The current UTC time in RFC 3339 with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time in RFC 3339 with milliseconds (``2026-11-30T12:00:00.123Z``). The process
+    stage stamps every item and alert: the second's text is formatted once (a fifth of the cost of
+    ``datetime.isoformat``)."""
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    return f"{_utc_second(seconds)}.{nanos // 1_000_000:03d}Z"
+
+
+@lru_cache(maxsize=2)
+def _utc_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def normalise_url(url: str) -> str:
@@ -102,12 +111,13 @@ def normalise_url(url: str) -> str:
     sorted query, no trailing slash, ``http`` and ``https`` treated alike."""
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower().removeprefix("www.")
-    if parts.port and parts.port not in (80, 443):
-        host = f"{host}:{parts.port}"
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if not k.lower().startswith(_TRACKING))
+    port = parts.port  # parsed from the netloc on each access
+    if port and port not in (80, 443):
+        host = f"{host}:{port}"
+    query = parts.query and urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                                             if not k.lower().startswith(_TRACKING)))
     path = parts.path.rstrip("/") or ""
-    return urlunsplit(("https", host, path, urlencode(query), ""))
+    return urlunsplit(("https", host, path, query, ""))
 
 
 def _digest(text: str) -> str:

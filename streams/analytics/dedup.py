@@ -76,7 +76,7 @@ class Features:
         url = url_digest(item["url"]) if item.get("url") else ""
         title, text = item.get("title") or "", item.get("text") or ""
         sig, count = similarity.sketch(title, text)
-        return cls(item["id"], url, content_fingerprint(title, text), similarity.pack(sig) if sig else None,
+        return cls(item["id"], url, content_fingerprint(title, text), sig,
                    str(item.get("source") or ""), count,
                    event.pack() if event is not None else b"")
 

@@ -60,9 +60,8 @@ bytes (:meth:`EventKey.pack`) kept with the remembered story (bench/bench_dedup.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from itertools import compress, count
-from operator import or_
+from itertools import compress, count, repeat
+from operator import gt, or_
 from typing import Any, NamedTuple
 
 SHORT_WORDS = 20
@@ -139,8 +138,9 @@ _ORDINAL = frozenset({"st", "nd", "rd", "th"})
 _STOP = frozenset(".!?;:")
 # tokens: numbers ("1,200", "03:40", "1.5"), words (hyphenated ones whole: "nine-storey" and
 # "12-year-old" are no counts), sentence ends. A Python loop then looks only at the few numbers and their
-# neighbours: a regex with word alternatives and look-arounds costs several times more.
-_TOKEN_RE = re.compile(r"\d+(?:[,.:]\d+)*(?:-\w+)*|[a-z]+(?:-[a-z]+)*|[^\W\d_]+(?:-[^\W\d_]+)*|[.!?;:]")
+# neighbours: a regex with word alternatives and look-arounds costs several times more. The most common
+# token, an ASCII word, is tried first (no other alternative starts with a-z).
+_TOKEN_RE = re.compile(r"[a-z]+(?:-[a-z]+)*|\d+(?:[,.:]\d+)*(?:-\w+)*|[^\W\d_]+(?:-[^\W\d_]+)*|[.!?;:]")
 _ISO_DATE_RE = re.compile(r"\d\d\d\d-([01]\d)-([0-3]\d)")
 _DATELINE_RE = re.compile(
     r"\s*([A-ZА-ЯІЇЄҐ][A-ZА-ЯІЇЄҐ'’ -]*[A-ZА-ЯІЇЄҐ])\b[^()/\n]{0,30}(?:\([^()\n]{1,30}\)\s*[-–—]|/[^/\n]{1,20}/)")
@@ -248,7 +248,7 @@ def _scan(low: str) -> tuple[frozenset[str], frozenset[str], tuple[tuple[str, in
     counts: dict[str, int] = {}
     numbers: set[int] = set()
     dates: set[int] = set()
-    numbers_at = map(":".__gt__, tokens)  # the tokens before ":": digits ("0".."9") and some sentence ends
+    numbers_at = map(gt, repeat(":"), tokens)  # the tokens before ":": digits ("0".."9") and some sentence ends
     if not _SPECIAL.isdisjoint(tokens):
         numbers_at = map(or_, numbers_at, map(_SPECIAL.__contains__, tokens))
     for i in compress(count(), numbers_at):
@@ -313,8 +313,8 @@ def event_key(title: str, text: str, tags: dict[str, Any]) -> EventKey:
     weapons, targets, counts, numbers, dates = _scan(lead.lower())
     words = len(title.split()) + len(text.split(None, SHORT_WORDS)[:SHORT_WORDS])
     signals = tags.get("signals") or ()
-    stances = Counter(s.get("stance") for s in signals if s.get("kind") == "escalation")
-    reported, threatened = stances["reported"], stances["threatened"]
+    stances = [s.get("stance") for s in signals if s.get("kind") == "escalation"]
+    reported, threatened = stances.count("reported"), stances.count("threatened")
     return EventKey(
         _places(title, text, list(tags.get("locations") or ())),
         _top(set(tags.get("actors") or ()) - _BACKGROUND_ACTORS),

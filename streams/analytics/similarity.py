@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import string
 import struct
+import sys
 import unicodedata
 import zlib
-from itertools import pairwise, repeat
-from operator import and_
+from array import array
+from itertools import pairwise
 
 from rensa import RMinHash
 
@@ -56,21 +57,23 @@ def fold(title: str, text: str) -> str:
     """The text that is sketched: NFKC, case-folded, punctuation dropped (a headline copied with a closing
     "." or ":" is the same seven words, not a word changed), words separated by single spaces, bounded
     length."""
-    return " ".join(_words(title, text))[:MAX_CHARS]
+    return " ".join(_spaced(title, text).split())[:MAX_CHARS]
 
 
-def _words(title: str, text: str) -> list[str]:
+def _spaced(title: str, text: str) -> str:
+    """:func:`fold` before its spaces are made single and it is cut (never shorter than that)."""
     folded = unicodedata.normalize("NFKC", f"{title} {text}"[: MAX_CHARS * 2]).casefold()
-    return folded.translate(_PUNCTUATION).split()
+    return folded.translate(_PUNCTUATION)
 
 
 def shingles(title: str, text: str) -> list[str]:
     """The words and word pairs of :func:`fold` of an item's text (repeats included; the MinHash ignores
     them). The folded text is joined only when it has to be cut."""
-    words = _words(title, text)
-    if sum(map(len, words)) + len(words) - 1 > MAX_CHARS:
+    spaced = _spaced(title, text)
+    words = spaced.split()
+    if len(spaced) > MAX_CHARS and sum(map(len, words)) + len(words) - 1 > MAX_CHARS:
         words = " ".join(words)[:MAX_CHARS].split()
-    words += [f"{a} {b}" for a, b in pairwise(words)]  # one string built per pair, not two
+    words += list(map(" ".join, pairwise(words)))  # one string per pair; ~15% fewer instructions than an f-string
     return words
 
 
@@ -93,18 +96,29 @@ def threshold_for(shingle_count: int, threshold: float) -> float:
 
 def signature(title: str, text: str) -> tuple[int, ...] | None:
     """The MinHash signature (``BINS`` 16-bit values) of an item's text, or None for an empty text."""
-    return sketch(title, text)[0]
+    packed = sketch(title, text)[0]
+    return _PACK.unpack(packed) if packed is not None else None
 
 
-def sketch(title: str, text: str) -> tuple[tuple[int, ...] | None, int]:
-    """The MinHash signature of an item's text (None for an empty text) and its number of distinct
-    shingles (short texts need a higher similarity, :func:`threshold_for`)."""
+def sketch(title: str, text: str) -> tuple[bytes | None, int]:
+    """The packed MinHash signature (:func:`pack`) of an item's text (None for an empty text) and its
+    number of distinct shingles (short texts need a higher similarity, :func:`threshold_for`)."""
     grams = shingles(title, text)
     if not grams:
         return None, 0
+    distinct = set(grams)  # counted anyway; rensa then hashes each shingle once
     minhash = RMinHash(BINS, SEED)
-    minhash.update(grams)
-    return tuple(map(and_, minhash.digest(), repeat(0xFFFF))), len(set(grams))
+    minhash.update(distinct)
+    return _low_halves(minhash.digest()), len(distinct)
+
+
+def _low_halves(values: list[int]) -> bytes:
+    """The low 16 bits of each of rensa's 32-bit values, packed as :func:`pack` packs them, in C (a
+    Python mask and ``struct`` pack of 128 values cost several times more)."""
+    words = array("I", values)
+    if sys.byteorder == "big":
+        words.byteswap()
+    return array("H", words.tobytes())[::2].tobytes()
 
 
 def pack(sig: tuple[int, ...]) -> bytes:

@@ -256,8 +256,10 @@ class Tagger:
         for key in sorted(table, key=_trie_order):
             prefix, case_form, metas, actor, place, fwd, ctxs, bwd, igroups = table[key]
             if metas or actor is not None or place is not None or igroups:
+                # a term whose metas are all frames' heads is no phrase on its own (see ``tag``)
                 self._automaton.add_word(key, (len(key), prefix, case_form, tuple(metas), actor, place,
-                                               frozenset(igroups) if igroups else None))
+                                               frozenset(igroups) if igroups else None,
+                                               any(m.tail is None for m in metas)))
             if fwd or bwd or ctxs:
                 self._sent_automaton.add_word(key, (len(key), prefix, case_form, fwd, bwd,
                                                     frozenset(ctxs) if ctxs else None))
@@ -424,17 +426,17 @@ class Tagger:
             low = self._lower(doc)
         norm = normalize(low)
         word_rest = _WORD_REST.match
-        terms: list[tuple[int, int, tuple]] = []  # (start, -end, metas)
+        terms: list[tuple[int, int, tuple, bool]] = []  # (start, -end, metas, a phrase)
         actors_at: list[tuple[int, str]] = []
         places: list[tuple[int, str]] = []
         item_groups: set[str] = set()
-        for end, (klen, prefix, case_form, metas, actor, place, igroups) in self._automaton.iter(f" {norm} "):
+        for end, (klen, prefix, case_form, metas, actor, place, igroups, phrase) in self._automaton.iter(f" {norm} "):
             start = end - klen + 1
             e = word_rest(norm, end).end() if prefix else end - 1
             if case_form is not None and doc[start:e] != case_form:
                 continue
             if metas:
-                terms.append((start, -e, metas))
+                terms.append((start, -e, metas, phrase))
             if actor is not None:
                 actors_at.append((start, actor))
             if place is not None:
@@ -454,7 +456,7 @@ class Tagger:
         # longest match wins: drop term hits strictly inside a longer one
         if len(terms) > 1:
             terms.sort(key=_START_LONGEST)
-            kept: list[tuple[int, int, tuple]] = []
+            kept: list[tuple[int, int, tuple, bool]] = []
             cover_s = cover_e = -1
             for h in terms:
                 s, e = h[0], -h[1]
@@ -468,7 +470,7 @@ class Tagger:
 
         # the trigger phrases whose cue words are names, not cues; a frame's head alone ("halt" of
         # "halt ~3 strikes") is no phrase until its tail matches, so "drone attacks halt" keeps its cue
-        phrases = [h for h in kept if any(m.tail is None for m in h[2])]
+        phrases = [h for h in kept if h[3]]
         phrase_starts = [h[0] for h in phrases]
         starts = self._sentence_starts(doc)
         nsent = len(starts)
@@ -484,7 +486,7 @@ class Tagger:
         stance_of = self._stance
         weights = self.actor_weights
         sent_index = -1
-        for s, ne, metas in kept:
+        for s, ne, metas, _ in kept:
             e = -ne
             si = bisect_right(starts, s) - 1
             if si != sent_index:  # kept triggers come in text order: read each sentence once
@@ -685,7 +687,7 @@ def _zone_rank(entry: tuple[bool, str]) -> tuple[bool, int]:
     return entry[0], _STANCE_RANK[entry[1]]
 
 
-#: sort key of term hits ``(start, -end, metas)``: by start, longest first, stable
+#: sort key of term hits ``(start, -end, metas, phrase)``: by start, longest first, stable
 _START_LONGEST = itemgetter(0, 1)
 
 
