@@ -12,6 +12,7 @@ the restarted worker reads the batch again.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -142,7 +143,7 @@ class ProcessPool:
 
     def close(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
 
@@ -153,6 +154,7 @@ _helper: dict[str, Any] = {}
 def _start_helper(settings: Settings, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the worker, which stops its helpers
     _helper.update(settings=settings, tagger=load_tagger(), registry=default_registry())
+    gc.freeze()  # the compiled rule packs live as long as the helper (as in the worker: cli.processes.tune_gc)
 
     def exit_with_parent() -> None:  # a worker killed with -9 leaves no helper behind
         while os.getppid() == parent:
