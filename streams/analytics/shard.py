@@ -310,16 +310,16 @@ def _ids(parts: list[dict]) -> list[str]:
     return [i for p in parts for i in p["ids"]][:MAX_IDS]
 
 
+_KIND_TOTALS = (("escalation", "escalation/*"), ("negotiation", "negotiation/*"))
+"""The kinds whose totals surging together make a divergence, and their trend keys."""
+
+
 def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
 
-def window_key(size: int, key: str, start: int) -> tuple[int, str, int]:
-    """A window entry in memory; stored as ``size|key|start`` (:func:`encode_window`)."""
-    return (size, key, start)
-
-
 def encode_window(entry: tuple[int, str, int]) -> bytes:
+    """A window entry (``(size, key, start)`` in memory) as stored: ``size|key|start``."""
     return f"{entry[0]}|{entry[1]}|{entry[2]}".encode()
 
 
@@ -344,7 +344,7 @@ class StoryShard:
         self._revisions: dict[str, list] = {}  # updated story id -> [revision, position, alert ids re-sent]
         self._raw_high: dict[int, int] = {}  # news.raw partition -> highest offset decided
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
-        self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
+        self.windows: dict[tuple, dict] = {}  # (size, key, start) -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
         self._baselines: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}  # key -> (size, start) -> ...
         self.changes = Changes()
@@ -582,17 +582,18 @@ class StoryShard:
 
     def _parts(self, size: int, key: str, start: int) -> list[dict]:
         """The stored base windows of a window (one for the base size itself)."""
-        base = self._base
-        found = (self.windows.get(window_key(base, key, s)) for s in range(start, start + size, base))
-        return [d for d in found if d]
+        base, windows = self._base, self.windows
+        return [d for s in range(start, start + size, base) if (d := windows.get((base, key, s)))]
 
     def _window_count(self, size: int, key: str, start: int) -> int:
-        return sum(d["n"] for d in self._parts(size, key, start))
+        return sum([d["n"] for d in self._parts(size, key, start)])
 
     def _baseline(self, size: int, key: str, start: int) -> tuple[float, float]:
         """The baseline of a window: computed once per window, kept until a count lands in an earlier window
         of its key (a late item), which may change it."""
-        cached = self._baselines.setdefault(key, {})
+        cached = self._baselines.get(key)
+        if cached is None:
+            cached = self._baselines[key] = {}
         found = cached.get((size, start))
         if found is None:
             lookback = self.config.trend_lookback
@@ -607,7 +608,7 @@ class StoryShard:
         start = trend.window_start(at, base)
         if start < self._latest.get((base, key), start):  # a late item: later windows' baselines change
             self._baselines.pop(key, None)
-        entry = window_key(base, key, start)
+        entry = (base, key, start)
         d = self.windows.get(entry) or {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
         if d["o"] >= pos:  # counted before a restart
             return
@@ -624,14 +625,14 @@ class StoryShard:
         for size in c.window_sizes:
             s = trend.window_start(at, size)
             parts = [d] if size == base else self._parts(size, key, s)
-            n = sum(p["n"] for p in parts)
+            n = d["n"] if size == base else sum([p["n"] for p in parts])
             counted.append((size, s, n, parts))
             if s >= self._latest.get((size, key), s):
                 self._latest[(size, key)] = s
                 out.window_counts[(size, key)] = n
             if kind == "actor" or category == trend.KIND_TOTAL:
                 continue
-            flag = window_key(size, key, s)  # larger windows: a flag entry marks a sent surge
+            flag = (size, key, s)  # larger windows: a flag entry marks a sent surge
             if d["f"] if size == base else flag in self.windows:
                 continue
             mean, std = self._baseline(size, key, s)
@@ -650,15 +651,18 @@ class StoryShard:
 
     def _kind_totals(self, size: int, start: int, kind: str, n: int, parts: list[dict], rec: dict, pos: int,
                      now: float, out: Outcome) -> None:
-        c, kinds = self.config, ("escalation", "negotiation")
-        counts = {k: (n if k == kind else self._window_count(size, f"{k}/*", start)) for k in kinds}
-        stats = {k: self._baseline(size, f"{k}/*", start) for k in kinds}
+        c = self.config
+        counts, stats = {}, {}
+        surging = True
+        for k, total in _KIND_TOTALS:
+            counts[k] = count = n if k == kind else self._window_count(size, total, start)
+            stats[k] = mean, std = self._baseline(size, total, start)
+            surging = surging and count >= trend.threshold(mean, std, c.trend_min_count, c.trend_z)
         if size == self._base and start >= self._latest.get((size, f"{kind}/*"), start):
             out.index[kind] = trend.index(n, stats[kind][0])
-        surging = all(counts[k] >= trend.threshold(*stats[k], c.trend_min_count, c.trend_z) for k in kinds)
-        flag = window_key(size, "divergence", start)
+        flag = (size, "divergence", start)
         if surging and flag not in self.windows:
-            alert = trend.divergence_alert(size, start, counts, {k: stats[k][0] for k in kinds}, item_ids=_ids(parts),
+            alert = trend.divergence_alert(size, start, counts, {k: m for k, (m, _) in stats.items()}, item_ids=_ids(parts),
                                            lexicon_version=rec["lv"], created_at=now_iso())
             self._offer(alert, rec["t"], None, pos, out)
             self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
