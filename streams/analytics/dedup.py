@@ -22,7 +22,6 @@ key, 1101 with up to ``BAND_STORIES`` per band, 1240 with the event key too.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import struct
 from collections import Counter
@@ -93,10 +92,11 @@ class Features:
     def from_wire(cls, w: list) -> Features:
         """Inverse of :meth:`wire` (records of earlier versions lack the event key and the band keys)."""
         item_id, url, content, sig, source, shingles, *rest = w
-        f = cls(item_id, url, content, base64.b64decode(sig) if sig else None, source,
-                int(shingles), base64.b64decode(rest[0]) if rest and rest[0] else b"")
+        b64 = binascii.a2b_base64  # as base64.b64decode, less its Python wrapper (three per item, on the shard)
+        f = cls(item_id, url, content, b64(sig) if sig else None, source,
+                int(shingles), b64(rest[0]) if rest and rest[0] else b"")
         if len(rest) > 1 and rest[1]:
-            f.__dict__["bands"] = list(_BANDS.unpack(base64.b64decode(rest[1])))  # the cached property
+            f.__dict__["bands"] = list(_BANDS.unpack(b64(rest[1])))  # the cached property
         return f
 
 

@@ -402,11 +402,11 @@ class StoryShard:
         self._forget(now, out)
         return out
 
-    def _first(self, entry: Entry, pos: int, now: float, out: Outcome) -> None:
-        """Send a first copy (revision 1), offer its alerts to the cooldown and count its trend keys."""
+    def _first(self, entry: Entry, pos: int, now: float, out: Outcome, copies: list[dict] | None = None) -> None:
+        """Send a first copy (revision 1), offer its alerts to the cooldown and count its trend keys
+        (``copies``: the story's kept copies, on a replay)."""
         out.tagged.append((entry.tagged, entry.received))
         alerts = entry.alerts  # corroborated by their one copy, revision 1 (the process stage)
-        copies = self.copies(entry.features.item_id)
         if copies and len(copies) > 1:  # a replay after more copies came
             c = self.registry.corroborate(copies)
             alerts = [corroborated(alert, c, copies, 1) for alert in alerts]
@@ -429,7 +429,7 @@ class StoryShard:
             if raw is None:  # a copy of another story, or forgotten since
                 continue
             if Story.position_of(raw) == pos:
-                self._first(entry, pos, now, out)
+                self._first(entry, pos, now, out, self.copies(sid))
             elif (rev := self._revisions.get(sid)) and rev[1] == pos:
                 self._send_revision(sid, entry, rev[0], set(rev[2]), pos, out)
 
