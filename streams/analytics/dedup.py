@@ -223,7 +223,9 @@ def same_story(item: Features, item_sig: int, story_raw: bytes, needed: float) -
     (:func:`similarity.threshold_for` the item), and the two report the same event (:func:`same_event`;
     when either key is unknown, a record written before keys were kept, the sketch alone decides)."""
     start, n, k = Story._spans(story_raw)
-    if n != similarity.PACKED_SIZE or similarity.agreement(item_sig, similarity.as_int(story_raw[start:start + n])) < needed:
+    if n != similarity.PACKED_SIZE:
+        return False
+    if similarity.agreement(item_sig, similarity.as_int(story_raw[start:start + n])) < needed:
         return False
     stored, key = story_raw[start + n:start + n + k], item.event_key
     return not stored or key is None or stored == item.event or same_event(EventKey.unpack(stored), key)

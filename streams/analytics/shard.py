@@ -173,6 +173,37 @@ def unpack_alerts(packed: bytes | None) -> tuple[float, list[dict]]:
     return tuple(orjson.loads(zlib.decompress(packed))) if packed else (0.0, [])
 
 
+def read_segment(value: bytes) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:
+    """A stored story segment (:meth:`StoryShard.restore`): its JSON, the story records it made and their
+    packed alerts (story id -> bytes, each).
+
+    Written as one zlib stream of the JSON (``"v": 2``: ``new`` and ``alerts`` map each story id to the
+    length of its part), a newline and the story records back to back, followed by the packed alerts as they
+    are (zlib already). The first format, read from changelogs written before, is the zlib JSON alone with
+    records and alerts in base64: compressing base64 cost the shard ~3x the time of compressing the bytes
+    (docs/architecture.md, "Scale limits"), for a larger result."""
+    stream = zlib.decompressobj()
+    head, _, records = stream.decompress(value).partition(b"\n")
+    if not stream.eof:
+        raise ValueError("story segment cut short")
+    segment = orjson.loads(head)
+    if segment.get("v") != 2:
+        return (segment, {sid: base64.b64decode(raw) for sid, raw in segment["new"].items()},
+                {sid: base64.b64decode(blob) for sid, blob in segment["alerts"].items()})
+    return segment, _cut(segment["new"], records), _cut(segment["alerts"], stream.unused_data)
+
+
+def _cut(lengths: dict[str, int], blob: bytes) -> dict[str, bytes]:
+    """``blob`` cut into the parts of ``lengths`` (id -> length, in order)."""
+    parts, at = {}, 0
+    for sid, n in lengths.items():
+        parts[sid] = blob[at:at + n]
+        at += n
+    if at != len(blob):
+        raise ValueError("story segment longer or shorter than its header says")
+    return parts
+
+
 def batch_records(parts: list[tuple[bytes, bytes]], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
     """Entries (:meth:`Entry.wire`) joined into news.processed records of at most ``max_bytes`` (an entry
     larger than that alone) and :data:`MAX_ENTRIES` entries: a JSON header line
@@ -361,8 +392,8 @@ class StoryShard:
             self._replay(entries, offset, now, out)
             self._forget(now, out)
             return out
-        new: dict[str, str] = {}  # story id -> its record (base64) for this record's segment
-        raisable: dict[str, str] = {}  # story id -> its compressed alerts (base64)
+        new: dict[str, bytes] = {}  # story id -> its record, for this record's segment
+        raisable: dict[str, bytes] = {}  # story id -> its packed alerts
         firsts: dict[str, dict] = {}  # story id -> its first copy
         repeats: list[list] = []  # [story id, source, copy kept or None]
         updated: dict[str, list] = {}  # story id -> its revision record (see _update)
@@ -388,12 +419,12 @@ class StoryShard:
             self.clock.see(at, now)
             story = Story.first(f, now, pos)
             self.index.add(story, f.bands)
-            new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
+            new[f.item_id] = story.raw
             self._copies[f.item_id] = stored_json([entry.copy])
             firsts[f.item_id] = entry.copy
             if entry.packed_alerts:
                 self._alerts[f.item_id] = entry.packed_alerts
-                raisable[f.item_id] = base64.b64encode(entry.packed_alerts).decode("ascii")
+                raisable[f.item_id] = entry.packed_alerts
             self._first(entry, pos, now, out)
         if new or repeats or updated:
             for part, at in raw_high.items():
@@ -668,14 +699,17 @@ class StoryShard:
             self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
 
     # ------------------------------------------------------------------ stories: segments, expiry
-    def _store_segment(self, offset: int, now: float, new: dict, raisable: dict, firsts: dict,
-                       repeats: list, updated: dict, raw_high: dict) -> None:
-        segment = {"t": now, "new": new, "alerts": raisable, "copies": firsts, "rep": repeats}
+    def _store_segment(self, offset: int, now: float, new: dict[str, bytes], raisable: dict[str, bytes],
+                       firsts: dict, repeats: list, updated: dict, raw_high: dict) -> None:
+        """Keep (and write) the segment of the input record at ``offset``: :func:`read_segment` reads it."""
+        segment = {"v": 2, "t": now, "new": {sid: len(raw) for sid, raw in new.items()},
+                   "alerts": {sid: len(blob) for sid, blob in raisable.items()}, "copies": firsts, "rep": repeats}
         if updated:
             segment["upd"] = updated
         if raw_high:
             segment["raw"] = {str(part): at for part, at in raw_high.items()}
-        value = zlib.compress(orjson.dumps(segment), 1)
+        value = (zlib.compress(orjson.dumps(segment) + b"\n" + b"".join(new.values()), 1)
+                 + b"".join(raisable.values()))
         self.segments[offset] = value
         self._segment_meta[offset] = (now, list(new))
         self.changes.stories[segment_key(offset)] = value
@@ -729,12 +763,12 @@ class StoryShard:
         self.__init__(self.config)
         for key, value in sorted(stories):
             offset = int(key)
-            segment = orjson.loads(zlib.decompress(value))
-            for sid, raw in segment["new"].items():
-                self.index.add(Story.loads(sid, base64.b64decode(raw)))
-            for sid, blob in segment["alerts"].items():
+            segment, new, raisable = read_segment(value)
+            for sid, raw in new.items():
+                self.index.add(Story.loads(sid, raw))
+            for sid, blob in raisable.items():
                 if sid in self.index.records:
-                    self._alerts[sid] = base64.b64decode(blob)
+                    self._alerts[sid] = blob
             copies: dict[str, list[dict]] = {}
             for sid, copy in segment.get("copies", {}).items():
                 copies[sid] = [copy]
@@ -758,7 +792,7 @@ class StoryShard:
             for part, at in segment.get("raw", {}).items():
                 self._raw_high[int(part)] = max(at, self._raw_high.get(int(part), -1))
             self.segments[offset] = value
-            self._segment_meta[offset] = (segment["t"], list(segment["new"]))
+            self._segment_meta[offset] = (segment["t"], list(new))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}
         if wall is not None and self.last_alert:
             self.clock.see(max(state["at"] for state in self.last_alert.values()), wall)

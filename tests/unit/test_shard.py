@@ -3,14 +3,24 @@ restore and memory bounds over plain dicts, with entries made by the process sta
 
 from __future__ import annotations
 
+import base64
 import random
 import time
+import zlib
 
 import orjson
 import pytest
 
 from streams.analytics.dedup import Story
-from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch, unpack_alerts
+from streams.analytics.shard import (
+    Config,
+    Entry,
+    StoryShard,
+    batch_records,
+    read_batch,
+    read_segment,
+    unpack_alerts,
+)
 from streams.records import now_iso
 from streams.settings import Settings
 from streams.stages import process_item
@@ -154,6 +164,36 @@ def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     assert restored.copies("copy-0")[:3] == shard.copies("copy-0")[:3]  # kept before the restore
     assert len(restored.copies("copy-0")) == 10  # site3 … site9 added after it, no repeat of site0-2
     assert Story.loads("copy-0", restored.index.records["copy-0"]).copies == 30
+
+
+def test_segments_of_the_first_format_restore_the_same_state(tagger):
+    """A worker upgraded in place restores changelogs written by the previous version: story segments
+    with their records and alerts in base64 inside the compressed JSON."""
+    shard = StoryShard(Config(alert_cooldown=1800))
+    stored = {"stories": {}, "cooldown": {}, "windows": {}}
+    news = [entry(tagger, {"id": f"n{i}", "title": f"Russian missile strike on {city} kills {i + 2}", "text": STORY,
+                           "published_at": "2024-03-01T10:00:00Z"}) for i, city in enumerate(["Kharkiv", "Odesa"])]
+    for offset, batch in enumerate([news + copies(tagger, 3), copies(tagger, 4, start=3)]):
+        shard.decide(batch, offset=offset, now=1000.0 + offset)
+        keep(stored, shard.flush())
+    first_format = {}
+    for key, value in stored["stories"].items():
+        segment, records, alerts = read_segment(value)
+        assert segment["v"] == 2 and set(records) <= set(segment["new"]) and set(alerts) <= set(records)
+        old = {k: v for k, v in segment.items() if k != "v"} | {
+            "new": {sid: base64.b64encode(raw).decode() for sid, raw in records.items()},
+            "alerts": {sid: base64.b64encode(blob).decode() for sid, blob in alerts.items()}}
+        first_format[key] = zlib.compress(orjson.dumps(old), 1)
+    assert any(read_segment(v)[2] for v in stored["stories"].values())  # alerts kept, not only records
+    restored = {}
+    for name, stories in (("v2", stored["stories"]), ("first", first_format)):
+        restored[name] = StoryShard(Config(alert_cooldown=1800))
+        restored[name].restore(stories.items(), stored["cooldown"].items(), stored["windows"].items())
+    for s in restored.values():
+        assert s.index.records == shard.index.records and s._alerts == shard._alerts
+        assert s._copies == shard._copies and s._segment_meta == shard._segment_meta
+    with pytest.raises(ValueError):
+        read_segment(next(iter(stored["stories"].values()))[:-3])
 
 
 def test_a_burst_after_a_quiet_baseline_is_one_surge_alert(tagger):
