@@ -380,6 +380,8 @@ class StoryShard:
         self._baselines: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}  # key -> (size, start) -> ...
         self.changes = Changes()
         self._min_rank = severity_rank(c.alert_min_severity)
+        # whether a corroboration rule counts unlisted sites (the registry's own rules do not)
+        self._unlisted_count = any(UNCOUNTED_CAMP in (rule.get("camps") or ()) for rule in self.registry.rules.rules)
         self._base = c.window_sizes[0]
         self._last_sweep = float("-inf")
         self.clock = trend.EventClock()  # event time of the items decided: when a cooldown is over
@@ -538,11 +540,14 @@ class StoryShard:
         if len(copies) >= MAX_COPIES or any(c["outlet"] == copy["outlet"] and c["origin"] == copy["origin"]
                                             for c in copies):
             return None
-        before = self.registry.corroborate(copies) if copies else None
+        counts = copies and (copy["camp"] != UNCOUNTED_CAMP or self._unlisted_count)
+        before = self.registry.corroborate(copies) if counts else None
         copies.append(copy)
         self._copies[sid] = stored_json(copies)
+        if before is None:  # the first copy, or an unlisted site: nothing _counted compares can grow
+            return copy
         after = self.registry.corroborate(copies)
-        if before is None or _counted(before) == _counted(after):
+        if _counted(before) == _counted(after):
             return copy
         out.corroborations += 1
         blob = self._alerts.get(sid)

@@ -7,10 +7,12 @@ import base64
 import random
 import time
 import zlib
+from pathlib import Path
 
 import orjson
 import pytest
 
+from streams import sources
 from streams.analytics.dedup import Story
 from streams.analytics.shard import (
     Config,
@@ -23,6 +25,7 @@ from streams.analytics.shard import (
 )
 from streams.records import now_iso
 from streams.settings import Settings
+from streams.sources import load_registry
 from streams.stages import process_item
 from streams.tagging import load_tagger
 from tests.unit.shard_inputs import entry, keep
@@ -78,6 +81,21 @@ def test_hundred_copies_from_unlisted_sites_make_one_story_and_one_alert(tagger)
     # site1 … site9 are unlisted (camp "other"): they prove little, so they send no new version
     assert out.corroborations == out2.corroborations == 0 and not out2.alerts
     assert [c["outlet_name"] for c in shard.copies("copy-0")] == [f"site{i}" for i in range(10)]  # all kept
+
+
+def test_a_rule_that_counts_unlisted_sites_makes_their_copies_count(tagger, tmp_path):
+    """The shard skips corroborating a copy from an unlisted site only while no rule counts them."""
+    bundled = Path(sources.__file__).with_name("registry.yaml").read_text(encoding="utf-8")
+    rule = ("    - id: many-sites\n      description: three sites of any kind\n      min_origins: 3\n"
+            "      camps: [other]\n")
+    assert bundled.count("\n  rules:\n") == 1
+    (tmp_path / "registry.yaml").write_text(bundled.replace("\n  rules:\n", "\n  rules:\n" + rule), encoding="utf-8")
+    shard = StoryShard(Config(alert_cooldown=0), load_registry(tmp_path / "registry.yaml"))
+    out = shard.decide(copies(tagger, 5, text=HIGH), offset=0, now=1000.0)
+    assert out.corroborations == 1  # the third site
+    (first, again) = [a for a, _ in out.alerts if a["type"] == "escalation"]
+    assert first["alert_id"] == again["alert_id"] and again["corroboration"]["rules"] == ["many-sites"]
+    assert again["corroboration"]["origins"]["names"] == ["site0", "site1", "site2"]
 
 
 def test_a_story_rises_as_camps_confirm_it(tagger):
