@@ -307,7 +307,9 @@ class Outcome:
 
 @dataclass
 class Changes:
-    """Keys changed since the last flush, per store (value None: delete): written once per batch."""
+    """Keys changed since the last flush, per store (value None: delete): written once per batch. Until the
+    flush, cooldown and window entries are held by their in-memory key alone (serialised by
+    :meth:`StoryShard.flush`, once however often the batch changed them)."""
 
     stories: dict[bytes, bytes | None] = field(default_factory=dict)
     cooldown: dict[bytes, bytes | None] = field(default_factory=dict)
@@ -591,7 +593,7 @@ class StoryShard:
             alert = cooldown.release(state.get("released"), alert)
         if state is not last:
             self.last_alert[key] = state
-            self.changes.cooldown[key.encode()] = stored_json(state)
+            self.changes.cooldown[key] = None  # serialised at flush time (a key can change again)
         if send:
             out.alerts.append((alert, received))
 
@@ -607,7 +609,7 @@ class StoryShard:
             alert, new = cooldown.digest(key, state, now, self.config.alert_cooldown, created)
             if alert is not None:
                 self.last_alert[key] = new
-                self.changes.cooldown[key.encode()] = stored_json(new)
+                self.changes.cooldown[key] = None
                 out.alerts.append((alert, None))
         return out
 
@@ -757,6 +759,8 @@ class StoryShard:
     def flush(self) -> Changes:
         """The changes to write (serialised), once per batch; the shard starts collecting afresh."""
         changes = self.changes.take()
+        changes.cooldown = {key.encode(): stored_json(s) if (s := self.last_alert.get(key)) is not None else None
+                            for key in changes.cooldown}
         changes.windows = {encode_window(entry): stored_json(d) if (d := self.windows.get(entry)) is not None
                            else None for entry in changes.windows}
         return changes
