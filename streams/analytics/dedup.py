@@ -92,7 +92,7 @@ class Features:
     def from_wire(cls, w: list) -> Features:
         """Inverse of :meth:`wire` (records of earlier versions lack the event key and the band keys)."""
         item_id, url, content, sig, source, shingles, *rest = w
-        b64 = binascii.a2b_base64  # as base64.b64decode, less its Python wrapper (three per item, on the shard)
+        b64 = binascii.a2b_base64  # base64.b64decode less its Python wrapper (three per item)
         f = cls(item_id, url, content, b64(sig) if sig else None, source,
                 int(shingles), b64(rest[0]) if rest and rest[0] else b"")
         if len(rest) > 1 and rest[1]:

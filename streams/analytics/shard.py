@@ -383,7 +383,8 @@ class StoryShard:
         self.changes = Changes()
         self._min_rank = severity_rank(c.alert_min_severity)
         # whether a corroboration rule counts unlisted sites (the registry's own rules do not)
-        self._unlisted_count = any(UNCOUNTED_CAMP in (rule.get("camps") or ()) for rule in self.registry.rules.rules)
+        self._unlisted_count = any(UNCOUNTED_CAMP in (rule.get("camps") or ())
+                                   for rule in self.registry.rules.rules)
         self._base = c.window_sizes[0]
         self._last_sweep = float("-inf")
         self.clock = trend.EventClock()  # event time of the items decided: when a cooldown is over
@@ -437,7 +438,8 @@ class StoryShard:
         self._forget(now, out)
         return out
 
-    def _first(self, entry: Entry, pos: int, now: float, out: Outcome, copies: list[dict] | None = None) -> None:
+    def _first(self, entry: Entry, pos: int, now: float, out: Outcome,
+               copies: list[dict] | None = None) -> None:
         """Send a first copy (revision 1), offer its alerts to the cooldown and count its trend keys
         (``copies``: the story's kept copies, on a replay)."""
         out.tagged.append((entry.tagged, entry.received))
@@ -542,8 +544,8 @@ class StoryShard:
         if len(copies) >= MAX_COPIES or any(c["outlet"] == copy["outlet"] and c["origin"] == copy["origin"]
                                             for c in copies):
             return None
-        counts = copies and (copy["camp"] != UNCOUNTED_CAMP or self._unlisted_count)
-        before = self.registry.corroborate(copies) if counts else None
+        may_grow = bool(copies) and (copy["camp"] != UNCOUNTED_CAMP or self._unlisted_count)
+        before = self.registry.corroborate(copies) if may_grow else None
         copies.append(copy)
         self._copies[sid] = stored_json(copies)
         if before is None:  # the first copy, or an unlisted site: nothing _counted compares can grow
@@ -700,8 +702,8 @@ class StoryShard:
             out.index[kind] = trend.index(n, stats[kind][0])
         flag = (size, "divergence", start)
         if surging and flag not in self.windows:
-            alert = trend.divergence_alert(size, start, counts, {k: m for k, (m, _) in stats.items()}, item_ids=_ids(parts),
-                                           lexicon_version=rec["lv"], created_at=now_iso())
+            alert = trend.divergence_alert(size, start, counts, {k: mean for k, (mean, _) in stats.items()},
+                                           item_ids=_ids(parts), lexicon_version=rec["lv"], created_at=now_iso())
             self._offer(alert, rec["t"], None, pos, out)
             self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
 
@@ -710,7 +712,8 @@ class StoryShard:
                        firsts: dict, repeats: list, updated: dict, raw_high: dict) -> None:
         """Keep (and write) the segment of the input record at ``offset``: :func:`read_segment` reads it."""
         segment = {"v": 2, "t": now, "new": {sid: len(raw) for sid, raw in new.items()},
-                   "alerts": {sid: len(blob) for sid, blob in raisable.items()}, "copies": firsts, "rep": repeats}
+                   "alerts": {sid: len(blob) for sid, blob in raisable.items()},
+                   "copies": firsts, "rep": repeats}
         if updated:
             segment["upd"] = updated
         if raw_high:
