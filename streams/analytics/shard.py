@@ -173,6 +173,37 @@ def unpack_alerts(packed: bytes | None) -> tuple[float, list[dict]]:
     return tuple(orjson.loads(zlib.decompress(packed))) if packed else (0.0, [])
 
 
+def read_segment(value: bytes) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:
+    """A stored story segment (:meth:`StoryShard.restore`): its JSON, the story records it made and their
+    packed alerts (story id -> bytes, each).
+
+    Written as one zlib stream of the JSON (``"v": 2``: ``new`` and ``alerts`` map each story id to the
+    length of its part), a newline and the story records back to back, followed by the packed alerts as they
+    are (zlib already). The first format, read from changelogs written before, is the zlib JSON alone with
+    records and alerts in base64: compressing base64 cost the shard ~3x the time of compressing the bytes
+    (docs/architecture.md, "Scale limits"), for a larger result."""
+    stream = zlib.decompressobj()
+    head, _, records = stream.decompress(value).partition(b"\n")
+    if not stream.eof:
+        raise ValueError("story segment cut short")
+    segment = orjson.loads(head)
+    if segment.get("v") != 2:
+        return (segment, {sid: base64.b64decode(raw) for sid, raw in segment["new"].items()},
+                {sid: base64.b64decode(blob) for sid, blob in segment["alerts"].items()})
+    return segment, _cut(segment["new"], records), _cut(segment["alerts"], stream.unused_data)
+
+
+def _cut(lengths: dict[str, int], blob: bytes) -> dict[str, bytes]:
+    """``blob`` cut into the parts of ``lengths`` (id -> length, in order)."""
+    parts, at = {}, 0
+    for sid, n in lengths.items():
+        parts[sid] = blob[at:at + n]
+        at += n
+    if at != len(blob):
+        raise ValueError("story segment longer or shorter than its header says")
+    return parts
+
+
 def batch_records(parts: list[tuple[bytes, bytes]], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
     """Entries (:meth:`Entry.wire`) joined into news.processed records of at most ``max_bytes`` (an entry
     larger than that alone) and :data:`MAX_ENTRIES` entries: a JSON header line
@@ -276,7 +307,9 @@ class Outcome:
 
 @dataclass
 class Changes:
-    """Keys changed since the last flush, per store (value None: delete): written once per batch."""
+    """Keys changed since the last flush, per store (value None: delete): written once per batch. Until the
+    flush, cooldown and window entries are held by their in-memory key alone (serialised by
+    :meth:`StoryShard.flush`, once however often the batch changed them)."""
 
     stories: dict[bytes, bytes | None] = field(default_factory=dict)
     cooldown: dict[bytes, bytes | None] = field(default_factory=dict)
@@ -310,16 +343,16 @@ def _ids(parts: list[dict]) -> list[str]:
     return [i for p in parts for i in p["ids"]][:MAX_IDS]
 
 
+_KIND_TOTALS = (("escalation", "escalation/*"), ("negotiation", "negotiation/*"))
+"""The kinds whose totals surging together make a divergence, and their trend keys."""
+
+
 def segment_key(offset: int) -> bytes:
     return b"%020d" % offset
 
 
-def window_key(size: int, key: str, start: int) -> tuple[int, str, int]:
-    """A window entry in memory; stored as ``size|key|start`` (:func:`encode_window`)."""
-    return (size, key, start)
-
-
 def encode_window(entry: tuple[int, str, int]) -> bytes:
+    """A window entry (``(size, key, start)`` in memory) as stored: ``size|key|start``."""
     return f"{entry[0]}|{entry[1]}|{entry[2]}".encode()
 
 
@@ -344,11 +377,14 @@ class StoryShard:
         self._revisions: dict[str, list] = {}  # updated story id -> [revision, position, alert ids re-sent]
         self._raw_high: dict[int, int] = {}  # news.raw partition -> highest offset decided
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
-        self.windows: dict[tuple, dict] = {}  # window entry -> {"n", "o", "ids", "ev", "f", "w"}
+        self.windows: dict[tuple, dict] = {}  # (size, key, start) -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
         self._baselines: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}  # key -> (size, start) -> ...
         self.changes = Changes()
         self._min_rank = severity_rank(c.alert_min_severity)
+        # whether a corroboration rule counts unlisted sites (the registry's own rules do not)
+        self._unlisted_count = any(UNCOUNTED_CAMP in (rule.get("camps") or ())
+                                   for rule in self.registry.rules.rules)
         self._base = c.window_sizes[0]
         self._last_sweep = float("-inf")
         self.clock = trend.EventClock()  # event time of the items decided: when a cooldown is over
@@ -361,8 +397,8 @@ class StoryShard:
             self._replay(entries, offset, now, out)
             self._forget(now, out)
             return out
-        new: dict[str, str] = {}  # story id -> its record (base64) for this record's segment
-        raisable: dict[str, str] = {}  # story id -> its compressed alerts (base64)
+        new: dict[str, bytes] = {}  # story id -> its record, for this record's segment
+        raisable: dict[str, bytes] = {}  # story id -> its packed alerts
         firsts: dict[str, dict] = {}  # story id -> its first copy
         repeats: list[list] = []  # [story id, source, copy kept or None]
         updated: dict[str, list] = {}  # story id -> its revision record (see _update)
@@ -388,12 +424,12 @@ class StoryShard:
             self.clock.see(at, now)
             story = Story.first(f, now, pos)
             self.index.add(story, f.bands)
-            new[f.item_id] = base64.b64encode(story.raw).decode("ascii")
+            new[f.item_id] = story.raw
             self._copies[f.item_id] = stored_json([entry.copy])
             firsts[f.item_id] = entry.copy
             if entry.packed_alerts:
                 self._alerts[f.item_id] = entry.packed_alerts
-                raisable[f.item_id] = base64.b64encode(entry.packed_alerts).decode("ascii")
+                raisable[f.item_id] = entry.packed_alerts
             self._first(entry, pos, now, out)
         if new or repeats or updated:
             for part, at in raw_high.items():
@@ -402,11 +438,12 @@ class StoryShard:
         self._forget(now, out)
         return out
 
-    def _first(self, entry: Entry, pos: int, now: float, out: Outcome) -> None:
-        """Send a first copy (revision 1), offer its alerts to the cooldown and count its trend keys."""
+    def _first(self, entry: Entry, pos: int, now: float, out: Outcome,
+               copies: list[dict] | None = None) -> None:
+        """Send a first copy (revision 1), offer its alerts to the cooldown and count its trend keys
+        (``copies``: the story's kept copies, on a replay)."""
         out.tagged.append((entry.tagged, entry.received))
         alerts = entry.alerts  # corroborated by their one copy, revision 1 (the process stage)
-        copies = self.copies(entry.features.item_id)
         if copies and len(copies) > 1:  # a replay after more copies came
             c = self.registry.corroborate(copies)
             alerts = [corroborated(alert, c, copies, 1) for alert in alerts]
@@ -429,7 +466,7 @@ class StoryShard:
             if raw is None:  # a copy of another story, or forgotten since
                 continue
             if Story.position_of(raw) == pos:
-                self._first(entry, pos, now, out)
+                self._first(entry, pos, now, out, self.copies(sid))
             elif (rev := self._revisions.get(sid)) and rev[1] == pos:
                 self._send_revision(sid, entry, rev[0], set(rev[2]), pos, out)
 
@@ -507,11 +544,14 @@ class StoryShard:
         if len(copies) >= MAX_COPIES or any(c["outlet"] == copy["outlet"] and c["origin"] == copy["origin"]
                                             for c in copies):
             return None
-        before = self.registry.corroborate(copies) if copies else None
+        may_grow = bool(copies) and (copy["camp"] != UNCOUNTED_CAMP or self._unlisted_count)
+        before = self.registry.corroborate(copies) if may_grow else None
         copies.append(copy)
         self._copies[sid] = stored_json(copies)
+        if before is None:  # the first copy, or an unlisted site: nothing _counted compares can grow
+            return copy
         after = self.registry.corroborate(copies)
-        if before is None or _counted(before) == _counted(after):
+        if _counted(before) == _counted(after):
             return copy
         out.corroborations += 1
         blob = self._alerts.get(sid)
@@ -555,7 +595,7 @@ class StoryShard:
             alert = cooldown.release(state.get("released"), alert)
         if state is not last:
             self.last_alert[key] = state
-            self.changes.cooldown[key.encode()] = stored_json(state)
+            self.changes.cooldown[key] = None  # serialised at flush time (a key can change again)
         if send:
             out.alerts.append((alert, received))
 
@@ -571,7 +611,7 @@ class StoryShard:
             alert, new = cooldown.digest(key, state, now, self.config.alert_cooldown, created)
             if alert is not None:
                 self.last_alert[key] = new
-                self.changes.cooldown[key.encode()] = stored_json(new)
+                self.changes.cooldown[key] = None
                 out.alerts.append((alert, None))
         return out
 
@@ -582,17 +622,18 @@ class StoryShard:
 
     def _parts(self, size: int, key: str, start: int) -> list[dict]:
         """The stored base windows of a window (one for the base size itself)."""
-        base = self._base
-        found = (self.windows.get(window_key(base, key, s)) for s in range(start, start + size, base))
-        return [d for d in found if d]
+        base, windows = self._base, self.windows
+        return [d for s in range(start, start + size, base) if (d := windows.get((base, key, s)))]
 
     def _window_count(self, size: int, key: str, start: int) -> int:
-        return sum(d["n"] for d in self._parts(size, key, start))
+        return sum([d["n"] for d in self._parts(size, key, start)])
 
     def _baseline(self, size: int, key: str, start: int) -> tuple[float, float]:
         """The baseline of a window: computed once per window, kept until a count lands in an earlier window
         of its key (a late item), which may change it."""
-        cached = self._baselines.setdefault(key, {})
+        cached = self._baselines.get(key)
+        if cached is None:
+            cached = self._baselines[key] = {}
         found = cached.get((size, start))
         if found is None:
             lookback = self.config.trend_lookback
@@ -607,7 +648,7 @@ class StoryShard:
         start = trend.window_start(at, base)
         if start < self._latest.get((base, key), start):  # a late item: later windows' baselines change
             self._baselines.pop(key, None)
-        entry = window_key(base, key, start)
+        entry = (base, key, start)
         d = self.windows.get(entry) or {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
         if d["o"] >= pos:  # counted before a restart
             return
@@ -624,14 +665,14 @@ class StoryShard:
         for size in c.window_sizes:
             s = trend.window_start(at, size)
             parts = [d] if size == base else self._parts(size, key, s)
-            n = sum(p["n"] for p in parts)
+            n = d["n"] if size == base else sum([p["n"] for p in parts])
             counted.append((size, s, n, parts))
             if s >= self._latest.get((size, key), s):
                 self._latest[(size, key)] = s
                 out.window_counts[(size, key)] = n
             if kind == "actor" or category == trend.KIND_TOTAL:
                 continue
-            flag = window_key(size, key, s)  # larger windows: a flag entry marks a sent surge
+            flag = (size, key, s)  # larger windows: a flag entry marks a sent surge
             if d["f"] if size == base else flag in self.windows:
                 continue
             mean, std = self._baseline(size, key, s)
@@ -650,28 +691,35 @@ class StoryShard:
 
     def _kind_totals(self, size: int, start: int, kind: str, n: int, parts: list[dict], rec: dict, pos: int,
                      now: float, out: Outcome) -> None:
-        c, kinds = self.config, ("escalation", "negotiation")
-        counts = {k: (n if k == kind else self._window_count(size, f"{k}/*", start)) for k in kinds}
-        stats = {k: self._baseline(size, f"{k}/*", start) for k in kinds}
+        c = self.config
+        counts, stats = {}, {}
+        surging = True
+        for k, total in _KIND_TOTALS:
+            counts[k] = count = n if k == kind else self._window_count(size, total, start)
+            stats[k] = mean, std = self._baseline(size, total, start)
+            surging = surging and count >= trend.threshold(mean, std, c.trend_min_count, c.trend_z)
         if size == self._base and start >= self._latest.get((size, f"{kind}/*"), start):
             out.index[kind] = trend.index(n, stats[kind][0])
-        surging = all(counts[k] >= trend.threshold(*stats[k], c.trend_min_count, c.trend_z) for k in kinds)
-        flag = window_key(size, "divergence", start)
+        flag = (size, "divergence", start)
         if surging and flag not in self.windows:
-            alert = trend.divergence_alert(size, start, counts, {k: stats[k][0] for k in kinds}, item_ids=_ids(parts),
-                                           lexicon_version=rec["lv"], created_at=now_iso())
+            alert = trend.divergence_alert(size, start, counts, {k: mean for k, (mean, _) in stats.items()},
+                                           item_ids=_ids(parts), lexicon_version=rec["lv"], created_at=now_iso())
             self._offer(alert, rec["t"], None, pos, out)
             self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
 
     # ------------------------------------------------------------------ stories: segments, expiry
-    def _store_segment(self, offset: int, now: float, new: dict, raisable: dict, firsts: dict,
-                       repeats: list, updated: dict, raw_high: dict) -> None:
-        segment = {"t": now, "new": new, "alerts": raisable, "copies": firsts, "rep": repeats}
+    def _store_segment(self, offset: int, now: float, new: dict[str, bytes], raisable: dict[str, bytes],
+                       firsts: dict, repeats: list, updated: dict, raw_high: dict) -> None:
+        """Keep (and write) the segment of the input record at ``offset``: :func:`read_segment` reads it."""
+        segment = {"v": 2, "t": now, "new": {sid: len(raw) for sid, raw in new.items()},
+                   "alerts": {sid: len(blob) for sid, blob in raisable.items()},
+                   "copies": firsts, "rep": repeats}
         if updated:
             segment["upd"] = updated
         if raw_high:
             segment["raw"] = {str(part): at for part, at in raw_high.items()}
-        value = zlib.compress(orjson.dumps(segment), 1)
+        value = (zlib.compress(orjson.dumps(segment) + b"\n" + b"".join(new.values()), 1)
+                 + b"".join(raisable.values()))
         self.segments[offset] = value
         self._segment_meta[offset] = (now, list(new))
         self.changes.stories[segment_key(offset)] = value
@@ -714,6 +762,8 @@ class StoryShard:
     def flush(self) -> Changes:
         """The changes to write (serialised), once per batch; the shard starts collecting afresh."""
         changes = self.changes.take()
+        changes.cooldown = {key.encode(): stored_json(s) if (s := self.last_alert.get(key)) is not None else None
+                            for key in changes.cooldown}
         changes.windows = {encode_window(entry): stored_json(d) if (d := self.windows.get(entry)) is not None
                            else None for entry in changes.windows}
         return changes
@@ -725,12 +775,12 @@ class StoryShard:
         self.__init__(self.config)
         for key, value in sorted(stories):
             offset = int(key)
-            segment = orjson.loads(zlib.decompress(value))
-            for sid, raw in segment["new"].items():
-                self.index.add(Story.loads(sid, base64.b64decode(raw)))
-            for sid, blob in segment["alerts"].items():
+            segment, new, raisable = read_segment(value)
+            for sid, raw in new.items():
+                self.index.add(Story.loads(sid, raw))
+            for sid, blob in raisable.items():
                 if sid in self.index.records:
-                    self._alerts[sid] = base64.b64decode(blob)
+                    self._alerts[sid] = blob
             copies: dict[str, list[dict]] = {}
             for sid, copy in segment.get("copies", {}).items():
                 copies[sid] = [copy]
@@ -754,7 +804,7 @@ class StoryShard:
             for part, at in segment.get("raw", {}).items():
                 self._raw_high[int(part)] = max(at, self._raw_high.get(int(part), -1))
             self.segments[offset] = value
-            self._segment_meta[offset] = (segment["t"], list(segment["new"]))
+            self._segment_meta[offset] = (segment["t"], list(new))
         self.last_alert = {key.decode(): orjson.loads(value) for key, value in cooldowns}
         if wall is not None and self.last_alert:
             self.clock.see(max(state["at"] for state in self.last_alert.values()), wall)

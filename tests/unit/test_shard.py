@@ -3,17 +3,30 @@ restore and memory bounds over plain dicts, with entries made by the process sta
 
 from __future__ import annotations
 
+import base64
 import random
 import time
+import zlib
+from pathlib import Path
 
 import orjson
 import pytest
 
+from streams import sources
 from streams.analytics.dedup import Story
-from streams.analytics.shard import Config, Entry, StoryShard, batch_records, read_batch, unpack_alerts
+from streams.analytics.shard import (
+    Config,
+    Entry,
+    StoryShard,
+    batch_records,
+    read_batch,
+    read_segment,
+    unpack_alerts,
+)
 from streams.processing import process_item
 from streams.records import now_iso
 from streams.settings import Settings
+from streams.sources import load_registry
 from streams.tagging import load_tagger
 from tests.unit.shard_inputs import entry, keep
 
@@ -68,6 +81,21 @@ def test_hundred_copies_from_unlisted_sites_make_one_story_and_one_alert(tagger)
     # site1 … site9 are unlisted (camp "other"): they prove little, so they send no new version
     assert out.corroborations == out2.corroborations == 0 and not out2.alerts
     assert [c["outlet_name"] for c in shard.copies("copy-0")] == [f"site{i}" for i in range(10)]  # all kept
+
+
+def test_a_rule_that_counts_unlisted_sites_makes_their_copies_count(tagger, tmp_path):
+    """The shard skips corroborating a copy from an unlisted site only while no rule counts them."""
+    bundled = Path(sources.__file__).with_name("registry.yaml").read_text(encoding="utf-8")
+    rule = ("    - id: many-sites\n      description: three sites of any kind\n      min_origins: 3\n"
+            "      camps: [other]\n")
+    assert bundled.count("\n  rules:\n") == 1
+    (tmp_path / "registry.yaml").write_text(bundled.replace("\n  rules:\n", "\n  rules:\n" + rule), encoding="utf-8")
+    shard = StoryShard(Config(alert_cooldown=0), load_registry(tmp_path / "registry.yaml"))
+    out = shard.decide(copies(tagger, 5, text=HIGH), offset=0, now=1000.0)
+    assert out.corroborations == 1  # the third site
+    (first, again) = [a for a, _ in out.alerts if a["type"] == "escalation"]
+    assert first["alert_id"] == again["alert_id"] and again["corroboration"]["rules"] == ["many-sites"]
+    assert again["corroboration"]["origins"]["names"] == ["site0", "site1", "site2"]
 
 
 def test_a_story_rises_as_camps_confirm_it(tagger):
@@ -154,6 +182,36 @@ def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     assert restored.copies("copy-0")[:3] == shard.copies("copy-0")[:3]  # kept before the restore
     assert len(restored.copies("copy-0")) == 10  # site3 … site9 added after it, no repeat of site0-2
     assert Story.loads("copy-0", restored.index.records["copy-0"]).copies == 30
+
+
+def test_segments_of_the_first_format_restore_the_same_state(tagger):
+    """A worker upgraded in place restores changelogs written by the previous version: story segments
+    with their records and alerts in base64 inside the compressed JSON."""
+    shard = StoryShard(Config(alert_cooldown=1800))
+    stored = {"stories": {}, "cooldown": {}, "windows": {}}
+    news = [entry(tagger, {"id": f"n{i}", "title": f"Russian missile strike on {city} kills {i + 2}", "text": STORY,
+                           "published_at": "2024-03-01T10:00:00Z"}) for i, city in enumerate(["Kharkiv", "Odesa"])]
+    for offset, batch in enumerate([news + copies(tagger, 3), copies(tagger, 4, start=3)]):
+        shard.decide(batch, offset=offset, now=1000.0 + offset)
+        keep(stored, shard.flush())
+    first_format = {}
+    for key, value in stored["stories"].items():
+        segment, records, alerts = read_segment(value)
+        assert segment["v"] == 2 and set(records) <= set(segment["new"]) and set(alerts) <= set(records)
+        old = {k: v for k, v in segment.items() if k != "v"} | {
+            "new": {sid: base64.b64encode(raw).decode() for sid, raw in records.items()},
+            "alerts": {sid: base64.b64encode(blob).decode() for sid, blob in alerts.items()}}
+        first_format[key] = zlib.compress(orjson.dumps(old), 1)
+    assert any(read_segment(v)[2] for v in stored["stories"].values())  # alerts kept, not only records
+    restored = {}
+    for name, stories in (("v2", stored["stories"]), ("first", first_format)):
+        restored[name] = StoryShard(Config(alert_cooldown=1800))
+        restored[name].restore(stories.items(), stored["cooldown"].items(), stored["windows"].items())
+    for s in restored.values():
+        assert s.index.records == shard.index.records and s._alerts == shard._alerts
+        assert s._copies == shard._copies and s._segment_meta == shard._segment_meta
+    with pytest.raises(ValueError):
+        read_segment(next(iter(stored["stories"].values()))[:-3])
 
 
 def test_a_burst_after_a_quiet_baseline_is_one_surge_alert(tagger):
