@@ -635,10 +635,13 @@ class StoryShard:
         if cached is None:
             cached = self._baselines[key] = {}
         found = cached.get((size, start))
-        if found is None:
-            lookback = self.config.trend_lookback
-            found = cached[(size, start)] = trend.baseline(
-                [self._window_count(size, key, start - i * size) for i in range(lookback, 0, -1)])
+        if found is None:  # the lookback's base windows in one pass, oldest first, summed per window of size
+            base, get, per = self._base, self.windows.get, size // self._base
+            counts = [d["n"] if (d := get((base, key, s))) else 0
+                      for s in range(start - self.config.trend_lookback * size, start, base)]
+            if per > 1:
+                counts = [sum(counts[i:i + per]) for i in range(0, len(counts), per)]
+            found = cached[(size, start)] = trend.baseline(counts)
         return found
 
     def _count(self, key: str, rec: dict, pos: int, now: float, out: Outcome) -> None:
