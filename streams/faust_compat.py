@@ -12,7 +12,9 @@ fails loudly when an upgrade removes or changes what it relies on: re-check each
   and the in-memory store (``Table.data``) updated alongside.
 * :class:`StallGuard`: faust-streaming #596 (open): after a restart with tables to recover, records
   fetched during the recovery can be dropped and a partition's committed offset stops; the guard re-reads
-  such a partition. Reads the private ``Consumer._committed_offset`` and ``Agent._actors``.
+  such a partition, also one never committed (Faust's seek to the committed offsets after a recovery
+  leaves those where the dropped records left them). Reads the private ``Consumer._committed_offset`` and
+  ``Agent._actors``.
 * :func:`kafka_producer`: the story shard sends its records as aiokafka record batches (streams.outbox)
   through the aiokafka producer under Faust's (private ``Producer._ensure_producer``), so that Faust's
   commit, which flushes that producer, also waits for them.
@@ -117,8 +119,8 @@ class StallGuard:
     the rebalance or recovery ran, without re-fetching them: the partition's committed offset stops and
     the records wait for the next restart (reproduced by tests/slow/test_crash_restart.py before the
     batched topology: 3 of 6 kill -9 runs). When a partition has records past its committed offset and
-    that offset has not moved for ``stall_after`` seconds while no event is in flight and no recovery
-    runs, the guard seeks the partition back to its committed offset. Re-read records are harmless: the
+    that offset (its log start if it was never committed) has not moved for ``stall_after`` seconds while
+    no event is in flight and no recovery runs, the guard seeks the partition back to that offset. Re-read records are harmless: the
     story shard recognises replayed positions and deterministic ids make repeats recognisable.
     """
 
@@ -152,9 +154,16 @@ def install_stall_guard(app: Any, metrics: Metrics, interval: float = 5.0,
         consumer = app.consumer
         try:
             idle = not app.in_recovery and app.flow_control.is_active() and in_flight(app) == 0
-            committed = committed_offsets(consumer)
-            tps = [tp for tp in consumer.assignment() if committed.get(tp) is not None]
-            ends = await consumer.highwaters(*tps) if idle and tps else {}
+            committed = dict(committed_offsets(consumer))
+            tps = [tp for tp in consumer.assignment() if app.topics.acks_enabled_for(tp.topic)]  # no changelogs
+            if idle and tps:
+                # a partition never committed starts at its log start (consumer_auto_offset_reset="earliest");
+                # Faust's seek after recovery skips it, so a record it dropped there is never read otherwise
+                never = [tp for tp in tps if committed.get(tp) is None]
+                committed.update(await consumer.earliest_offsets(*never) if never else {})
+                ends = await consumer.highwaters(*tps)
+            else:
+                ends = {}
             now = time.monotonic()
             for tp in sorted(tps):
                 if guard.stalled(tp, committed.get(tp), ends.get(tp), idle, now):

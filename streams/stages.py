@@ -62,8 +62,9 @@ def stop_worker(exc: BaseException) -> None:
     """A record could not be handed to Kafka, or a process helper died: stop now, so that nothing of this
     batch is committed."""
     if isinstance(exc, BrokenProcessPool):
-        log.critical("a process-stage helper died (%r): stopping the worker without committing; it re-reads "
-                     "the batch when restarted. Check the system log for the OOM killer or a crash.", exc)
+        log.critical("a process-stage helper died or could not start (%r): stopping the worker without "
+                     "committing; it re-reads the batch when restarted. Check the helper's traceback above, and "
+                     "the system log for the OOM killer.", exc)
     else:
         log.critical("could not send to Kafka (%r): stopping the worker without committing; it re-reads the "
                      "batch when restarted. Check the broker's logs and limits (message.max.bytes).", exc)
@@ -145,7 +146,10 @@ class Process(_Stage):
         self.pool = pool
 
     async def run(self, stream) -> None:
-        await self.pool.ready()
+        try:
+            await self.pool.ready()
+        except Exception as exc:  # noqa: BLE001 - a helper that cannot start: the worker would only look alive
+            stop_worker(exc)
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
             await self.handle(self.fresh([event.message for event in events]))
 

@@ -74,6 +74,8 @@ def test_stall_guard_rereads_a_partition_only_after_it_stayed_behind_while_idle(
 
 
 def test_stall_guard_timer_seeks_a_stalled_partition_back_to_its_committed_offset(monkeypatch):
+    """Also a partition never committed (a record dropped there while a restarted worker recovered its
+    tables, before the worker's first commit on it): back to its log start."""
     import asyncio
 
     from faust.types import TP
@@ -82,6 +84,7 @@ def test_stall_guard_timer_seeks_a_stalled_partition_back_to_its_committed_offse
     from streams.metrics import Metrics
 
     stalled, moving = TP("news.processed", 7), TP("news.processed", 3)
+    never, empty, changelog = TP("news.raw", 5), TP("news.raw", 6), TP("sw-story_segments-changelog", 7)
 
     class Consumer:
         def __init__(self):
@@ -89,10 +92,14 @@ def test_stall_guard_timer_seeks_a_stalled_partition_back_to_its_committed_offse
             self.seeks = []
 
         def assignment(self):
-            return {stalled, moving, TP("sw-story_segments-changelog", 7)}  # a changelog: never committed
+            return {stalled, moving, never, empty, changelog}
+
+        async def earliest_offsets(self, *tps):
+            assert set(tps) == {never, empty}, "only stream partitions never committed"
+            return {never: 40, empty: 12}
 
         async def highwaters(self, *tps):
-            return {stalled: 1115, moving: 500}
+            return {stalled: 1115, moving: 500, never: 41, empty: 12, changelog: 900}
 
         async def seek(self, tp, offset):
             self.seeks.append((tp, offset))
@@ -101,9 +108,14 @@ def test_stall_guard_timer_seeks_a_stalled_partition_back_to_its_committed_offse
         def is_active(self):
             return True
 
+    class Topics:
+        def acks_enabled_for(self, topic):
+            return not topic.endswith("-changelog")  # Faust acks and commits stream topics only
+
     class App:
         in_recovery = False
         flow_control = Flow()
+        topics = Topics()
         agents: dict = {}
 
         def __init__(self):
@@ -127,5 +139,5 @@ def test_stall_guard_timer_seeks_a_stalled_partition_back_to_its_committed_offse
     assert app.consumer.seeks == []
     clock[0] = 30.0
     asyncio.run(tick())
-    assert app.consumer.seeks == [(stalled, 334)]
-    assert metrics.registry.get_sample_value("signalwatch_partition_rereads_total") == 1
+    assert sorted(app.consumer.seeks) == sorted([(stalled, 334), (never, 40)])
+    assert metrics.registry.get_sample_value("signalwatch_partition_rereads_total") == 2

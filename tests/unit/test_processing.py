@@ -86,6 +86,30 @@ def test_a_helper_that_dies_breaks_the_batch():
             pool.close()
 
 
+def test_a_worker_whose_helper_cannot_start_stops(monkeypatch):
+    """Not a worker that looks alive (web, health, partitions) while its process stage never runs."""
+    from streams import stages
+    from streams.metrics import Metrics
+
+    class Stopped(Exception):
+        pass
+
+    def stop_worker(exc):
+        raise Stopped(exc)
+
+    class Pool:
+        async def ready(self):
+            raise BrokenProcessPool("A process in the initializer failed")
+
+    class App:
+        on_partitions_assigned = on_partitions_revoked = type("Signal", (), {"connect": lambda self, f: f})()
+
+    monkeypatch.setattr(stages, "stop_worker", stop_worker)
+    process = stages.Process({}, Metrics(), Pool(), App())
+    with pytest.raises(Stopped, match="initializer failed"):
+        asyncio.run(process.run(stream=None))
+
+
 HOLDS_A_POOL = """
 import asyncio, sys
 from streams.processing import ProcessPool
