@@ -81,8 +81,11 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     # the story shard's state, co-partitioned with news.processed (written once per batch, streams.stages)
     tables = {"stories": table("story_segments"), "cooldown": table("alert_cooldown"),
               "windows": table("trend_windows")}
-    # the negotiation tracker's threads: a table of the same stage whose changelog is the public compacted topic
-    threads = app.topic(t.threads, value_type=bytes, key_type=bytes, partitions=settings.partitions, compacting=True)
+    # the negotiation tracker's threads: a table of the same stage whose changelog is the public compacted topic;
+    # not acked, like Faust's own changelogs (an acked topic is a stream to Faust: its stall check and the stall
+    # guard would take the changelog, read only while recovering, for a stalled stream)
+    threads = app.topic(t.threads, value_type=bytes, key_type=bytes, partitions=settings.partitions,
+                        compacting=True, acks=False)
     tables["threads"] = app.Table("negotiation_threads", default=None, partitions=settings.partitions,
                                   key_type=bytes, value_type=bytes, changelog_topic=threads)
     create_changelogs_first(app, settings, list(tables.values()))

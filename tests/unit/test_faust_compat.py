@@ -20,6 +20,16 @@ def test_the_installed_faust_is_the_pinned_version():
         "listed there, then update FAUST_VERSION")
 
 
+def test_every_table_changelog_is_unacked(tmp_path):
+    """Faust takes an acked topic for a stream: its stall check then logs an error every 7 s for a changelog
+    partition with records (read only while recovering) once the worker is 5 minutes old, and the stall
+    guard would re-read it."""
+    app = create_app(Settings(broker="kafka://127.0.0.1:1", data_dir=tmp_path))
+    assert {name: table.changelog_topic.acks for name, table in app.tables.items()} == \
+        {name: False for name in app.tables}
+    assert "negotiation_threads" in app.tables
+
+
 def test_the_private_attributes_the_workarounds_read_still_exist(tmp_path):
     import inspect
 
