@@ -106,6 +106,36 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def box_cpu() -> tuple[float, float]:
+    """CPU seconds of the whole machine so far: (busy, total) over all cores (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq + steal
+    return busy / os.sysconf("SC_CLK_TCK"), (busy + idle + iowait) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuBudget:
+    """Where a phase's CPU went, per item: the worker (its helpers included), the broker, and the whole
+    machine (bench client and everything else included), with how busy the machine's cores were. When
+    they were busy throughout, the machine's CPU per item sets the rate, and the pipeline/no-op ratio is
+    at most the no-op's machine CPU per item over the pipeline's."""
+
+    def __init__(self, worker_pid: int, broker: LocalBroker) -> None:
+        self.worker_pid, self.broker_pid = worker_pid, broker.pid()
+        self.worker, self.broker, self.box = cpu_seconds(worker_pid), self._broker(), box_cpu()
+
+    def _broker(self) -> float:
+        return cpu_seconds(self.broker_pid) if self.broker_pid else 0.0
+
+    def per_item(self, items: int) -> dict:
+        busy, total = box_cpu()
+        box_busy, box_total = busy - self.box[0], total - self.box[1]
+        return {"worker_cpu_ms_per_item": round((cpu_seconds(self.worker_pid) - self.worker) / items * 1000, 3),
+                "broker_cpu_ms_per_item": round((self._broker() - self.broker) / items * 1000, 3),
+                "machine_cpu_ms_per_item": round(box_busy / items * 1000, 3),
+                "machine_busy_fraction": round(box_busy / box_total, 3) if box_total else None}
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its living descendants, in MB (their shared pages counted twice)."""
     total = 0
@@ -260,13 +290,16 @@ def run_noop(broker: LocalBroker, work: Path, settings: Settings, items: int, wo
     noop = Worker(broker, work, "bench-noop", module="bench.noop_app")
     workers.append(noop)
     noop_cpu = cpu_seconds(noop.proc.pid)
+    budget = CpuBudget(noop.proc.pid, broker)
     noop_items = min(items, NOOP_ITEMS)  # a rate: the first items tell it, the rest would cost minutes
     secs, _ = drain(lambda: ((c := end_offsets(settings, NOOP_TOPIC)), c >= noop_items), [noop], 300)
     # Faust's CPU per record operation (one consumed, one produced per item), start-up included
     per_record = (cpu_seconds(noop.proc.pid) - noop_cpu) / (2 * noop_items)
+    spent = budget.per_item(noop_items)
     noop.stop()
     results = {"noop_cpu_ms_per_record": round(per_record * 1000, 4),
-               "noop_items_per_s": round(noop_items / secs, 1), "noop_measured_items": noop_items}
+               "noop_items_per_s": round(noop_items / secs, 1), "noop_measured_items": noop_items,
+               "noop_cpu_budget": spent}
     print(f"no-op   : {results['noop_items_per_s']:>9,.0f} items/s", flush=True)
     return results
 
@@ -463,8 +496,13 @@ def main(argv: list[str] | None = None) -> dict:
 
         marks: dict = {}
         cpu_start = cpu_seconds(one.proc.pid)
+        budget = CpuBudget(one.proc.pid, broker)
         secs, first = drain(pipeline_done([one], args.items, marks), [one], 480, sample, started_and_sampled)
         cpu = cpu_seconds(one.proc.pid) - cpu_start
+        results["pipeline_cpu_budget"] = budget.per_item(args.items)
+        noop_machine = results["noop_cpu_budget"]["machine_cpu_ms_per_item"]
+        results["ratio_ceiling_by_machine_cpu"] = round(
+            noop_machine / results["pipeline_cpu_budget"]["machine_cpu_ms_per_item"], 3)
         after = all_end_offsets(settings)
         rss.append((args.items, rss_mb(one.proc.pid)))
         for spy in spies:

@@ -8,6 +8,13 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
+def budget(b: dict | None) -> str | None:
+    if not b:
+        return None
+    return (f"{b['worker_cpu_ms_per_item']} / {b['broker_cpu_ms_per_item']} / {b['machine_cpu_ms_per_item']}, "
+            f"{b['machine_busy_fraction']:.0%}")
+
+
 def main() -> None:
     r = json.loads(RESULTS.read_text())
     rss = r.get("rss_mb") or {}
@@ -17,6 +24,12 @@ def main() -> None:
         ("pipeline / no-op", r.get("pipeline_vs_noop_ratio"), ">= 0.8"),
         ("Kafka records per item (changelogs included)", r.get("records_per_item"), "<= 3"),
         ("worker CPU per item (ms)", r.get("worker_cpu_ms_per_item"), ""),
+        ("CPU per item, no-op: worker / broker / machine (ms), cores busy",
+         budget(r.get("noop_cpu_budget")), ""),
+        ("CPU per item, pipeline: worker / broker / machine (ms), cores busy",
+         budget(r.get("pipeline_cpu_budget")), ""),
+        ("ratio ceiling on this machine's CPU (no-op / pipeline machine CPU per item)",
+         r.get("ratio_ceiling_by_machine_cpu"), ""),
         ("stage CPU shares", r.get("stage_cpu_share"), ""),
         ("serial fraction (story shard's CPU share)", r.get("serial_fraction"), "<= 0.15"),
         ("scale-out projected (Amdahl) 2 / 4 / 8", r.get("scale_out_projected"), "2: >= 1.7"),
