@@ -123,8 +123,9 @@ class StallGuard:
     the records wait for the next restart (reproduced by tests/slow/test_crash_restart.py before the
     batched topology: 3 of 6 kill -9 runs). When a partition has records past its committed offset and
     that offset (its log start if it was never committed) has not moved for ``stall_after`` seconds while
-    no event is in flight and no recovery runs, the guard seeks the partition back to that offset. Re-read records are harmless: the
-    story shard recognises replayed positions and deterministic ids make repeats recognisable.
+    no event is in flight and no recovery runs, the guard seeks the partition back to that offset.
+    Re-read records are harmless: the story shard recognises replayed positions and deterministic ids
+    make repeats recognisable.
     """
 
     def __init__(self, stall_after: float = STALL_AFTER) -> None:
