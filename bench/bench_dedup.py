@@ -47,9 +47,9 @@ from streams.analytics.shard import (  # noqa: E402
     batch_records,  # noqa: E402
     read_batch,
 )
+from streams.intake import BATCH_SIZE  # noqa: E402
 from streams.processing import process_item  # noqa: E402
 from streams.settings import Settings  # noqa: E402
-from streams.stages import BATCH_SIZE  # noqa: E402
 from streams.tagging import load_tagger  # noqa: E402
 
 PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "dedup_pairs.jsonl"

@@ -16,10 +16,10 @@ import orjson
 
 from bench.items import items
 from streams.analytics.shard import Config, Entry, StoryShard
+from streams.intake import BATCH_SIZE
 from streams.processing import process_item
 from streams.records import now_iso
 from streams.settings import Settings
-from streams.stages import BATCH_SIZE
 from streams.tagging import load_tagger
 from streams.talks.stream import ThreadBook
 

@@ -1,6 +1,6 @@
 """The Faust application, built by :func:`create_app`: topics, tables, the two stages, web pages.
 
-    news.raw ─process (per partition, batches)─► news.processed (one record per batch) ─decide─► news.tagged
+    news.raw ─process (read in batches, streams.intake)─► news.processed (one record per batch) ─decide─► news.tagged
        └──────► news.deadletter                                                           └────► alerts.*
 
 docs/architecture.md describes the topology, where state lives, and how a crash or a rebalance is
@@ -16,6 +16,7 @@ import faust
 from streams import __version__, observability, web
 from streams.analytics.shard import Config, StoryShard
 from streams.faust_compat import create_changelogs_first, install_stall_guard
+from streams.intake import RawReader
 from streams.metrics import Metrics
 from streams.processing import ProcessPool
 from streams.settings import ALERT_TYPES, Settings
@@ -91,13 +92,18 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     create_changelogs_first(app, settings, list(tables.values()))
 
     process = Process(topics, metrics, ProcessPool(settings, tagger, settings.process_helpers), app)
+    reader = RawReader(settings, process, metrics, topics["raw"])
     decide = Decide(topics, metrics, StoryShard(Config.of(settings)), tables, app, ThreadBook())
-    app.agent(topics["raw"], name="process", concurrency=1)(process.run)
+
+    @app.task
+    async def read_news_raw() -> None:  # the process stage's input is not a Faust agent's: streams.intake
+        await app.add_runtime_dependency(reader)
+
     app.agent(topics["processed"], name="decide", concurrency=1)(decide.run)
     app.timer(TICK)(decide.tick)  # digests are sent and deadlines pass while the feed is quiet
     app.talks = decide.talks  # type: ignore[attr-defined]  # GET /talks (streams.web)
 
-    observability.install(app, metrics)  # consumer lag, rebalances
+    observability.install(app, metrics, reader)  # consumer lag, rebalances
     install_stall_guard(app, metrics)  # faust-streaming #596
     web.install(app, settings, metrics)  # POST /news, live alert page at /
     return app

@@ -74,8 +74,9 @@ async def measure_lag(consumer: Any, changelogs: frozenset[str] = frozenset()) -
     return compute_lag(assigned, highwaters, committed, positions)
 
 
-def install(app: Any, metrics: Metrics, interval: float = LAG_INTERVAL) -> None:
-    """Add the consumer-lag timer and the rebalance counter to ``app`` (call before the worker starts)."""
+def install(app: Any, metrics: Metrics, reader: Any, interval: float = LAG_INTERVAL) -> None:
+    """Add the consumer-lag timer and the rebalance counter to ``app`` (call before the worker starts);
+    news.raw's lag is ``reader``'s (:class:`streams.intake.RawReader`, which counts its own rebalances)."""
 
     async def count_rebalance(*_args, **_kw) -> None:
         metrics.rebalances.inc()
@@ -87,6 +88,7 @@ def install(app: Any, metrics: Metrics, interval: float = LAG_INTERVAL) -> None:
         changelogs = frozenset(table.changelog_topic_name for table in app.tables.values())
         try:
             lags = await measure_lag(app.consumer, changelogs)
+            lags.update(await reader.lag())
         except Exception as exc:  # not started yet, rebalancing, broker away: try again next tick
             log.debug("consumer lag not measured: %r", exc)
             return

@@ -1,6 +1,7 @@
 """The two stages of the worker, as classes that :func:`streams.app.create_app` wires to their topics.
 
-* :class:`Process` (stateless, one per news.raw partition, on batches): hands each batch to
+* :class:`Process` (stateless, on the batches :class:`streams.intake.RawReader` reads from the news.raw
+  partitions this worker holds): hands each batch to
   :class:`streams.processing.ProcessPool` (parse, validate, id, tag, sketch, event key, attribute and
   candidate alerts for each message, in helper processes); bad messages go to news.deadletter one by
   one; the accepted items of a batch go to the story shard as one news.processed record (or a few, under
@@ -11,8 +12,9 @@
   the keys the batch changed to the tables' changelogs, once per batch. The negotiation tracker
   (:class:`streams.talks.stream.ThreadBook`) follows the first copies it sent, in the same order.
 
-A batch body never raises: ``take_events`` acks the whole batch in a ``finally``, so an exception would
-commit items that were never handled. A bad item is dead-lettered on its own; a failed send (the broker
+A batch body never raises: the story shard's ``take_events`` acks the whole batch in a ``finally``, and
+the reader commits a batch once :meth:`Process.handle` returns, so an exception would commit items that
+were never handled. A bad item is dead-lettered on its own; a failed send (the broker
 refuses a record) stops the worker at once, before anything is committed, and the restarted worker
 reads the batch again (docs/architecture.md).
 """
@@ -40,10 +42,6 @@ log = logging.getLogger("signalwatch")
 
 SHARD_KEY = b"stories"
 """The Kafka key of every news.processed record: one partition holds the story shard."""
-BATCH_SIZE = 500
-BATCH_WAIT = 0.1
-"""Seconds the process stage waits for a batch of news.raw to fill (added to an alert's latency under
-light load)."""
 DECIDE_RECORDS = 4
 DECIDE_WAIT = 0.02
 """The story shard takes a few news.processed records at a time (each already a batch of up to 500
@@ -58,16 +56,15 @@ the process stage cannot run further ahead of the shard."""
 EXIT_SEND_FAILED = 70
 
 
-def stop_worker(exc: BaseException) -> None:
-    """A record could not be handed to Kafka, or a process helper died: stop now, so that nothing of this
-    batch is committed."""
+def stop_worker(exc: BaseException, failure: str = "could not send to Kafka",
+                fix: str = "Check the broker's logs and limits (message.max.bytes).") -> None:
+    """A record could not be handed to Kafka or read from it, or a process helper died: stop now, so that
+    nothing of this batch is committed."""
     if isinstance(exc, BrokenProcessPool):
-        log.critical("a process-stage helper died or could not start (%r): stopping the worker without "
-                     "committing; it re-reads the batch when restarted. Check the helper's traceback above, and "
-                     "the system log for the OOM killer.", exc)
-    else:
-        log.critical("could not send to Kafka (%r): stopping the worker without committing; it re-reads the "
-                     "batch when restarted. Check the broker's logs and limits (message.max.bytes).", exc)
+        failure = "a process-stage helper died or could not start"
+        fix = "Check the helper's traceback above, and the system log for the OOM killer."
+    log.critical("%s (%r): stopping the worker without committing; it re-reads the batch when restarted. %s",
+                 failure, exc, fix)
     logging.shutdown()
     os._exit(EXIT_SEND_FAILED)
 
@@ -110,50 +107,30 @@ class _Stage:
         self.topics = topics
         self.metrics = metrics
         self.app = app
-        self.read = ReadOnce()
-        self._pruned = time.monotonic()
+        self.outbox = Outbox(lambda: kafka_producer(app))
 
-        async def forget(*_args, **_kw) -> None:
-            self.read.clear()
-            self.stale = True
-
-        app.on_partitions_assigned.connect(forget)
-        app.on_partitions_revoked.connect(forget)
-
-    stale = True
-    """Set on a rebalance: the story shard is rebuilt from its tables before its next batch."""
-
-    def fresh(self, messages: list) -> list:
-        """The batch without records this process already handled (see :class:`ReadOnce`)."""
-        if time.monotonic() - self._pruned > 10.0:
-            self._pruned = time.monotonic()
-            self.read.prune(committed_offsets(self.app.consumer))
-        return self.read.fresh(messages)
-
-    async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
-        """The one way to dead-letter a message: its reason, detail, origin and original bytes."""
+    def dead_letter(self, message: Any, reason: str, detail: str) -> None:
+        """The one way to dead-letter a message: its reason, detail, origin and original bytes (sent with
+        the batch's outputs)."""
         self.metrics.items_invalid.labels(reason).inc()
-        await self.topics["deadletter"].send(key=message.key, value=dead_letter(
+        self.outbox.add(self.topics["deadletter"].get_topic_name(), message.key, dead_letter(
             reason, detail, message.value, topic=message.topic, partition=message.partition,
             offset=message.offset, key=message.key))
 
 
 class Process(_Stage):
-    """The stateless stage (see the module); its per-item work runs in ``pool``."""
+    """The stateless stage (see the module); its per-item work runs in ``pool``, its batches come from
+    :class:`streams.intake.RawReader`."""
 
     def __init__(self, topics: dict[str, Any], metrics: Metrics, pool: ProcessPool, app: Any) -> None:
         super().__init__(topics, metrics, app)
         self.pool = pool
 
-    async def run(self, stream) -> None:
-        try:
-            await self.pool.ready()
-        except Exception as exc:  # noqa: BLE001 - a helper that cannot start: the worker would only look alive
-            stop_worker(exc)
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
-            await self.handle(self.fresh([event.message for event in events]))
+    async def ready(self) -> None:
+        await self.pool.ready()
 
     async def handle(self, messages: list) -> None:
+        """The batch's records and dead letters, sent and acked by the broker when this returns."""
         try:
             self.metrics.items_received.inc(len(messages))
             done = await self.pool.run([(m.value, m.partition, m.offset) for m in messages], now_iso(), time.time())
@@ -162,11 +139,12 @@ class Process(_Stage):
                 if rejected.trace:
                     log.error("processing failed on %s[%s]@%s:\n%s", message.topic, message.partition,
                               message.offset, rejected.trace)
-                await self.dead_letter(message, rejected.reason, rejected.detail)
+                self.dead_letter(message, rejected.reason, rejected.detail)
             self.metrics.sources_unknown.inc(done.unknown_sources)
-            self.metrics.stage_cpu_seconds.labels("process").inc(done.cpu_seconds)
+            processed = self.topics["processed"].get_topic_name()
             for value in done.records:
-                await self.topics["processed"].send(key=SHARD_KEY, value=value)
+                self.outbox.add(processed, SHARD_KEY, value)
+            self.metrics.stage_cpu_seconds.labels("process").inc(done.cpu_seconds + await self.outbox.send())
         except Exception as exc:  # noqa: BLE001 - see stop_worker
             stop_worker(exc)
 
@@ -180,10 +158,28 @@ class Decide(_Stage):
         self.shard = shard
         self.tables = tables
         self.talks = talks
-        self.outbox = Outbox(lambda: kafka_producer(app))
+        self.read = ReadOnce()
+        self._pruned = time.monotonic()
+
+        async def forget(*_args, **_kw) -> None:
+            self.read.clear()
+            self.stale = True
+
+        app.on_partitions_assigned.connect(forget)
+        app.on_partitions_revoked.connect(forget)
         self._partition: int | None = None  # of the last input record: where the timer's changes are written
         self._busy = asyncio.Lock()  # one batch or one tick at a time: a tick never writes a batch's changes
         # before the batch has sent its outputs
+
+    stale = True
+    """Set on a rebalance: the story shard is rebuilt from its tables before its next batch."""
+
+    def fresh(self, messages: list) -> list:
+        """The batch without records this process already handled (see :class:`ReadOnce`)."""
+        if time.monotonic() - self._pruned > 10.0:
+            self._pruned = time.monotonic()
+            self.read.prune(committed_offsets(self.app.consumer))
+        return self.read.fresh(messages)
 
     async def run(self, stream) -> None:
         await changelogs_ready(self.app, *self.tables.values(), sources=(self.topics["processed"].get_topic_name(),))
@@ -214,7 +210,7 @@ class Decide(_Stage):
                 try:
                     entries = read_batch(message.value)
                 except (ValueError, KeyError, TypeError) as exc:
-                    await self.dead_letter(message, "internal_error", f"unreadable news.processed record: {exc!r}")
+                    self.dead_letter(message, "internal_error", f"unreadable news.processed record: {exc!r}")
                     continue
                 out = self.shard.decide(entries, message.offset, time.time())
                 self.send(out)

@@ -80,7 +80,7 @@ def test_the_private_attributes_the_workarounds_read_still_exist(tmp_path):
 
 def test_every_agent_acks_in_order_and_waits_for_its_stream_on_shutdown(tmp_path):
     app = create_app(Settings(broker="kafka://127.0.0.1:1", data_dir=tmp_path))
-    assert set(app.agents) == {"process", "decide"}
+    assert set(app.agents) == {"decide"}  # news.raw is read by streams.intake, not by an agent
     assert {name: agent.concurrency for name, agent in app.agents.items()} == dict.fromkeys(app.agents, 1)
     assert app.conf.stream_wait_empty  # a graceful stop or rebalance finishes in-flight events first
 

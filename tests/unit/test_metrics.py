@@ -141,19 +141,27 @@ class FakeApp:
         return register
 
 
+class FakeReader:
+    """streams.intake.RawReader's lag: news.raw is read outside Faust's consumer."""
+
+    async def lag(self):
+        return {("news.raw", 3): 5}
+
+
 def test_install_adds_a_timer_that_updates_the_lag(metrics):
-    a, b = TP("news.raw", 0), TP("news.tagged", 1)
+    a, b = TP("news.processed", 0), TP("news.tagged", 1)
     consumer = FakeConsumer([a, b], {a: 12, b: 3}, {a: 2}, {b: 1})
     app = FakeApp(consumer)
-    observability.install(app, metrics, interval=1.5)
+    observability.install(app, metrics, FakeReader(), interval=1.5)
     [(interval, tick)] = app.timers
     assert interval == 1.5
     asyncio.run(tick())
-    assert value(metrics, "signalwatch_consumer_lag", topic="news.raw", partition="0") == 10
+    assert value(metrics, "signalwatch_consumer_lag", topic="news.processed", partition="0") == 10
     assert value(metrics, "signalwatch_consumer_lag", topic="news.tagged", partition="1") == 2
+    assert value(metrics, "signalwatch_consumer_lag", topic="news.raw", partition="3") == 5
     consumer.fail = True  # errors are swallowed and the last values stay
     asyncio.run(tick())
-    assert value(metrics, "signalwatch_consumer_lag", topic="news.raw", partition="0") == 10
+    assert value(metrics, "signalwatch_consumer_lag", topic="news.processed", partition="0") == 10
 
 
 def test_install_on_a_real_faust_app(metrics):
@@ -161,7 +169,7 @@ def test_install_on_a_real_faust_app(metrics):
 
     app = faust.App("sw-unit-observability", broker="kafka://127.0.0.1:1", autodiscover=False)
     before = len(app._app_tasks)
-    observability.install(app, metrics)
+    observability.install(app, metrics, FakeReader())
     assert len(app._app_tasks) == before + 1
     assert value(metrics, "signalwatch_rebalances_total") == 0
     asyncio.run(app.on_partitions_assigned.send(set()))

@@ -89,25 +89,24 @@ def test_a_helper_that_dies_breaks_the_batch():
 def test_a_worker_whose_helper_cannot_start_stops(monkeypatch):
     """Not a worker that looks alive (web, health, partitions) while its process stage never runs."""
     from streams import stages
+    from streams.intake import RawReader
     from streams.metrics import Metrics
+    from streams.settings import Settings
 
     class Stopped(Exception):
         pass
 
-    def stop_worker(exc):
+    def stop_worker(exc, *_why):
         raise Stopped(exc)
 
-    class Pool:
+    class Stage:
         async def ready(self):
             raise BrokenProcessPool("A process in the initializer failed")
 
-    class App:
-        on_partitions_assigned = on_partitions_revoked = type("Signal", (), {"connect": lambda self, f: f})()
-
     monkeypatch.setattr(stages, "stop_worker", stop_worker)
-    process = stages.Process({}, Metrics(), Pool(), App())
+    reader = RawReader(Settings(), Stage(), Metrics(), topic=None)
     with pytest.raises(Stopped, match="initializer failed"):
-        asyncio.run(process.run(stream=None))
+        asyncio.run(reader.read())
 
 
 HOLDS_A_POOL = """
@@ -152,3 +151,48 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_reader_commits_a_batch_after_it_is_handled_and_only_on_partitions_it_holds():
+    from aiokafka import TopicPartition as TP
+    from aiokafka.errors import CommitFailedError
+
+    from streams.intake import RawReader
+    from streams.metrics import Metrics
+    from streams.settings import Settings
+
+    events: list = []
+
+    class Record:
+        def __init__(self, partition: int, offset: int) -> None:
+            self.topic, self.partition, self.offset, self.key, self.value = "news.raw", partition, offset, None, b"{}"
+
+    class Stage:
+        async def handle(self, messages):
+            events.append(("handled", [(m.partition, m.offset) for m in messages]))
+
+    class Consumer:
+        held = {TP("news.raw", 0), TP("news.raw", 1)}
+        refuse = False
+
+        def assignment(self):
+            return self.held
+
+        async def commit(self, offsets):
+            if self.refuse:
+                raise CommitFailedError("the group rebalanced")
+            events.append(("committed", offsets))
+
+    reader = RawReader(Settings(), Stage(), Metrics(), topic=None)
+    reader.consumer = Consumer()
+    batch = {TP("news.raw", 0): [Record(0, 7), Record(0, 8)], TP("news.raw", 1): [Record(1, 3)],
+             TP("news.raw", 2): [Record(2, 5)]}  # partition 2 was revoked after this batch was fetched
+    asyncio.run(reader._handle(batch))
+    assert events == [("handled", [(0, 7), (0, 8), (1, 3)]),
+                      ("committed", {TP("news.raw", 0): 9, TP("news.raw", 1): 4})]
+    assert reader._committed == {TP("news.raw", 0): 9, TP("news.raw", 1): 4}
+
+    events.clear()
+    reader.consumer.refuse = True  # the group moved on: the next owner re-reads, nothing raises
+    asyncio.run(reader._handle({TP("news.raw", 0): [Record(0, 9)]}))
+    assert events == [("handled", [(0, 9)])] and reader._committed[TP("news.raw", 0)] == 9
