@@ -31,22 +31,25 @@ def test_an_upgraded_worker_starts_where_fausts_group_left_news_raw(kafka, start
         old.close()
 
     worker = start_worker(app_id=app_id, ready=False)
-    send_items(worker.settings, [{"id": f"{app_id}-new", "text": "read after the upgrade"}])
-    deadline, received = time.monotonic() + 90, 0.0
-    while received < 1 and time.monotonic() < deadline:  # another app's worker may tag it: count this one's reads
-        time.sleep(1)
-        with contextlib.suppress(OSError):
-            received = metric_value(worker.metrics(), "signalwatch_items_received_total")
-    time.sleep(3)  # more would show now
-    assert metric_value(worker.metrics(), "signalwatch_items_received_total") == 1
-    reader = KafkaConsumer(bootstrap_servers=kafka.url.removeprefix("kafka://"), group_id=f"{app_id}-process",
-                           enable_auto_commit=False)
     try:
-        deadline, committed = time.monotonic() + 10, {}
-        while not committed and time.monotonic() < deadline:  # committed once the batch's outputs are acked
-            committed = {tp: c for tp in partitions if (c := reader.committed(tp)) is not None}
-            time.sleep(0.5)
-        # the probe's partition only, just past it (a partition with nothing new keeps the inherited offset)
-        assert len(committed) == 1 and all(c == ends[tp] + 1 for tp, c in committed.items()), (committed, ends)
+        send_items(worker.settings, [{"id": f"{app_id}-new", "text": "read after the upgrade"}])
+        deadline, received = time.monotonic() + 90, 0.0
+        while received < 1 and time.monotonic() < deadline:  # another app's worker may tag it: count this one's reads
+            time.sleep(1)
+            with contextlib.suppress(OSError):
+                received = metric_value(worker.metrics(), "signalwatch_items_received_total")
+        time.sleep(3)  # more would show now
+        assert metric_value(worker.metrics(), "signalwatch_items_received_total") == 1
+        reader = KafkaConsumer(bootstrap_servers=kafka.url.removeprefix("kafka://"), group_id=f"{app_id}-process",
+                               enable_auto_commit=False)
+        try:
+            deadline, committed = time.monotonic() + 10, {}
+            while not committed and time.monotonic() < deadline:  # committed once the batch's outputs are acked
+                committed = {tp: c for tp in partitions if (c := reader.committed(tp)) is not None}
+                time.sleep(0.5)
+            # the new item's partition only, just past it (a partition with nothing new keeps the inherited offset)
+            assert len(committed) == 1 and all(c == ends[tp] + 1 for tp, c in committed.items()), (committed, ends)
+        finally:
+            reader.close()
     finally:
-        reader.close()
+        worker.stop()  # a worker left running would also tag the next tests' items (its own group)
