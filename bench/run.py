@@ -349,8 +349,8 @@ def pipeline_done(workers: list[Worker], total: int, marks: dict):
 
 def pipeline_started(workers: list[Worker]):
     """Whether the process stage has read an item: the pipeline's clock starts there. Timed from the first
-    item *handled*, a backlog looked faster than it was: the story shard's input waits behind news.raw in
-    Faust's one consumer, so its first items are handled after much of the backlog has been read."""
+    item *handled*, a backlog looked faster than it was: the story shard's first items are handled after
+    much of the backlog has been read."""
     return lambda: any(metric(w.port, "signalwatch_items_received_total") > 0 for w in workers)
 
 

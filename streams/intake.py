@@ -78,6 +78,7 @@ class RawReader(Service):
             **self.settings.aiokafka_client_options())
         self.consumer.subscribe([name], listener=_Handover(self))
         try:
+            await self.inherit_offsets(name)
             await self.consumer.start()
             while not self.should_stop:
                 batch = await self.consumer.getmany(timeout_ms=1000, max_records=BATCH_SIZE)
@@ -87,7 +88,8 @@ class RawReader(Service):
         except ConsumerStoppedError:
             return  # the worker is stopping (on_stop)
         except Exception as exc:  # noqa: BLE001 - a reader that died leaves a worker that only looks alive
-            stop_worker(exc)
+            stop_worker(exc, "could not read news.raw", "Check that the broker answers and the worker's Kafka "
+                        "settings (SIGNALWATCH_BROKER, SIGNALWATCH_SECURITY_PROTOCOL, SASL and TLS).")
 
     async def _handle(self, batch: dict[TopicPartition, list]) -> None:
         assert self.consumer is not None
@@ -111,25 +113,34 @@ class RawReader(Service):
             if self.consumer is not None:
                 await self.consumer.stop()
 
-    async def inherit_offsets(self, assigned: list[TopicPartition]) -> None:
-        """Start a partition this group never committed where Faust's group (the app id) left it: that
-        group read news.raw before this reader did, and reading it again from the start would decide news
-        older than the dedup horizon as new."""
-        assert self.consumer is not None
-        fresh = [tp for tp in assigned if await self.consumer.committed(tp) is None]
-        if not fresh:
-            return
-        admin = AIOKafkaAdminClient(**self.settings.aiokafka_client_options())
+    async def inherit_offsets(self, topic: str) -> None:
+        """Before this group first reads news.raw, give it the offsets of Faust's group (the app id), which
+        read news.raw before this reader did: reading the topic again from its start would decide news older
+        than the dedup horizon as new. Committed before joining, so no fetch can start from elsewhere."""
+        options = self.settings.aiokafka_client_options()
+        admin = AIOKafkaAdminClient(**options)
         await admin.start()
         try:
-            earlier = await admin.list_consumer_group_offsets(self.settings.app_id, partitions=fresh)
+            if any(tp.topic == topic for tp in await admin.list_consumer_group_offsets(group_id(self.settings))):
+                return
+            earlier = {tp: meta.offset for tp, meta in
+                       (await admin.list_consumer_group_offsets(self.settings.app_id)).items()
+                       if tp.topic == topic and meta.offset >= 0}
         finally:
             await admin.close()
-        for tp, meta in earlier.items():
-            if meta is not None and meta.offset >= 0:
-                self.consumer.seek(tp, meta.offset)
-                log.info("news.raw[%s] starts at offset %s, where consumer group %s left it", tp.partition,
-                         meta.offset, self.settings.app_id)
+        if not earlier:
+            return
+        consumer = AIOKafkaConsumer(group_id=group_id(self.settings), enable_auto_commit=False, **options)
+        await consumer.start()
+        try:
+            consumer.assign(list(earlier))
+            await consumer.commit(earlier)
+            log.info("news.raw: consumer group %s starts where group %s left it (%s)", group_id(self.settings),
+                     self.settings.app_id, ", ".join(f"[{tp.partition}] {o}" for tp, o in sorted(earlier.items())))
+        except KafkaError as exc:  # another worker of the group joined first, and did this
+            log.info("news.raw: offsets not inherited from group %s (%r)", self.settings.app_id, exc)
+        finally:
+            await consumer.stop()
 
     def assigned(self) -> int:
         return len(self.consumer.assignment()) if self.consumer is not None else 0
@@ -155,8 +166,3 @@ class _Handover(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.reader.metrics.rebalances.inc()
-        try:
-            await self.reader.inherit_offsets(list(assigned))
-        except KafkaError as exc:
-            log.warning("could not read consumer group %s's news.raw offsets (%r): partitions it had read start "
-                        "from the earliest offset", self.reader.settings.app_id, exc)

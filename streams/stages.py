@@ -51,8 +51,8 @@ committed offset still for long enough that the stall guard took it for faust-st
 PROCESSED_PREFETCH = 8
 """news.processed records (up to ~900 KB each) a worker holds for the story shard before it takes them.
 With Faust's default (``stream_buffer_maxsize``, 4096 events per stream) the shard's worker may pull up to
-4096 of them (~3.6 GB) of a backlog into memory. Full, the buffer holds the worker's one consumer back, so
-the process stage cannot run further ahead of the shard."""
+4096 of them (~3.6 GB) of a backlog into memory. Full, the buffer holds Faust's consumer back: the rest waits
+on the broker (the process stage reads news.raw with a consumer of its own, streams.intake)."""
 EXIT_SEND_FAILED = 70
 
 
