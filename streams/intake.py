@@ -142,9 +142,6 @@ class RawReader(Service):
         finally:
             await consumer.stop()
 
-    def assigned(self) -> int:
-        return len(self.consumer.assignment()) if self.consumer is not None else 0
-
     async def lag(self) -> dict[tuple[str, int], int]:
         """Messages behind the end of each assigned news.raw partition (the end as of the last fetch)."""
         if self.consumer is None:
