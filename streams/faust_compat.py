@@ -7,9 +7,10 @@ fails loudly when an upgrade removes or changes what it relies on: re-check each
   run is listed with 0 partitions in the consumer's first metadata, and the table's first write raises
   ``PartitionsMismatch``; the fallback marks the source topic verified in the private
   ``Collection._verified_source_topics_for_partitions``.
-* :func:`write_changelog`: the story shard writes its tables once per batch from ``take_events``, which
-  has no current event, so the changelog partition is named explicitly (``Collection.send_changelog``)
-  and the in-memory store (``Table.data``) updated alongside.
+* :func:`store`: the story shard writes its tables' changelogs itself, once per batch, as record batches
+  (streams.outbox) to the changelog partition of its input, and updates the in-memory store
+  (``Table.data``) alongside: Faust's ``send_changelog`` goes through its producer buffer, one record at a
+  time, and holds the agents back while that buffer has more than 100 records.
 * :class:`StallGuard`: faust-streaming #596 (open): after a restart with tables to recover, records
   fetched during the recovery can be dropped and a partition's committed offset stops; the guard re-reads
   such a partition, also one never committed (Faust's seek to the committed offsets after a recovery
@@ -78,9 +79,9 @@ async def changelogs_ready(app: Any, *tables, sources: tuple[str, ...] = (), tim
             await asyncio.sleep(0.2)
 
 
-def write_changelog(table: Any, partition: int, key: bytes, value: bytes | None) -> None:
-    """Write ``key`` (``value`` None: delete it) to ``table`` and to its changelog partition ``partition``."""
-    table.send_changelog(partition, key, value)
+def store(table: Any, key: bytes, value: bytes | None) -> None:
+    """Set ``key`` in ``table``'s in-memory store (``value`` None: delete it), whose changelog the caller
+    writes itself (``Table.data``)."""
     if value is None:
         table.data.pop(key, None)
     else:

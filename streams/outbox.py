@@ -20,16 +20,17 @@ _partition = DefaultPartitioner()
 
 
 class Outbox:
-    """Records to send, grouped by topic and partition (the key's partition, as Kafka's default
+    """Records to send, grouped by topic and partition: the one given, else the key's (as Kafka's default
     partitioner and Faust choose it)."""
 
     def __init__(self, producer: Callable[[], Any]) -> None:
         self._producer = producer  # the started aiokafka producer (streams.faust_compat.kafka_producer)
-        self._records: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._records: dict[str, list[tuple[bytes, bytes | None, int | None]]] = {}
         self._partitions: dict[str, list[int]] = {}
 
-    def add(self, topic: str, key: bytes, value: bytes) -> None:
-        self._records.setdefault(topic, []).append((key, value))
+    def add(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+        """Queue a record (``value`` None: a tombstone, for a compacted topic)."""
+        self._records.setdefault(topic, []).append((key, value, partition))
 
     def __len__(self) -> int:
         return sum(map(len, self._records.values()))
@@ -42,16 +43,18 @@ class Outbox:
         if not records:
             return 0.0
         producer = self._producer()
-        for topic in records:
-            if topic not in self._partitions:  # a topic's partitions are read once (records keep their partition)
+        for topic, rows in records.items():
+            if topic not in self._partitions and any(partition is None for _, _, partition in rows):  # a topic's partitions are read once (records keep their partition)
                 self._partitions[topic] = sorted(await producer.partitions_for(topic))
         start = time.thread_time()
         batches, oversized = [], []
-        for topic, pairs in records.items():
-            partitions = self._partitions[topic]
-            by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-            for key, value in pairs:
-                by_partition.setdefault(_partition(key, partitions, partitions), []).append((key, value))
+        for topic, queued in records.items():
+            partitions = self._partitions.get(topic, [])
+            by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+            for key, value, partition in queued:
+                if partition is None:
+                    partition = _partition(key, partitions, partitions)
+                by_partition.setdefault(partition, []).append((key, value))
             for partition, rows in by_partition.items():
                 batch = producer.create_batch()
                 for key, value in rows:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from streams.analytics.shard import StoryShard, read_batch
-from streams.faust_compat import changelogs_ready, committed_offsets, kafka_producer, write_changelog
+from streams.faust_compat import changelogs_ready, committed_offsets, kafka_producer, store
 from streams.metrics import Metrics
 from streams.outbox import Outbox
 from streams.processing import ProcessPool
@@ -204,7 +204,7 @@ class Decide(_Stage):
             for message in messages:
                 if partition is not None and message.partition != partition:
                     self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
-                    self.flush(partition)  # a write goes to the changelog partition of its input
+                    await self.write_state(partition)  # a write goes to the changelog partition of its input
                 partition = message.partition
                 start = time.thread_time()
                 try:
@@ -225,9 +225,7 @@ class Decide(_Stage):
             # before the changelogs: a state write never gets ahead of its outputs
             self.metrics.stage_cpu_seconds.labels("decide").inc(await self.outbox.send())
             if partition is not None:
-                start = time.thread_time()
-                self.flush(partition)
-                self.metrics.stage_cpu_seconds.labels("decide").inc(time.thread_time() - start)
+                await self.write_state(partition)
         except Exception as exc:  # noqa: BLE001 - see stop_worker
             stop_worker(exc)
 
@@ -291,16 +289,24 @@ class Decide(_Stage):
                 self.send_talks(self.talks.tick(time.time()))
                 cpu = time.thread_time() - start
                 self.metrics.stage_cpu_seconds.labels("decide").inc(cpu + await self.outbox.send())
-                self.flush(self._partition)
+                await self.write_state(self._partition)
             except Exception as exc:  # noqa: BLE001 - see stop_worker
                 stop_worker(exc)
 
-    def flush(self, partition: int) -> None:
+    async def write_state(self, partition: int) -> None:
+        """Write the keys the shard and the tracker changed since the last write to the tables and to their
+        changelogs' partition ``partition``, acked by the broker when this returns. Through the stage's
+        outbox, not Faust's ``send_changelog``: Faust's producer buffer sends one record at a time, and
+        while it holds more than 100 Faust delivers no input and its commit waits (docs/architecture.md)."""
         self._partition = partition
+        start = time.thread_time()
         changes = self.shard.flush()
-        for key, value in self.talks.flush().items():
-            write_changelog(self.tables["threads"], partition, key, value)
-        for name, changed in (("stories", changes.stories), ("cooldown", changes.cooldown),
-                              ("windows", changes.windows)):
+        for name, changed in (("threads", self.talks.flush()), ("stories", changes.stories),
+                              ("cooldown", changes.cooldown), ("windows", changes.windows)):
+            table = self.tables[name]
+            topic = table.changelog_topic.get_topic_name()
             for key, value in changed.items():
-                write_changelog(self.tables[name], partition, key, value)
+                self.outbox.add(topic, key, value, partition)
+                store(table, key, value)
+        cpu = time.thread_time() - start
+        self.metrics.stage_cpu_seconds.labels("decide").inc(cpu + await self.outbox.send())

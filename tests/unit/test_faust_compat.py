@@ -54,15 +54,13 @@ def test_the_private_attributes_the_workarounds_read_still_exist(tmp_path):
     import inspect
 
     from faust.streams import Stream
-    from faust.tables.base import Collection
     from faust.transport.consumer import Consumer
 
     app = create_app(Settings(broker="kafka://127.0.0.1:1", data_dir=tmp_path))
     table = app.tables["story_segments"]
     assert isinstance(table._verified_source_topics_for_partitions, set), "changelogs_ready's fallback"
-    assert list(inspect.signature(Collection.send_changelog).parameters)[:4] == ["self", "partition", "key",
-                                                                                  "value"], "write_changelog"
-    assert hasattr(table.data, "pop"), "write_changelog's store update"
+    assert table.changelog_topic.get_topic_name() == f"{app.conf.id}-story_segments-changelog", "write_state"
+    assert hasattr(table.data, "pop"), "store: the in-memory store's update"
     assert "_committed_offset" in inspect.getsource(Consumer.__init__), "committed_offsets (lag, stall guard)"
     assert all(hasattr(agent, "_actors") for agent in app.agents.values()), "in_flight (stall guard)"
     # take_events acks the batch in a finally: why a batch body must never raise (streams.stages)
