@@ -63,14 +63,16 @@ def create_changelogs_first(app: Any, settings: Any, tables: list) -> None:
 
 
 async def changelogs_ready(app: Any, *tables, sources: tuple[str, ...] = (), timeout: float = 3.0) -> None:
-    """Wait until the consumer's metadata knows the tables' changelog topics; past ``timeout`` (a worker
-    that could not create them: no admin rights, broker briefly away) skip Faust's partition check, which
-    is safe because every table is declared with the partition count of its source topic."""
+    """Wait until the consumer's metadata knows the tables' changelog topics; past ``timeout`` skip Faust's
+    partition check, which is safe because every table is declared with the partition count of its source
+    topic. Logged at info level: it happens to a worker that joins a running group (its consumer's metadata
+    lists the changelogs only later); a worker that could not create them has already warned
+    (:func:`create_changelogs_first`)."""
     deadline = time.monotonic() + timeout
     for table in tables:
         while not app.consumer.topic_partitions(table.changelog_topic_name):
             if time.monotonic() > deadline:
-                log.warning("changelog %s not in the metadata snapshot; skipping Faust's partition check",
+                log.info("changelog %s not in the metadata snapshot yet; skipping Faust's partition check",
                             table.changelog_topic_name)
                 verified = getattr(table, "_verified_source_topics_for_partitions", None)
                 if verified is not None:
