@@ -31,6 +31,9 @@ TRANSIENT_COORDINATOR_ERRORS = ("GroupCoordinatorNotAvailable", "NotCoordinator"
                                 "Marking the coordinator dead", "not found in cluster metadata")
 """What aiokafka logs (as errors) while the broker's group coordinator is still loading, or a topic the worker
 has just created is not in its metadata yet; it retries."""
+REBALANCE_NOTICES = ("because it is rebalancing",)
+"""What aiokafka logs as a warning when another member joins or leaves the group: the consumer rejoins at
+once; every scale-out or restart of a worker causes it, so it is an info line whenever it comes."""
 TRANSIENT_LOGGERS = ("aiokafka.consumer.group_coordinator", "aiokafka.cluster")
 """The loggers :class:`TransientCoordinatorErrors` is attached to."""
 START_GRACE = 120.0
@@ -38,20 +41,26 @@ START_GRACE = 120.0
 
 
 class TransientCoordinatorErrors(logging.Filter):
-    """Lowers aiokafka's coordinator-not-available chatter: info during start-up, then warning. Attached to
-    the logger that emits it, so the level is changed before any handler sees the record."""
+    """Lowers aiokafka's coordinator-not-available chatter (info during start-up, then warning) and its
+    rebalance notices (info). Attached to the logger that emits it, so the level is changed before any
+    handler sees the record."""
 
     def __init__(self, grace: float = START_GRACE) -> None:
         super().__init__()
         self.until = time.monotonic() + grace
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING and any(
-                name in record.getMessage() for name in TRANSIENT_COORDINATOR_ERRORS):
+        if record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        if any(notice in message for notice in REBALANCE_NOTICES):
+            level = logging.INFO
+        elif any(name in message for name in TRANSIENT_COORDINATOR_ERRORS):
             level = logging.INFO if time.monotonic() < self.until else logging.WARNING
-            record.levelno, record.levelname = level, logging.getLevelName(level)
-            return logging.getLogger(record.name).isEnabledFor(level)
-        return True
+        else:
+            return True
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        return logging.getLogger(record.name).isEnabledFor(level)
 
 
 def logging_config(level: str) -> dict:

@@ -136,6 +136,13 @@ def test_coordinator_chatter_is_info_during_start_up_then_warning():
         record.levelno, record.levelname = logging.ERROR, "ERROR"
         assert late.filter(record) and record.levelname == "WARNING"
         assert early.filter(other) and other.levelname == "ERROR", "other errors stay errors"
+        rejoin = logger.makeRecord(logger.name, logging.WARNING, __file__, 1,
+                                   "Heartbeat failed for group %s because it is rebalancing", ("sw",), None)
+        assert late.filter(rejoin) and rejoin.levelname == "INFO", "a rebalance notice is info, also late"
+        logger.setLevel(logging.WARNING)
+        rejoin = logger.makeRecord(logger.name, logging.WARNING, __file__, 1,
+                                   "Heartbeat failed for group %s because it is rebalancing", ("sw",), None)
+        assert not late.filter(rejoin), "and not shown at the default warning level"
     finally:
         logger.setLevel(logging.NOTSET)
     config = logging_config("warning")
