@@ -73,7 +73,7 @@ async def changelogs_ready(app: Any, *tables, sources: tuple[str, ...] = (), tim
         while not app.consumer.topic_partitions(table.changelog_topic_name):
             if time.monotonic() > deadline:
                 log.info("changelog %s not in the metadata snapshot yet; skipping Faust's partition check",
-                            table.changelog_topic_name)
+                         table.changelog_topic_name)
                 verified = getattr(table, "_verified_source_topics_for_partitions", None)
                 if verified is not None:
                     verified.update(sources)

@@ -43,8 +43,8 @@ class Outbox:
         if not records:
             return 0.0
         producer = self._producer()
-        for topic, rows in records.items():
-            if topic not in self._partitions and any(partition is None for _, _, partition in rows):  # a topic's partitions are read once (records keep their partition)
+        for topic, rows in records.items():  # a topic's partitions are read once, when a key needs them
+            if topic not in self._partitions and any(partition is None for _, _, partition in rows):
                 self._partitions[topic] = sorted(await producer.partitions_for(topic))
         start = time.thread_time()
         batches, oversized = [], []
