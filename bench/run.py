@@ -137,10 +137,11 @@ class CpuBudget:
                 "machine_busy_fraction": round(box_busy / box_total, 3) if box_total else None}
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its living descendants, in MB (their shared pages counted twice)."""
+def rss_mb(pid: int, descendants: bool = True) -> float:
+    """Resident memory of a process and (``descendants``) its living descendants, in MB (their shared pages
+    counted twice)."""
     total = 0
-    for p in process_tree(pid):
+    for p in process_tree(pid) if descendants else [pid]:
         try:
             total += next(int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines()
                           if line.startswith("VmRSS:"))
@@ -503,12 +504,14 @@ def main(argv: list[str] | None = None) -> dict:
                 spies.append(profile(one, work / "profile.raw"))
             return True
         rss: list[tuple[float, float]] = []
+        rss_main: list[float] = []  # the worker's own process alone: its growth told from its helpers'
         time.sleep(0.5)
         base_rss = rss_mb(one.proc.pid)
 
         def sample(count: float) -> None:
             if not rss or count - rss[-1][0] >= args.items / 20:
                 rss.append((count, rss_mb(one.proc.pid)))
+                rss_main.append(rss_mb(one.proc.pid, descendants=False))
 
         marks: dict = {}
         cpu_start = cpu_seconds(one.proc.pid)
@@ -521,6 +524,7 @@ def main(argv: list[str] | None = None) -> dict:
             noop_machine / results["pipeline_cpu_budget"]["machine_cpu_ms_per_item"], 3)
         after = all_end_offsets(settings)
         rss.append((args.items, rss_mb(one.proc.pid)))
+        rss_main.append(rss_mb(one.proc.pid, descendants=False))
         for spy in spies:
             spy.wait()
             summarise_profile(work / "profile.raw", RESULTS.parent / "profile.txt")
@@ -554,7 +558,8 @@ def main(argv: list[str] | None = None) -> dict:
         growth = rss[-1][1] - r2
         per_100k = growth / max(1.0, args.items - c2) * 100_000
         results["rss_mb"] = {"start": round(base_rss, 1), "at_twice_cap": round(r2, 1), "end": round(rss[-1][1], 1)}
-        results["rss_samples"] = [[int(c), round(r, 1)] for c, r in rss]
+        results["rss_samples"] = [[int(c), round(r, 1), round(m, 1)] for (c, r), m in zip(rss, rss_main, strict=True)]
+        results["rss_samples_note"] = "[items in, MB of the worker with its helpers, MB of the worker's own process]"
         results["rss_state_cap_stories"] = cap
         results["rss_growth_pct_per_100k"] = round(per_100k / r2 * 100, 2) if r2 else None
         results["rss_growth_note"] = (f"SIGNALWATCH_MAX_STORIES={cap}: RSS {r2:.1f} MB at item {c2:.0f} (twice the "
