@@ -503,15 +503,14 @@ def main(argv: list[str] | None = None) -> dict:
             if args.profile and not spies:
                 spies.append(profile(one, work / "profile.raw"))
             return True
-        rss: list[tuple[float, float]] = []
-        rss_main: list[float] = []  # the worker's own process alone: its growth told from its helpers'
+        # (items in, MB of the worker with its helpers, MB of its own process: its growth told from its helpers')
+        rss: list[tuple[float, float, float]] = []
         time.sleep(0.5)
         base_rss = rss_mb(one.proc.pid)
 
         def sample(count: float) -> None:
             if not rss or count - rss[-1][0] >= args.items / 20:
-                rss.append((count, rss_mb(one.proc.pid)))
-                rss_main.append(rss_mb(one.proc.pid, descendants=False))
+                rss.append((count, rss_mb(one.proc.pid), rss_mb(one.proc.pid, descendants=False)))
 
         marks: dict = {}
         cpu_start = cpu_seconds(one.proc.pid)
@@ -523,8 +522,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["ratio_ceiling_by_machine_cpu"] = round(
             noop_machine / results["pipeline_cpu_budget"]["machine_cpu_ms_per_item"], 3)
         after = all_end_offsets(settings)
-        rss.append((args.items, rss_mb(one.proc.pid)))
-        rss_main.append(rss_mb(one.proc.pid, descendants=False))
+        rss.append((args.items, rss_mb(one.proc.pid), rss_mb(one.proc.pid, descendants=False)))
         for spy in spies:
             spy.wait()
             summarise_profile(work / "profile.raw", RESULTS.parent / "profile.txt")
@@ -554,11 +552,11 @@ def main(argv: list[str] | None = None) -> dict:
               f"  serial {results['serial_fraction']}  projected {results['scale_out_projected']}", flush=True)
 
         # memory: after the state cap is reached (twice the cap in), RSS must stay flat
-        c2, r2 = next(((c, r) for c, r in rss if c >= 2 * cap), rss[-1])
+        c2, r2 = next(((c, r) for c, r, _ in rss if c >= 2 * cap), rss[-1][:2])
         growth = rss[-1][1] - r2
         per_100k = growth / max(1.0, args.items - c2) * 100_000
         results["rss_mb"] = {"start": round(base_rss, 1), "at_twice_cap": round(r2, 1), "end": round(rss[-1][1], 1)}
-        results["rss_samples"] = [[int(c), round(r, 1), round(m, 1)] for (c, r), m in zip(rss, rss_main, strict=True)]
+        results["rss_samples"] = [[int(c), round(r, 1), round(m, 1)] for c, r, m in rss]
         results["rss_samples_note"] = "[items in, MB of the worker with its helpers, MB of the worker's own process]"
         results["rss_state_cap_stories"] = cap
         results["rss_growth_pct_per_100k"] = round(per_100k / r2 * 100, 2) if r2 else None
