@@ -13,7 +13,7 @@
   (:class:`streams.talks.stream.ThreadBook`) follows the first copies it sent, in the same order.
 
 A batch body never raises: the story shard's ``take_events`` acks the whole batch in a ``finally``, and
-the reader commits a batch once :meth:`Process.handle` returns, so an exception would commit items that
+the reader commits a batch once :meth:`Process.finish` returns, so an exception would commit items that
 were never handled. A bad item is dead-lettered on its own; a failed send (the broker
 refuses a record) stops the worker at once, before anything is committed, and the restarted worker
 reads the batch again (docs/architecture.md).
@@ -129,11 +129,17 @@ class Process(_Stage):
     async def ready(self) -> None:
         await self.pool.ready()
 
-    async def handle(self, messages: list) -> None:
+    def start(self, messages: list) -> asyncio.Future:
+        """Hand the batch to the helpers now: they work on it while the worker sends an earlier batch's
+        outputs or runs the story shard (:meth:`finish` takes the result)."""
+        self.metrics.items_received.inc(len(messages))
+        return asyncio.ensure_future(self.pool.run([(m.value, m.partition, m.offset) for m in messages],
+                                                   now_iso(), time.time()))
+
+    async def finish(self, messages: list, work: asyncio.Future) -> None:
         """The batch's records and dead letters, sent and acked by the broker when this returns."""
         try:
-            self.metrics.items_received.inc(len(messages))
-            done = await self.pool.run([(m.value, m.partition, m.offset) for m in messages], now_iso(), time.time())
+            done = await work
             for rejected in done.rejected:
                 message = messages[rejected.index]
                 if rejected.trace:

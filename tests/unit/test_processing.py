@@ -153,7 +153,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_the_reader_commits_a_batch_after_it_is_handled_and_only_on_partitions_it_holds():
+def test_the_reader_commits_a_batch_after_it_is_finished_in_order_and_only_on_partitions_it_holds():
     from aiokafka import TopicPartition as TP
     from aiokafka.errors import CommitFailedError
 
@@ -168,8 +168,14 @@ def test_the_reader_commits_a_batch_after_it_is_handled_and_only_on_partitions_i
             self.topic, self.partition, self.offset, self.key, self.value = "news.raw", partition, offset, None, b"{}"
 
     class Stage:
-        async def handle(self, messages):
-            events.append(("handled", [(m.partition, m.offset) for m in messages]))
+        def start(self, messages):
+            events.append(("started", [(m.partition, m.offset) for m in messages]))
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(len(messages))
+            return future
+
+        async def finish(self, messages, work):
+            events.append(("finished", [(m.partition, m.offset) for m in messages], await work))
 
     class Consumer:
         held = {TP("news.raw", 0), TP("news.raw", 1)}
@@ -185,14 +191,28 @@ def test_the_reader_commits_a_batch_after_it_is_handled_and_only_on_partitions_i
 
     reader = RawReader(Settings(), Stage(), Metrics(), topic=None)
     reader.consumer = Consumer()
-    batch = {TP("news.raw", 0): [Record(0, 7), Record(0, 8)], TP("news.raw", 1): [Record(1, 3)],
-             TP("news.raw", 2): [Record(2, 5)]}  # partition 2 was revoked after this batch was fetched
-    asyncio.run(reader._handle(batch))
-    assert events == [("handled", [(0, 7), (0, 8), (1, 3)]),
-                      ("committed", {TP("news.raw", 0): 9, TP("news.raw", 1): 4})]
-    assert reader._committed == {TP("news.raw", 0): 9, TP("news.raw", 1): 4}
+
+    async def two_batches():
+        reader._start({TP("news.raw", 0): [Record(0, 7), Record(0, 8)], TP("news.raw", 1): [Record(1, 3)],
+                       TP("news.raw", 2): [Record(2, 5)]})  # partition 2 was revoked after this batch was fetched
+        reader._start({TP("news.raw", 0): [Record(0, 9)]})
+        assert len(reader._in_flight) == 2
+        await reader._finish_all()
+
+    asyncio.run(two_batches())
+    assert events == [("started", [(0, 7), (0, 8), (1, 3)]), ("started", [(0, 9)]),
+                      ("finished", [(0, 7), (0, 8), (1, 3)], 3),
+                      ("committed", {TP("news.raw", 0): 9, TP("news.raw", 1): 4}),
+                      ("finished", [(0, 9)], 1), ("committed", {TP("news.raw", 0): 10})]
+    assert reader._committed == {TP("news.raw", 0): 10, TP("news.raw", 1): 4} and not reader._in_flight
 
     events.clear()
     reader.consumer.refuse = True  # the group moved on: the next owner re-reads, nothing raises
-    asyncio.run(reader._handle({TP("news.raw", 0): [Record(0, 9)]}))
-    assert events == [("handled", [(0, 9)])] and reader._committed[TP("news.raw", 0)] == 9
+
+    async def refused():
+        reader._start({TP("news.raw", 0): [Record(0, 10)]})
+        await reader._finish_all()
+
+    asyncio.run(refused())
+    assert events == [("started", [(0, 10)]), ("finished", [(0, 10)], 1)]
+    assert reader._committed[TP("news.raw", 0)] == 10
