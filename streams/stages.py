@@ -42,12 +42,14 @@ log = logging.getLogger("signalwatch")
 
 SHARD_KEY = b"stories"
 """The Kafka key of every news.processed record: one partition holds the story shard."""
-DECIDE_RECORDS = 4
+DECIDE_RECORDS = 2
 DECIDE_WAIT = 0.02
 """The story shard takes a few news.processed records at a time (each already a batch of up to 500
-items): its outputs go out, and its input offset is committed, after every few thousand items at most.
-Taking 500 records (up to 250k items) held every output of a backlog back for minutes and left the
-committed offset still for long enough that the stall guard took it for faust-streaming #596."""
+items): its outputs go out, and its input offset is committed, after every thousand items or so. Deciding
+holds the worker's event loop: with 4 records (up to ~0.6 s) the process helper ran out of work while the
+reader waited to hand it the next batch (docs/architecture.md, "Process helpers"). Taking 500 records (up
+to 250k items) held every output of a backlog back for minutes and left the committed offset still for long
+enough that the stall guard took it for faust-streaming #596."""
 PROCESSED_PREFETCH = 8
 """news.processed records (up to ~900 KB each) a worker holds for the story shard before it takes them.
 With Faust's default (``stream_buffer_maxsize``, 4096 events per stream) the shard's worker may pull up to
