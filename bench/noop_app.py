@@ -9,7 +9,7 @@ from __future__ import annotations
 import faust
 from faust.worker import Worker
 
-from streams.cli.processes import tune_gc
+from streams.cli.processes import tune_runtime
 from streams.settings import Settings
 
 
@@ -37,7 +37,7 @@ def create_noop_app(settings: Settings) -> faust.App:
 def main() -> None:
     settings = Settings.from_env()
     runner = Worker(create_noop_app(settings), loglevel=settings.log_level, quiet=True)
-    tune_gc()  # the same runtime as the pipeline's worker
+    tune_runtime()  # the same runtime as the pipeline's worker
     runner.execute_from_commandline()
 
 

@@ -154,7 +154,7 @@ _helper: dict[str, Any] = {}
 def _start_helper(settings: Settings, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the worker, which stops its helpers
     _helper.update(settings=settings, tagger=load_tagger(), registry=default_registry())
-    gc.freeze()  # the compiled rule packs live as long as the helper (as in the worker: cli.processes.tune_gc)
+    gc.freeze()  # the compiled rule packs live as long as the helper (as in the worker: cli.processes.tune_runtime)
 
     def exit_with_parent() -> None:  # a worker killed with -9 leaves no helper behind
         while os.getppid() == parent:
