@@ -31,7 +31,7 @@ BATCH_SIZE = 500
 batch is what has arrived: ``getmany`` returns as soon as the fetcher holds records."""
 IN_FLIGHT = 2
 """Batches handed to the process stage's helpers and not yet finished. With one, a helper sat idle while the
-worker's event loop sent the last batch's outputs or ran the story shard (up to ~0.8 s for 2,000 items):
+worker's event loop sent the last batch's outputs or ran the story shard (~0.3 s for its 2 records):
 with two, the next batch is already in the helper's hands (docs/architecture.md, "Scale limits")."""
 GROUP_SUFFIX = "-process"
 """news.raw's consumer group is the app id with this suffix (the app id itself is Faust's group)."""
