@@ -114,6 +114,8 @@ _VERSION = 3
 _HEAD_V2 = struct.Struct("<BdqI8s8sH")
 """The previous record (no event key), still read from the tables' changelogs."""
 _NONE = bytes(8)
+_URL_AT = struct.calcsize("<BdqI")  # the url and content digests' place in both formats
+_URL_CONTENT = struct.Struct("<8s8s")
 _SEP = "\x1f"
 
 
@@ -310,7 +312,7 @@ class DedupIndex:
             aliases = self.aliases.pop(sid, [])
             if old.content:
                 aliases.append(_int(old.content))
-            self.remove(old)
+            self.remove(sid, raw)
             if aliases:
                 self.aliases[sid] = aliases
                 for key in aliases:
@@ -327,24 +329,27 @@ class DedupIndex:
         if sid in self.records:
             self.records[sid] = raw
 
-    def remove(self, story: Story) -> None:
-        """Forget a story (only the keys that still point to it)."""
-        sid = story.story_id
+    def remove(self, sid: str, raw: bytes) -> None:
+        """Forget story ``sid`` whose record is ``raw`` (only the keys that still point to it), read from the
+        record's bytes: no :class:`Story` is decoded for it."""
         self.records.pop(sid, None)
-        if story.url and self.by_url.get(k := _int(story.url)) == sid:
+        url, content = _URL_CONTENT.unpack_from(raw, _URL_AT)
+        if url != _NONE and self.by_url.get(k := int.from_bytes(url, "big")) == sid:
             del self.by_url[k]
-        contents = [_int(story.content)] if story.content else []
+        contents = [int.from_bytes(content, "big")] if content != _NONE else []
         for k in (*contents, *self.aliases.pop(sid, ())):
             if self.by_content.get(k) == sid:
                 del self.by_content[k]
-        if story.sig is not None:
-            for key in similarity.band_keys(story.sig):
-                held = self.by_band.get(key)
+        sig = Story.sig_of(raw)
+        if sig is not None:
+            by_band = self.by_band
+            for key in similarity.band_keys(sig):
+                held = by_band.get(key)
                 if held == sid:
-                    del self.by_band[key]
+                    del by_band[key]
                 elif type(held) is tuple and sid in held:
                     rest = tuple(s for s in held if s != sid)
-                    self.by_band[key] = rest[0] if len(rest) == 1 else rest
+                    by_band[key] = rest[0] if len(rest) == 1 else rest
 
     def expired(self, now: float, horizon: float) -> list[str]:
         """Ids of the stories first seen more than ``horizon`` seconds before ``now`` (oldest first)."""

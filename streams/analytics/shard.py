@@ -119,6 +119,52 @@ class Tagged(Mapping):
         return len(self.doc)
 
 
+class BuiltAlert(Mapping):
+    """One of an item's alerts as the process stage built it, as the story shard handles it: the fields the
+    cooldown reads (:data:`ALERT_FACTS`, in the record's header), and the whole alert decoded only when read
+    for more (sent, or held with what its key held back), from the entry's packed alerts.
+
+    Most alerts are held back by the cooldown, below the minimum severity, or those of a duplicate: decoding
+    every alert of every item was two thirds of the shard's JSON decoding (docs/architecture.md, "Scale
+    limits")."""
+
+    __slots__ = ("facts", "_packed", "_index", "_doc")
+
+    def __init__(self, facts: dict, packed: bytes, index: int) -> None:
+        self.facts = facts
+        self._packed = packed
+        self._index = index
+        self._doc: dict | None = None
+
+    @staticmethod
+    def facts_of(alert: Mapping) -> list:
+        """What the header carries of ``alert``, JSON-ready, in :data:`ALERT_FACTS` order."""
+        return [alert.get(name, default) for name, default in ALERT_FACTS]
+
+    @property
+    def doc(self) -> dict:
+        if self._doc is None:
+            self._doc = unpack_alerts(self._packed)[1][self._index]
+        return self._doc
+
+    def __getitem__(self, key: str):
+        facts = self.facts
+        return facts[key] if key in facts else self.doc[key]
+
+    def __iter__(self):
+        return iter(self.doc)
+
+    def __len__(self) -> int:
+        return len(self.doc)
+
+
+ALERT_FACTS = (("alert_id", ""), ("type", ""), ("severity", "low"), ("summary", ""), ("item_ids", []),
+               ("lexicon_version", ""), ("categories", []), ("actors", []))
+"""The fields of a per-item alert that the story shard reads before it sends or holds it (the cooldown key,
+severity, and what a held list keeps), with their defaults."""
+_FACT_NAMES = tuple(name for name, _ in ALERT_FACTS)
+
+
 @dataclass
 class Entry:
     """One accepted item as the process stage hands it on: the tagged record, all its per-item alerts
@@ -128,7 +174,7 @@ class Entry:
     where it was read (news.raw partition and offset; None: unknown, a record of the previous version)."""
 
     tagged: Tagged
-    alerts: list[dict]
+    alerts: list[Mapping]
     features: Features
     trend: dict | None
     received: float
@@ -141,7 +187,7 @@ class Entry:
     def wire(self) -> tuple[bytes, bytes]:
         """The entry's part of a news.processed record: its JSON header, and its raw tagged record followed
         by its packed alerts."""
-        head = {"t": self.tagged.facts(), "n": len(self.tagged.raw), "alerts": self.alerts,
+        head = {"t": self.tagged.facts(), "n": len(self.tagged.raw), "a": [BuiltAlert.facts_of(a) for a in self.alerts],
                 "f": self.features.wire(), "trend": self.trend, "r": self.received, "c": self.copy}
         if self.raw is not None:
             head["o"] = list(self.raw)
@@ -152,12 +198,17 @@ class Entry:
     @classmethod
     def from_wire(cls, d: dict, tagged_raw: bytes | None = None, packed_alerts: bytes = b"") -> Entry:
         """An entry from its header ``d``, raw tagged record (a version-1 header holds the tagged dict) and
-        packed alerts (b"": packed here, for a record that does not carry them)."""
+        packed alerts (b"": packed here, for a record that does not carry them). Records written before
+        the header carried the alerts' facts (``a``) carry the whole alerts (``alerts``)."""
         tagged = Tagged.of(d["tagged"]) if tagged_raw is None else Tagged.from_wire(tagged_raw, d["t"])
         read_at = d.get("o")
-        alerts = d["alerts"]
-        if alerts and not packed_alerts:
-            packed_alerts = pack_alerts(tagged.event_time, alerts)
+        if "a" in d:
+            alerts = [BuiltAlert(dict(zip(_FACT_NAMES, facts, strict=True)), packed_alerts, i)
+                      for i, facts in enumerate(d["a"])]
+        else:
+            alerts = d["alerts"]
+            if alerts and not packed_alerts:
+                packed_alerts = pack_alerts(tagged.event_time, alerts)
         return cls(tagged, alerts, Features.from_wire(d["f"]), d["trend"], d["r"], d["c"],
                    (read_at[0], read_at[1]) if read_at else None, packed_alerts)
 
@@ -596,8 +647,8 @@ class StoryShard:
         if state is not last:
             self.last_alert[key] = state
             self.changes.cooldown[key] = None  # serialised at flush time (a key can change again)
-        if send:
-            out.alerts.append((alert, received))
+        if send:  # as a dict: what is sent is the whole alert
+            out.alerts.append((alert.doc if isinstance(alert, BuiltAlert) else alert, received))
 
     def digest(self, wall: float) -> Outcome:
         """A digest alert for each cooldown key that holds back alerts and whose cooldown is over at the
@@ -741,7 +792,7 @@ class StoryShard:
             for sid in ids:
                 raw = self.index.records.get(sid)
                 if raw is not None and Story.position_of(raw) >> POSITION_BITS == offset:
-                    self.index.remove(Story.loads(sid, raw))
+                    self.index.remove(sid, raw)
                     self._alerts.pop(sid, None)
                     self._copies.pop(sid, None)
                     self._revisions.pop(sid, None)

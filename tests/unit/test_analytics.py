@@ -102,8 +102,11 @@ def test_index_expires_and_rebuilds_from_stored_stories():
         index.add(story)
     assert index.expired(now=900.0, horizon=1000.0) == []
     assert index.expired(now=1800.0, horizon=1000.0) == ["s0"]
-    index.remove(stories[0])
+    index.remove("s0", index.records["s0"])
     assert index.check(_features("z", STORY)) == (None, "")
+    assert index.check(_features("y", "x", url="https://x.org/0")) == (None, "")
+    held = [*index.by_url.values(), *index.by_content.values(), *index.by_band.values()]
+    assert held and "s0" not in held and all(s == "s1" for s in held)  # every key of s0 went, none of s1
     rebuilt = DedupIndex(0.6)
     rebuilt.rebuild(Story.loads(s.story_id, s.dumps()) for s in stories)
     assert rebuilt.check(_features("z", edit(STORY, random.Random(2)))) == ("s0", "near")
@@ -117,7 +120,7 @@ def test_index_overflow_names_the_oldest_stories_beyond_the_cap():
     assert index.overflow(3) == []
     assert index.overflow(1) == ["s0", "s1"]
     for sid in index.overflow(1):
-        index.remove(Story.loads(sid, index.records[sid]))
+        index.remove(sid, index.records[sid])
     assert len(index) == 1 and index.check(_features("z", STORY)) == (None, "")
     assert index.check(_features("y", "x", url="https://x.org/2")) == ("s2", "url")
 

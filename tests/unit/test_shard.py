@@ -13,8 +13,10 @@ import orjson
 import pytest
 
 from streams import sources
+from streams.analytics import cooldown
 from streams.analytics.dedup import Story
 from streams.analytics.shard import (
+    BuiltAlert,
     Config,
     Entry,
     StoryShard,
@@ -319,10 +321,33 @@ def test_batch_records_respect_the_size_cap(tagger):
 def test_a_record_of_the_previous_version_still_reads(tagger):
     made = entry(tagger, {"title": "Russian missiles strike Odesa port overnight"})
     head = orjson.loads(made.wire()[0])
-    v1 = {k: v for k, v in head.items() if k not in ("t", "n")} | {"tagged": dict(made.tagged)}
+    v1 = {k: v for k, v in head.items() if k not in ("t", "n", "a", "za")} | {"tagged": dict(made.tagged),
+                                                                           "alerts": [dict(a) for a in made.alerts]}
     [again] = read_batch(orjson.dumps({"v": 1, "entries": [v1]}))
     assert again.tagged.raw == made.tagged.raw and again.tagged.facts() == made.tagged.facts()
     assert again.features == made.features and again.alerts == made.alerts
+
+
+def test_the_shard_decodes_only_the_alerts_it_sends(tagger):
+    """Read from a record, an alert is its header's facts; the whole alert is decoded only when it is sent,
+    and is then the alert the process stage built. Three strikes of one key within the cooldown: the first
+    is sent, the other two are held back on their facts alone."""
+    shard = StoryShard(Config(alert_cooldown=3600))
+    made = [entry(tagger, {"id": f"s{i}", "title": title, "published_at": "2024-03-01T10:00:00Z"})
+            for i, title in enumerate(["Russian glide bombs strike Zaporizhzhia industrial district",
+                                       "Russian glide bombs hit a market in Kharkiv",
+                                       "Guided aerial bombs struck Sumy city centre, Russia's army said"])]
+    read = read_batch(batch_records([e.wire() for e in made])[0])
+    alerts = [a for e in read for a in e.alerts]
+    assert all(type(a) is BuiltAlert for a in alerts) and len(alerts) >= 3
+    out = shard.decide(read, offset=0, now=1000.0)
+    sent = [a for a, _ in out.alerts]
+    held = [reason for _, reason in out.suppressed]
+    assert len(sent) == 1 and held.count("cooldown") == len(alerts) - 1
+    assert sent[0] == made[0].alerts[0] and type(sent[0]) is dict
+    assert [a._doc is not None for a in alerts] == [True] + [False] * (len(alerts) - 1)
+    assert shard.last_alert[cooldown.cooldown_key(made[0].alerts[0])]["held"]["summaries"] == [
+        e.alerts[0]["summary"] for e in made[1:]]
 
 
 def test_a_record_shorter_than_its_header_is_refused(tagger):
@@ -348,18 +373,20 @@ def test_batch_records_match_their_schema(tagger):
     head, _, blob = record.partition(b"\n")
     assert not list(validator.iter_errors(orjson.loads(head)))
     tagged = jsonschema.Draft202012Validator(load_schema(names[1]), registry=registry)
+    alert = jsonschema.Draft202012Validator(load_schema(names[2]), registry=registry)
     at = 0
     for e in orjson.loads(head)["entries"]:
         assert not list(tagged.iter_errors(orjson.loads(blob[at:at + e["n"]])))
         at += e["n"]
-        if e["alerts"]:  # the packed alerts follow: the same alerts, with the item's event time
+        if e["a"]:  # the packed alerts follow: the alerts whose facts the header has, with the item's event time
             event_time, alerts = unpack_alerts(blob[at:at + e["za"]])
-            assert alerts == e["alerts"] and event_time == e["t"][1]
+            assert [BuiltAlert.facts_of(a) for a in alerts] == e["a"] and event_time == e["t"][1]
+            assert not [err for a in alerts for err in alert.iter_errors(a)]
             at += e["za"]
         else:
             assert "za" not in e
     assert at == len(blob) and sum("za" in e for e in orjson.loads(head)["entries"]) == 3
-    assert list(validator.iter_errors({"v": 2, "entries": [{"t": [], "n": 0, "alerts": [], "f": [], "trend": None,
+    assert list(validator.iter_errors({"v": 2, "entries": [{"t": [], "n": 0, "a": [], "f": [], "trend": None,
                                                            "r": 0}]}))
 
 
@@ -388,7 +415,8 @@ def test_a_record_without_packed_alerts_is_read_with_the_same_packed_alerts(tagg
     head, raw = e.wire()
     d = orjson.loads(head)
     assert d["za"] == len(e.packed_alerts) > 0
-    del d["za"]
+    del d["za"], d["a"]
+    d["alerts"] = [dict(a) for a in e.alerts]  # those records carried the whole alerts
     older = b'{"v":2,"entries":[' + orjson.dumps(d) + b"]}\n" + e.tagged.raw
     [read] = read_batch(older)
     assert read.packed_alerts == e.packed_alerts and read.alerts == e.alerts

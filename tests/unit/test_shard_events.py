@@ -160,6 +160,6 @@ def test_copies_of_a_second_templated_report_find_it_though_the_first_holds_most
             index.add(Story.first(f, 0.0), f.bands)
         if index.check(copy) != (f"b{r}", "near"):
             missed.append(r)
-        index.remove(Story.loads(f"b{r}", index.records[f"b{r}"]))  # forgetting it leaves the first intact
+        index.remove(f"b{r}", index.records[f"b{r}"])  # forgetting it leaves the first intact
         assert all(held == f"a{r}" for held in index.by_band.values())
     assert missed == []
