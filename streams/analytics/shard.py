@@ -125,8 +125,8 @@ class BuiltAlert(Mapping):
     for more (sent, or held with what its key held back), from the entry's packed alerts.
 
     Most alerts are held back by the cooldown, below the minimum severity, or those of a duplicate: decoding
-    every alert of every item was two thirds of the shard's JSON decoding (docs/architecture.md, "Scale
-    limits")."""
+    every alert of every item was two thirds of the header's decoding (docs/architecture.md, "What crosses the
+    internal hop")."""
 
     __slots__ = ("facts", "_packed", "_index", "_doc")
 
