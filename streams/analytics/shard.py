@@ -203,6 +203,8 @@ class Entry:
         tagged = Tagged.of(d["tagged"]) if tagged_raw is None else Tagged.from_wire(tagged_raw, d["t"])
         read_at = d.get("o")
         if "a" in d:
+            if d["a"] and not packed_alerts:
+                raise ValueError("news.processed entry has alerts but not their packed bytes (za)")
             alerts = [BuiltAlert(dict(zip(_FACT_NAMES, facts, strict=True)), packed_alerts, i)
                       for i, facts in enumerate(d["a"])]
         else:

@@ -356,6 +356,16 @@ def test_a_record_shorter_than_its_header_is_refused(tagger):
         read_batch(record[:-5])
 
 
+def test_an_entry_with_alert_facts_but_no_packed_alerts_is_refused(tagger):
+    """Refused when read (the stage dead-letters the record), not when one of its alerts is sent."""
+    e = entry(tagger, {"title": "Russian missiles strike Odesa port overnight"})
+    d = orjson.loads(e.wire()[0])
+    assert d["a"] and d["za"]
+    del d["za"]
+    with pytest.raises(ValueError, match="packed"):
+        read_batch(b'{"v":2,"entries":[' + orjson.dumps(d) + b"]}\n" + e.tagged.raw)
+
+
 def test_batch_records_match_their_schema(tagger):
     import jsonschema
     from referencing import Registry, Resource
