@@ -26,7 +26,7 @@ from typing import Any
 from streams.alerting import build_alerts, corroborated
 from streams.analytics.dedup import Features
 from streams.analytics.event_identity import event_key
-from streams.analytics.shard import Entry, Tagged, batch_records, pack_alerts, trend_record
+from streams.analytics.shard import Entry, Tagged, batch_records, trend_record
 from streams.records import InvalidItem, parse_item, tagged_item
 from streams.settings import Settings
 from streams.sources import SourceRegistry, default_registry, is_unknown
@@ -50,8 +50,7 @@ def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at
         by_one = registry.corroborate([copy])
         alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in alerts]
     facts = Tagged.of(tagged)
-    return Entry(facts, alerts, features, trend_record(tagged), received, copy,
-                 packed_alerts=pack_alerts(facts.event_time, alerts))
+    return Entry(facts, alerts, features, trend_record(tagged), received, copy)
 
 
 @dataclass

@@ -182,7 +182,11 @@ class Entry:
     raw: tuple[int, int] | None = None
     packed_alerts: bytes = b""
     """:func:`pack_alerts` of the alerts (b"" without alerts), as the shard keeps a new story's: packed by
-    the parallel process stage, not by the serial shard."""
+    the parallel process stage, not by the serial shard (packed here when not given)."""
+
+    def __post_init__(self) -> None:
+        if self.alerts and not self.packed_alerts:
+            self.packed_alerts = pack_alerts(self.tagged.event_time, self.alerts)
 
     def wire(self) -> tuple[bytes, bytes]:
         """The entry's part of a news.processed record: its JSON header, and its raw tagged record followed
@@ -198,8 +202,8 @@ class Entry:
     @classmethod
     def from_wire(cls, d: dict, tagged_raw: bytes | None = None, packed_alerts: bytes = b"") -> Entry:
         """An entry from its header ``d``, raw tagged record (a version-1 header holds the tagged dict) and
-        packed alerts (b"": packed here, for a record that does not carry them). Records written before
-        the header carried the alerts' facts (``a``) carry the whole alerts (``alerts``)."""
+        packed alerts (b"": packed when the entry is made, for a record that does not carry them). Records
+        written before the header carried the alerts' facts (``a``) carry the whole alerts (``alerts``)."""
         tagged = Tagged.of(d["tagged"]) if tagged_raw is None else Tagged.from_wire(tagged_raw, d["t"])
         read_at = d.get("o")
         if "a" in d:
@@ -209,8 +213,6 @@ class Entry:
                       for i, facts in enumerate(d["a"])]
         else:
             alerts = d["alerts"]
-            if alerts and not packed_alerts:
-                packed_alerts = pack_alerts(tagged.event_time, alerts)
         return cls(tagged, alerts, Features.from_wire(d["f"]), d["trend"], d["r"], d["c"],
                    (read_at[0], read_at[1]) if read_at else None, packed_alerts)
 
