@@ -3,7 +3,8 @@
 Phases (one local KRaft broker, 8 partitions, realistic items from bench/items.py):
 
 1. backlog: ``--items`` items are written to news.raw before any worker runs;
-2. no-op: a Faust worker whose agent copies news.raw to ``bench.noop`` drains the backlog (baseline);
+2. no-op: a Faust worker whose agent copies news.raw to ``bench.noop`` drains the backlog (baseline; run
+   again after phase 4, and the pipeline's ratio is taken against the mean of the two runs);
 3. pipeline, 1 worker, cooldown on, ``MAX_STORIES`` at a tenth of the backlog: drains the same backlog
    (own consumer group). Measured: items/s, Kafka records per item (every topic's and changelog's end
    offsets before and after: produced records, plus news.raw and news.processed consumed), worker CPU
@@ -299,15 +300,18 @@ def send_backlog(settings: Settings, records: list[tuple[bytes, bytes]]) -> None
     producer.close()
 
 
-def run_noop(broker: LocalBroker, work: Path, settings: Settings, items: int, workers: list[Worker]) -> dict:
-    """The no-op baseline over the backlog's first ``min(items, NOOP_ITEMS)`` items (the worker is added to
-    ``workers``, so the caller's cleanup stops it if this fails)."""
-    noop = Worker(broker, work, "bench-noop", module="bench.noop_app")
+def run_noop(broker: LocalBroker, work: Path, settings: Settings, items: int, workers: list[Worker],
+             app_id: str = "bench-noop") -> dict:
+    """The no-op baseline over the backlog's first ``min(items, NOOP_ITEMS)`` items, under ``app_id`` (a fresh
+    one reads news.raw from its start); the worker is added to ``workers``, so the caller's cleanup stops it
+    if this fails."""
+    start = end_offsets(settings, NOOP_TOPIC)
+    noop = Worker(broker, work, app_id, module="bench.noop_app")
     workers.append(noop)
     noop_cpu = cpu_seconds(noop.proc.pid)
     budget = CpuBudget(noop.proc.pid, broker)
     noop_items = min(items, NOOP_ITEMS)  # a rate: the first items tell it, the rest would cost minutes
-    secs, _ = drain(lambda: ((c := end_offsets(settings, NOOP_TOPIC)), c >= noop_items), [noop], 300)
+    secs, _ = drain(lambda: ((c := end_offsets(settings, NOOP_TOPIC)), c >= start + noop_items), [noop], 300)
     # Faust's CPU per record operation (one consumed, one produced per item), start-up included
     per_record = (cpu_seconds(noop.proc.pid) - noop_cpu) / (2 * noop_items)
     spent = budget.per_item(noop_items)
@@ -317,6 +321,18 @@ def run_noop(broker: LocalBroker, work: Path, settings: Settings, items: int, wo
                "noop_cpu_budget": spent}
     print(f"no-op   : {results['noop_items_per_s']:>9,.0f} items/s", flush=True)
     return results
+
+
+def bracketed_ratio(results: dict, after: dict) -> None:
+    """The pipeline's rate against the mean of the no-op's before and after it (``after``: the second
+    no-op's numbers). The machine's speed drifts by a third within minutes here; one no-op before the
+    pipeline made the ratio 0.53 and 0.70 in two runs of the same tree, 6 minutes apart."""
+    before = results["noop_items_per_s_before"] = results["noop_items_per_s"]
+    results["noop_items_per_s_after"] = after["noop_items_per_s"]
+    results["noop_items_per_s"] = round((before + after["noop_items_per_s"]) / 2, 1)
+    results["pipeline_vs_noop_ratio"] = round(results["pipeline_items_per_s"] / results["noop_items_per_s"], 3)
+    print(f"ratio   : {results['pipeline_vs_noop_ratio']} against the no-op's mean "
+          f"({before:,.0f} before, {after['noop_items_per_s']:,.0f} after)", flush=True)
 
 
 def pipeline_env(items: int) -> dict[str, str]:
@@ -597,6 +613,10 @@ def main(argv: list[str] | None = None) -> dict:
         write(results)
         one.stop()
 
+        # the no-op again, on the same backlog under a fresh app id: the ratio is taken against both runs
+        bracketed_ratio(results, run_noop(broker, work, settings, args.items, workers, app_id="bench-noop-after"))
+        write(results)
+
         # scale-out: two workers in one group over 8 partitions, measured once their rebalance settled
         if not args.skip_scale:
             reset_topics(settings, keep={settings.topics.raw})  # not the 1-worker phase's batches again
@@ -635,7 +655,7 @@ def create_topics_extra(settings: Settings) -> None:
         client.close()
 
 
-OBSOLETE = ("pipeline_tag_stage_items_per_s", "rss_start_mb", "rss_end_mb", "rss_growth_mb", "rss_growth_measured_items",
+OBSOLETE = ("noop_items_per_s_before", "noop_items_per_s_after", "pipeline_tag_stage_items_per_s", "rss_start_mb", "rss_end_mb", "rss_growth_mb", "rss_growth_measured_items",
             "latency_detail", "latency_p50_s", "latency_p95_s", "latency_p99_s", "pipeline_2_workers_items_per_s",
             "scale_out_ratio")
 """Keys of earlier bench versions or of a phase this run has not reached: dropped when a run starts."""

@@ -242,6 +242,35 @@ def test_a_burst_after_a_quiet_baseline_is_one_surge_alert(tagger):
     assert len(keys) == len(set(keys))  # one alert per key and window
 
 
+def test_a_burst_in_one_record_is_checked_once_with_the_records_count(tagger):
+    """Surges are checked once per input record and window, at the last item counted there: the same burst
+    as one record raises one surge per key and window, with the count of the whole record, and the record read
+    again (a replay) raises none and counts nothing twice."""
+    shard = StoryShard(Config(alert_cooldown=1800))
+    base = 1_709_287_200
+
+    def item(i: int, t: int) -> Entry:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        words = " ".join(random.Random(i).sample(WORDS, 12))
+        return entry(tagger, {"id": f"s{i}-{t}", "title": f"Shelling of village {i} near Kherson",
+                              "text": f"Artillery shelled the village overnight. {words}.", "published_at": stamp})
+
+    for w in range(8):
+        shard.decide([item(w, base - (8 - w) * 900)], w, 1000.0)
+    burst = [item(100 + i, base + 60 + i) for i in range(12)]
+    out = shard.decide(burst, 8, 1000.0)
+    surges = [a for a, _ in out.alerts if a["type"] == "trend" and a["rule"] == "surge"]
+    shelling = [a for a in surges if a["key"] == "escalation/shelling" and a["window_seconds"] == 900]
+    assert len(shelling) == 1 and shelling[0]["count"] == 12
+    assert shelling[0]["item_ids"] == [e.features.item_id for e in burst][:len(shelling[0]["item_ids"])]
+    keys = [(a["key"], a["window_seconds"]) for a in surges]
+    assert len(keys) == len(set(keys))
+    assert out.window_counts[(900, "escalation/shelling")] == 12
+    again = shard.decide(burst, 8, 1000.0)
+    assert not [a for a, _ in again.alerts if a["type"] == "trend"] and again.redelivered == 12
+    assert shard.windows[(900, "escalation/shelling", base)]["n"] == 12
+
+
 def test_trend_windows_are_bounded_by_the_story_cap_oldest_first(tagger):
     """A backlog of two days of news, read in a minute of wall time: the windows it opens stay bounded."""
     shard = StoryShard(Config(max_stories=20))
