@@ -1,6 +1,6 @@
 """The bench's own arithmetic: a figure quoted as a target must mean what its name says."""
 
-from bench.run import rss_trend
+from bench.run import bracketed_ratio, rss_trend
 
 
 def test_rss_growth_is_the_trend_of_every_sample_not_the_last_against_the_first():
@@ -20,3 +20,11 @@ def test_rss_growth_is_the_trend_of_every_sample_not_the_last_against_the_first(
 
 def test_rss_trend_of_a_single_sample_is_flat():
     assert rss_trend([(5_000, 300.0)]) == (0.0, 300.0)
+
+
+def test_the_ratio_is_taken_against_the_mean_of_the_no_op_before_and_after_the_pipeline():
+    results = {"noop_items_per_s": 4_000.0, "pipeline_items_per_s": 2_700.0}
+    bracketed_ratio(results, {"noop_items_per_s": 3_000.0})
+    assert results["noop_items_per_s"] == 3_500.0
+    assert (results["noop_items_per_s_before"], results["noop_items_per_s_after"]) == (4_000.0, 3_000.0)
+    assert results["pipeline_vs_noop_ratio"] == round(2_700 / 3_500, 3)
