@@ -48,12 +48,13 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaConsumer  # noqa: E402
 from kafka.structs import TopicPartition  # noqa: E402
 
 from bench import items as bench_items  # noqa: E402
 from streams.broker import LocalBroker, free_port  # noqa: E402
 from streams.kafka_io import create_topics, missing_topics  # noqa: E402
+from streams.outbox import Outbox  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -61,14 +62,11 @@ NOOP_TOPIC = "bench.noop"
 NOOP_ITEMS = 30_000
 """Items the no-op baseline is timed over (the first of the backlog)."""
 SCALE_ITEMS = 30_000
-"""Items the scale-out phase gives 1 and then 2 settled workers (:func:`settled_rate`)."""
+"""Items the scale-out phase gives 1 and then 2 settled workers (:func:`measure`), back to back: the 1-worker
+drain, minutes earlier, moved with the machine's speed (a third within minutes here)."""
+SCALE_LIMIT_S = 120.0
 
 # ---------------------------------------------------------------- helpers
-def _producer(settings: Settings) -> KafkaProducer:
-    return KafkaProducer(acks="all", linger_ms=5, batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
-                         **settings.kafka_client_options())
-
-
 def end_offsets(settings: Settings, topic: str) -> int:
     return all_end_offsets(settings, [topic]).get(topic, 0)
 
@@ -294,12 +292,26 @@ def backlog(n: int) -> list[tuple[bytes, bytes]]:
 
 
 def send_backlog(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    """Write ``records`` to news.raw as aiokafka record batches (the stage's :class:`streams.outbox.Outbox`):
+    ~1 s for 30k items, where kafka-python's one ``send`` per record took 5.7-7.8 s and a core's share while
+    the scale-out phase's workers were already timed."""
     print(f"backlog: {len(records)} items -> news.raw", flush=True)
-    producer = _producer(settings)
-    for key, value in records:
-        producer.send(settings.topics.raw, key=key, value=value)
-    producer.flush()
-    producer.close()
+    asyncio.run(_send_batches(settings, records))
+
+
+async def _send_batches(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(acks="all", max_batch_size=1024 * 1024, max_request_size=4 * 1024 * 1024,
+                                **settings.aiokafka_client_options())
+    await producer.start()
+    try:
+        outbox = Outbox(lambda: producer)
+        for key, value in records:
+            outbox.add(settings.topics.raw, key, value)
+        await outbox.send()
+    finally:
+        await producer.stop()
 
 
 def run_noop(broker: LocalBroker, work: Path, settings: Settings, items: int, workers: list[Worker],
@@ -619,16 +631,18 @@ def main(argv: list[str] | None = None) -> dict:
         bracketed_ratio(results, run_noop(broker, work, settings, args.items, workers, app_id="bench-noop-after"))
         write(results)
 
-        # scale-out: one worker, then two in one group over 8 partitions, each measured the same way: once their
-        # rebalance settled, over the next SCALE_ITEMS items, back to back
+        # scale-out: one worker, then two in one group over 8 partitions, each measured the same way (settled on
+        # empty topics, then given the same SCALE_ITEMS items), back to back
         if not args.skip_scale:
-            rate1 = settled_rate(broker, work, settings, env, workers, "bench-s1", 1)
-            rate2 = settled_rate(broker, work, settings, env, workers, "bench-p2", 2)
+            scale_items = backlog(SCALE_ITEMS)
+            detail = {str(n): measure(broker, work, settings, n, scale_items, SCALE_LIMIT_S, workers) for n in (1, 2)}
+            results["scale_out_detail"] = detail
+            rate1, rate2 = detail["1"]["items_per_s"], detail["2"]["items_per_s"]
             results["pipeline_1_worker_settled_items_per_s"] = round(rate1, 1)
             results["pipeline_2_workers_items_per_s"] = round(rate2, 1)
             results["scale_out_ratio"] = round(rate2 / rate1, 3)
             results["scale_out_ratio_vs_drain"] = round(rate2 / results["pipeline_items_per_s"], 3)
-            print(f"2 workers: {rate2:>8,.0f} items/s after the rebalance, 1 worker {rate1:,.0f} the same way: "
+            print(f"2 workers: {rate2:>8,.0f} items/s, 1 worker {rate1:,.0f} the same way: "
                   f"scale-out {results['scale_out_ratio']} ({results['scale_out_ratio_vs_drain']} against the "
                   f"1-worker drain)", flush=True)
     finally:
@@ -640,25 +654,54 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def settled_rate(broker: LocalBroker, work: Path, settings: Settings, env: dict[str, str], workers: list[Worker],
-                 app_id: str, count: int) -> float:
-    """Items/s of ``count`` workers of a fresh app id that have settled on an empty news.raw (every worker
-    ready, no assignment for 5 s) and are then given :data:`SCALE_ITEMS` new items: from the first send to
-    the last item handled. Timed from a settled moment on the backlog instead, two workers' process stages had
-    read all of a 40k backlog while their rebalance settled and the story shard had decided 23k, so the
-    window measured the shard catching up (5,439 items/s on a 2-core machine whose CPU allows ~3,050 at the
-    pipeline's 0.66 ms per item). The scale-out ratio compares two such runs, back to back; the 1-worker
-    drain, minutes earlier, moved with the machine's speed (a third within minutes here)."""
-    reset_topics(settings, keep=set())  # news.raw too: the workers settle with nothing to read
-    group = [Worker(broker, work, app_id, extra_env=env) for _ in range(count)]
+SHORT_S = 15.0
+"""A measurement over fewer seconds than this is flagged: the backlog is too small for a steady rate."""
+
+
+def measure(broker: LocalBroker, work: Path, settings: Settings, n: int, records: list[tuple[bytes, bytes]],
+            limit: float, workers: list[Worker]) -> dict:
+    """N settled workers under a fresh app id: their rate over ``records`` from the first sent to the drain
+    (``make bench``'s scale-out phase and ``make bench-scale``). Settled on the empty topics, so that no
+    rebalance falls inside the measurement. Timed from a settled moment on a backlog instead, two workers'
+    process stages had read all of a 40k backlog while their rebalance settled and the story shard had
+    decided 23k of it, so the window measured the shard catching up (5,439 items/s on a 2-core machine whose
+    CPU allows ~3,050 at the pipeline's 0.66 ms per item)."""
+    reset_topics(settings, keep=set())
+    app_id = f"bench-scale{n}-{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    group = [Worker(broker, work, app_id, extra_env=pipeline_env(len(records))) for _ in range(n)]
     workers += group
-    settled(group, ready=healthy)
-    start = time.monotonic()
-    send_backlog(settings, backlog(SCALE_ITEMS))  # the same items for each: fresh topics, fresh app id
-    drain(pipeline_done(group, SCALE_ITEMS, {}), group, 480, poll=0.2)
-    rate = SCALE_ITEMS / (time.monotonic() - start)
+    t_settled, _ = settled(group, ready=healthy)
+    print(f"{n} worker(s): settled after {t_settled - started:.1f}s", flush=True)
+    t0 = time.monotonic()
+    send_backlog(settings, records)
+    sent_s = time.monotonic() - t0
+    marks = {"count": 0.0, "at": t0}
+
+    def done() -> tuple[float, bool]:
+        count, now = sum(handled(w) for w in group), time.monotonic()
+        if count != marks["count"]:
+            marks.update(count=count, at=now)  # the shard counts in steps: the rate ends at the last one
+        return count, count >= len(records) or now - t0 >= limit
+
+    drain(done, group, limit + 60, poll=0.25)  # the end is the last step the shard counted: seen sooner
+    ended, loadavg = time.monotonic(), os.getloadavg()[0]
     stop_workers(group)
-    return rate
+    count = marks["count"]
+    seconds = (marks["at"] if count >= len(records) else ended) - t0  # not drained: the whole limit
+    rate = count / seconds if seconds > 0 else None
+    detail = {"items_per_s": None if rate is None else round(rate, 1), "measured_items": int(count),
+              "measured_s": round(seconds, 1), "send_s": round(sent_s, 1), "settle_s": round(t_settled - started, 1),
+              "drained": count >= len(records), "loadavg_1m": round(loadavg, 2)}
+    if not detail["drained"]:
+        detail["warning"] = ("not drained within --limit: the rate is understated (the story shard counts items "
+                             "late under a backlog); lower --items or raise --limit")
+    elif seconds < SHORT_S:
+        detail["warning"] = f"measured over {seconds:.1f}s only: raise --items for a steadier rate"
+    shown = "-" if rate is None else f"{rate:,.0f}"
+    print(f"{n} worker(s): {shown} items/s ({count:.0f} items in {seconds:.1f}s, sent in {sent_s:.1f}s)"
+          f"{'' if detail['drained'] else ' NOT DRAINED'}", flush=True)
+    return detail
 
 
 def create_topics_extra(settings: Settings) -> None:
@@ -677,7 +720,7 @@ def create_topics_extra(settings: Settings) -> None:
 OBSOLETE = ("noop_items_per_s_before", "noop_items_per_s_after", "pipeline_tag_stage_items_per_s", "rss_start_mb",
             "rss_end_mb", "rss_growth_mb", "rss_growth_measured_items",
             "latency_detail", "latency_p50_s", "latency_p95_s", "latency_p99_s", "pipeline_2_workers_items_per_s",
-            "scale_out_ratio", "scale_out_ratio_vs_drain", "pipeline_1_worker_settled_items_per_s")
+            "scale_out_ratio", "scale_out_ratio_vs_drain", "pipeline_1_worker_settled_items_per_s", "scale_out_detail")
 """Keys of earlier bench versions or of a phase this run has not reached: dropped when a run starts."""
 
 

@@ -31,7 +31,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,66 +40,15 @@ from bench.run import (  # noqa: E402
     NOOP_ITEMS,
     Worker,
     backlog,
-    drain,
-    handled,
-    healthy,
-    pipeline_env,
-    reset_topics,
+    measure,
     run_noop,
     send_backlog,
-    settled,
     start_broker,
     stop_workers,
 )
 from streams.broker import LocalBroker, free_port  # noqa: E402
-from streams.settings import Settings  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "scaleout.json"
-SHORT_S = 15.0
-"""A measurement over fewer seconds than this is flagged: the backlog is too small for a steady rate."""
-
-
-def measure(broker: LocalBroker, work: Path, settings: Settings, n: int, records: list[tuple[bytes, bytes]],
-            limit: float, workers: list[Worker]) -> dict:
-    """N settled workers under a fresh app id: their rate over ``records`` from the first sent to the drain."""
-    reset_topics(settings, keep=set())
-    app_id = f"bench-scale{n}-{uuid.uuid4().hex[:6]}"
-    started = time.monotonic()
-    group = [Worker(broker, work, app_id, extra_env=pipeline_env(len(records))) for _ in range(n)]
-    workers += group
-    t_settled, _ = settled(group, ready=healthy)
-    print(f"{n} worker(s): settled after {t_settled - started:.1f}s", flush=True)
-    t0 = time.monotonic()
-    send_backlog(settings, records)
-    sent_s = time.monotonic() - t0
-    marks = {"count": 0.0, "at": t0}
-
-    def done() -> tuple[float, bool]:
-        count, now = sum(handled(w) for w in group), time.monotonic()
-        if count != marks["count"]:
-            marks.update(count=count, at=now)  # the shard counts in steps: the rate ends at the last one
-        return count, count >= len(records) or now - t0 >= limit
-
-    drain(done, group, limit + 60)
-    ended, loadavg = time.monotonic(), os.getloadavg()[0]
-    stop_workers(group)
-    count = marks["count"]
-    seconds = (marks["at"] if count >= len(records) else ended) - t0  # not drained: the whole limit
-    rate = count / seconds if seconds > 0 else None
-    detail = {"items_per_s": None if rate is None else round(rate, 1), "measured_items": int(count),
-              "measured_s": round(seconds, 1), "send_s": round(sent_s, 1), "settle_s": round(t_settled - started, 1),
-              "drained": count >= len(records), "loadavg_1m": round(loadavg, 2)}
-    if not detail["drained"]:
-        detail["warning"] = ("not drained within --limit: the rate is understated (the story shard counts items "
-                             "late under a backlog); lower --items or raise --limit")
-    elif seconds < SHORT_S:
-        detail["warning"] = f"measured over {seconds:.1f}s only: raise --items for a steadier rate"
-    shown = "-" if rate is None else f"{rate:,.0f}"
-    print(f"{n} worker(s): {shown} items/s ({count:.0f} items in {seconds:.1f}s, sent in {sent_s:.1f}s)"
-          f"{'' if detail['drained'] else ' NOT DRAINED'}", flush=True)
-    return detail
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", default="1,2,4,8", help="worker counts, comma-separated (at most 8: partitions)")
