@@ -14,7 +14,7 @@ Phases (one local KRaft broker, 8 partitions, realistic items from bench/items.p
 4. latency: fixed offered loads into the running phase-3 worker, distinct escalation items (event times
    two hours apart, so the cooldown lets each alert out), producer send -> alert read (p50/p95/p99);
 5. scale-out: 1 worker and then 2 workers in one group, each under a fresh app id, settle on an empty
-   news.raw (every worker ready, no assignment for 5 s), are given 30k new items and timed from the first
+   news.raw (every worker ready, no assignment for 5 s), are given 50k new items and timed from the first
    send to the last item handled; the scale-out ratio is the one rate against the other;
 6. bench/bench_tagging.py (run by ``make bench``) merges ``tagging_items_per_s``.
 
@@ -61,7 +61,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 NOOP_TOPIC = "bench.noop"
 NOOP_ITEMS = 30_000
 """Items the no-op baseline is timed over (the first of the backlog)."""
-SCALE_ITEMS = 30_000
+SCALE_ITEMS = 50_000
 """Items the scale-out phase gives 1 and then 2 settled workers (:func:`measure`), back to back: the 1-worker
 drain, minutes earlier, moved with the machine's speed (a third within minutes here)."""
 SCALE_LIMIT_S = 120.0
@@ -673,7 +673,7 @@ def measure(broker: LocalBroker, work: Path, settings: Settings, n: int, records
     workers += group
     t_settled, _ = settled(group, ready=healthy)
     print(f"{n} worker(s): settled after {t_settled - started:.1f}s", flush=True)
-    t0 = time.monotonic()
+    t0, box0 = time.monotonic(), box_cpu()
     send_backlog(settings, records)
     sent_s = time.monotonic() - t0
     marks = {"count": 0.0, "at": t0}
@@ -685,14 +685,18 @@ def measure(broker: LocalBroker, work: Path, settings: Settings, n: int, records
         return count, count >= len(records) or now - t0 >= limit
 
     drain(done, group, limit + 60, poll=0.25)  # the end is the last step the shard counted: seen sooner
-    ended, loadavg = time.monotonic(), os.getloadavg()[0]
+    ended, loadavg, box1 = time.monotonic(), os.getloadavg()[0], box_cpu()
     stop_workers(group)
     count = marks["count"]
     seconds = (marks["at"] if count >= len(records) else ended) - t0  # not drained: the whole limit
     rate = count / seconds if seconds > 0 else None
     detail = {"items_per_s": None if rate is None else round(rate, 1), "measured_items": int(count),
               "measured_s": round(seconds, 1), "send_s": round(sent_s, 1), "settle_s": round(t_settled - started, 1),
-              "drained": count >= len(records), "loadavg_1m": round(loadavg, 2)}
+              "drained": count >= len(records), "loadavg_1m": round(loadavg, 2),
+              # the whole machine (workers, helpers, broker, the sending client): more CPU per item with more
+              # workers is their overhead; cores left idle are their waiting
+              "machine_cpu_ms_per_item": round((box1[0] - box0[0]) / max(count, 1) * 1000, 3),
+              "machine_busy_fraction": round((box1[0] - box0[0]) / max(1e-9, box1[1] - box0[1]), 3)}
     if not detail["drained"]:
         detail["warning"] = ("not drained within --limit: the rate is understated (the story shard counts items "
                              "late under a backlog); lower --items or raise --limit")

@@ -435,8 +435,6 @@ class StoryShard:
         self.windows: dict[tuple, dict] = {}  # (size, key, start) -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
         self._baselines: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}  # key -> (size, start) -> ...
-        self._counted: dict[tuple[str, int], tuple[dict, int]] = {}  # (key, base window start) -> (trend record,
-        # position) of the last item the input record counted there: its surges are checked once (_surges)
         self.changes = Changes()
         self._min_rank = severity_rank(c.alert_min_severity)
         # whether a corroboration rule counts unlisted sites (the registry's own rules do not)
@@ -452,7 +450,6 @@ class StoryShard:
         out = Outcome()
         if offset in self.segments:  # decided before: a replay after a crash
             self._replay(entries, offset, now, out)
-            self._surges(now, out)
             self._forget(now, out)
             return out
         new: dict[str, bytes] = {}  # story id -> its record, for this record's segment
@@ -493,7 +490,6 @@ class StoryShard:
             for part, at in raw_high.items():
                 self._raw_high[part] = max(at, self._raw_high.get(part, -1))
             self._store_segment(offset, now, new, raisable, firsts, repeats, updated, raw_high)
-        self._surges(now, out)
         self._forget(now, out)
         return out
 
@@ -511,7 +507,7 @@ class StoryShard:
                 self._offer(alert, entry.tagged.event_time, entry.received, pos, out)
         if entry.trend:
             for key in entry.trend["keys"]:
-                self._count(key, entry.trend, pos, now)
+                self._count(key, entry.trend, pos, now, out)
 
     def _replay(self, entries: list[Entry], offset: int, now: float, out: Outcome) -> None:
         """Send again what the record at ``offset`` sent: each first copy and update, the same revision and
@@ -703,10 +699,10 @@ class StoryShard:
             found = cached[(size, start)] = trend.baseline(counts)
         return found
 
-    def _count(self, key: str, rec: dict, pos: int, now: float) -> None:
-        """Count ``key`` once in its base window (unless this position was counted already); the window's
-        surges are checked when the input record is decided (:meth:`_surges`)."""
-        base, at = self._base, rec["t"]
+    def _count(self, key: str, rec: dict, pos: int, now: float, out: Outcome) -> None:
+        """Count ``key`` once in its base window (unless this position was counted already), then check every
+        window size that holds it for a surge."""
+        c, base, at = self.config, self._base, rec["t"]
         start = trend.window_start(at, base)
         if start < self._latest.get((base, key), start):  # a late item: later windows' baselines change
             self._baselines.pop(key, None)
@@ -722,46 +718,34 @@ class StoryShard:
         if rec["ev"] and rec["ev"] not in d["ev"] and len(d["ev"]) < MAX_EVIDENCE:
             d["ev"].append(rec["ev"])
         self._put(entry, d)
-        self._counted.pop((key, start), None)  # kept in the order of the last count
-        self._counted[(key, start)] = (rec, pos)
-
-    def _surges(self, now: float, out: Outcome) -> None:
-        """Check every window size holding a base window the input record counted in, once per record, at the
-        last item it counted there: an alert when the count passes its baseline's threshold (one per window).
-        Checked per item, this was most of the trend windows' cost: a record of ~500 items counts ~750 keys in
-        ~150 base windows (bench/run.py's items)."""
-        c, base = self.config, self._base
-        counted, self._counted = self._counted, {}
-        for (key, start), (rec, pos) in counted.items():
-            at, d = rec["t"], self.windows[(base, key, start)]
-            kind, _, category = key.partition("/")
-            sizes = []
-            for size in c.window_sizes:
-                s = trend.window_start(at, size)
-                parts = [d] if size == base else self._parts(size, key, s)
-                n = d["n"] if size == base else sum([p["n"] for p in parts])
-                sizes.append((size, s, n, parts))
-                if s >= self._latest.get((size, key), s):
-                    self._latest[(size, key)] = s
-                    out.window_counts[(size, key)] = n
-                if kind == "actor" or category == trend.KIND_TOTAL:
-                    continue
-                flag = (size, key, s)  # larger windows: a flag entry marks a sent surge
-                if d["f"] if size == base else flag in self.windows:
-                    continue
-                mean, std = self._baseline(size, key, s)
-                if n >= trend.threshold(mean, std, c.trend_min_count, c.trend_z):
-                    evidence = list(dict.fromkeys(e for p in parts for e in p["ev"]))[:MAX_EVIDENCE]
-                    alert = trend.surge_alert(key, size, s, n, mean, std, item_ids=_ids(parts), evidence=evidence,
-                                              actors=rec["actors"], lexicon_version=rec["lv"], created_at=now_iso())
-                    self._offer(alert, at, None, pos, out)
-                    if size == base:
-                        d["f"] = True
-                    else:
-                        self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
-            if category == trend.KIND_TOTAL:
-                for size, s, n, parts in sizes:
-                    self._kind_totals(size, s, kind, n, parts, rec, pos, now, out)
+        kind, _, category = key.partition("/")
+        counted = []
+        for size in c.window_sizes:
+            s = trend.window_start(at, size)
+            parts = [d] if size == base else self._parts(size, key, s)
+            n = d["n"] if size == base else sum([p["n"] for p in parts])
+            counted.append((size, s, n, parts))
+            if s >= self._latest.get((size, key), s):
+                self._latest[(size, key)] = s
+                out.window_counts[(size, key)] = n
+            if kind == "actor" or category == trend.KIND_TOTAL:
+                continue
+            flag = (size, key, s)  # larger windows: a flag entry marks a sent surge
+            if d["f"] if size == base else flag in self.windows:
+                continue
+            mean, std = self._baseline(size, key, s)
+            if n >= trend.threshold(mean, std, c.trend_min_count, c.trend_z):
+                evidence = list(dict.fromkeys(e for p in parts for e in p["ev"]))[:MAX_EVIDENCE]
+                alert = trend.surge_alert(key, size, s, n, mean, std, item_ids=_ids(parts), evidence=evidence,
+                                          actors=rec["actors"], lexicon_version=rec["lv"], created_at=now_iso())
+                self._offer(alert, at, None, pos, out)
+                if size == base:
+                    d["f"] = True
+                else:
+                    self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
+        if category == trend.KIND_TOTAL:
+            for size, s, n, parts in counted:
+                self._kind_totals(size, s, kind, n, parts, rec, pos, now, out)
 
     def _kind_totals(self, size: int, start: int, kind: str, n: int, parts: list[dict], rec: dict, pos: int,
                      now: float, out: Outcome) -> None:
