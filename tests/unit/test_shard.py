@@ -216,23 +216,25 @@ def test_segments_of_the_first_format_restore_the_same_state(tagger):
         read_segment(next(iter(stored["stories"].values()))[:-3])
 
 
+def shelling(tagger, i: int, t: int) -> Entry:
+    """A shelling report of its own (distinct stories, not near-duplicates) published at epoch ``t``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    words = " ".join(random.Random(i).sample(WORDS, 12))
+    return entry(tagger, {"id": f"s{i}-{t}", "title": f"Shelling of village {i} near Kherson",
+                          "text": f"Artillery shelled the village overnight. {words}.", "published_at": stamp})
+
+
 def test_a_burst_after_a_quiet_baseline_is_one_surge_alert(tagger):
     shard = StoryShard(Config(alert_cooldown=1800))
     base = 1_709_287_200  # 2024-03-01T10:00:00Z, a window start
     offset = 0
 
-    def item(i: int, t: int) -> Entry:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-        words = " ".join(random.Random(i).sample(WORDS, 12))  # distinct stories, not near-duplicates
-        return entry(tagger, {"id": f"s{i}-{t}", "title": f"Shelling of village {i} near Kherson",
-                              "text": f"Artillery shelled the village overnight. {words}.", "published_at": stamp})
-
     surges = []
     for w in range(8):  # one item per 15-minute window: the baseline
         offset += 1
-        surges += [a for a, _ in shard.decide([item(w, base - (8 - w) * 900)], offset, 1000.0).alerts
+        surges += [a for a, _ in shard.decide([shelling(tagger, w, base - (8 - w) * 900)], offset, 1000.0).alerts
                    if a["type"] == "trend" and a["rule"] == "surge"]
-    burst = [item(100 + i, base + 60 + i) for i in range(12)]
+    burst = [shelling(tagger, 100 + i, base + 60 + i) for i in range(12)]
     for e in burst:
         offset += 1
         surges += [a for a, _ in shard.decide([e], offset, 1000.0).alerts if a["type"] == "trend"
@@ -249,12 +251,6 @@ def test_a_surge_alert_does_not_depend_on_how_the_items_were_batched(tagger):
     batching: an alert was then no longer a function of the items alone."""
     base = 1_709_287_200
 
-    def item(i: int, t: int) -> Entry:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-        words = " ".join(random.Random(i).sample(WORDS, 12))
-        return entry(tagger, {"id": f"s{i}-{t}", "title": f"Shelling of village {i} near Kherson",
-                              "text": f"Artillery shelled the village overnight. {words}.", "published_at": stamp})
-
     def surges(batches: list[list[Entry]]) -> list[dict]:
         shard = StoryShard(Config(alert_cooldown=1800))
         found = []
@@ -263,11 +259,11 @@ def test_a_surge_alert_does_not_depend_on_how_the_items_were_batched(tagger):
                       for a, _ in shard.decide(batch, offset, 1000.0).alerts if a["type"] == "trend"]
         return found
 
-    quiet = [[item(w, base - (8 - w) * 900)] for w in range(8)]
-    burst = [item(100 + i, base + 60 + i) for i in range(12)]
+    quiet = [[shelling(tagger, w, base - (8 - w) * 900)] for w in range(8)]
+    burst = [shelling(tagger, 100 + i, base + 60 + i) for i in range(12)]
     one_each, all_in_one = surges(quiet + [[e] for e in burst]), surges(quiet + [burst])
-    shelling = [a for a in all_in_one if a["key"] == "escalation/shelling" and a["window_seconds"] == 900]
-    assert len(shelling) == 1 and shelling[0]["count"] == 5  # max(min count 5, 1 + 3 * 1): the crossing count
+    surge = [a for a in all_in_one if a["key"] == "escalation/shelling" and a["window_seconds"] == 900]
+    assert len(surge) == 1 and surge[0]["count"] == 5  # max(min count 5, 1 + 3 * 1): the crossing count
     assert all_in_one == one_each
 
 
