@@ -435,6 +435,7 @@ class StoryShard:
         self.windows: dict[tuple, dict] = {}  # (size, key, start) -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
         self._baselines: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}  # key -> (size, start) -> ...
+        self._baseline_high: dict[str, int] = {}  # key -> the latest window start it has a baseline cached for
         self.changes = Changes()
         self._min_rank = severity_rank(c.alert_min_severity)
         # whether a corroboration rule counts unlisted sites (the registry's own rules do not)
@@ -684,11 +685,12 @@ class StoryShard:
         return sum([d["n"] for d in self._parts(size, key, start)])
 
     def _baseline(self, size: int, key: str, start: int) -> tuple[float, float]:
-        """The baseline of a window: computed once per window, kept until a count lands in an earlier window
-        of its key (a late item), which may change it."""
+        """The baseline of a window: computed once per window, kept until a count of its key lands before a
+        window cached for it (its lookback may have changed) or the sweep forgets windows."""
         cached = self._baselines.get(key)
         if cached is None:
             cached = self._baselines[key] = {}
+            self._baseline_high[key] = start
         found = cached.get((size, start))
         if found is None:  # the lookback's base windows in one pass, oldest first, summed per window of size
             base, get, per = self._base, self.windows.get, size // self._base
@@ -697,6 +699,8 @@ class StoryShard:
             if per > 1:
                 counts = [sum(counts[i:i + per]) for i in range(0, len(counts), per)]
             found = cached[(size, start)] = trend.baseline(counts)
+            if start > self._baseline_high[key]:
+                self._baseline_high[key] = start
         return found
 
     def _count(self, key: str, rec: dict, pos: int, now: float, out: Outcome) -> None:
@@ -704,8 +708,8 @@ class StoryShard:
         window size that holds it for a surge."""
         c, base, at = self.config, self._base, rec["t"]
         start = trend.window_start(at, base)
-        if start < self._latest.get((base, key), start):  # a late item: later windows' baselines change
-            self._baselines.pop(key, None)
+        if start < self._baseline_high.get(key, start):  # in the lookback of a cached baseline
+            del self._baselines[key], self._baseline_high[key]
         entry = (base, key, start)
         d = self.windows.get(entry) or {"n": 0, "o": -1, "ids": [], "ev": [], "f": False}
         if d["o"] >= pos:  # counted before a restart
@@ -806,6 +810,8 @@ class StoryShard:
             self.changes.stories[segment_key(offset)] = None
         if now - self._last_sweep > 30.0:
             self._last_sweep = now
+            self._baselines.clear()  # they may count windows forgotten below, and would grow with every window
+            self._baseline_high.clear()
             keep = max(c.window_sizes) * (c.trend_lookback + 2)
             for entry, d in list(self.windows.items()):
                 if now - d.get("w", now) > keep:

@@ -267,6 +267,36 @@ def test_a_surge_alert_does_not_depend_on_how_the_items_were_batched(tagger):
     assert all_in_one == one_each
 
 
+def talks(tagger, i: int, t: int) -> Entry:
+    """A report of ceasefire talks of its own, published at epoch ``t``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    words = " ".join(random.Random(i).sample(WORDS, 12))
+    return entry(tagger, {"id": f"t{i}-{t}", "title": f"Ceasefire talks resume, round {i}",
+                          "text": f"Ukrainian and Russian delegations met for peace talks on a ceasefire. {words}.", "published_at": stamp})
+
+
+def test_a_cached_trend_baseline_is_the_one_computed_afresh(tagger):
+    """Talks reports that lag the shelling reports by an hour (a feed read late): after every record, each
+    baseline the shard keeps is the one it computes from the windows as they are. A divergence check reads
+    the other kind's baseline at a window that kind has not reached; a later item of that kind, in an
+    earlier window of that baseline's lookback, must refresh it."""
+    shard = StoryShard(Config(alert_cooldown=1800))
+    base = 1_709_287_200
+    items = [e for w in range(12) for e in (shelling(tagger, w, base + w * 900 + 60),
+                                            talks(tagger, w, base + (w - 4) * 900 + 60))]
+    checked = 0
+    for offset, e in enumerate(items):
+        shard.decide([e], offset, 1000.0)
+        kept, high = shard._baselines, shard._baseline_high
+        for key, cached in list(kept.items()):
+            for (size, start), baseline in cached.items():
+                shard._baselines, shard._baseline_high = {}, {}
+                assert shard._baseline(size, key, start) == baseline, (offset, key, size, start)
+                checked += 1
+        shard._baselines, shard._baseline_high = kept, high
+    assert checked > 100 and "negotiation/*" in shard._baselines
+
+
 def test_trend_windows_are_bounded_by_the_story_cap_oldest_first(tagger):
     """A backlog of two days of news, read in a minute of wall time: the windows it opens stay bounded."""
     shard = StoryShard(Config(max_stories=20))
