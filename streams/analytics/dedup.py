@@ -117,6 +117,8 @@ _NONE = bytes(8)
 _URL_AT = struct.calcsize("<BdqI")  # the url and content digests' place in both formats
 _URL_CONTENT = struct.Struct("<8s8s")
 _SEP = "\x1f"
+_SIG_EVENT_AT = _HEAD.size - 4  # the signature's and event key's lengths, last in the head
+_SIG_EVENT = struct.Struct("<HH")
 
 
 def _raw8(hexdigest: str) -> bytes:
@@ -224,10 +226,14 @@ def same_story(item: Features, item_sig: int, story_raw: bytes, needed: float) -
     signatures (``item_sig``: :func:`similarity.as_int` of the item's) reaches ``needed``
     (:func:`similarity.threshold_for` the item), and the two report the same event (:func:`same_event`;
     when either key is unknown, a record written before keys were kept, the sketch alone decides)."""
-    start, n, k = Story._spans(story_raw)
+    if story_raw[0] == _VERSION:
+        n, k = _SIG_EVENT.unpack_from(story_raw, _SIG_EVENT_AT)
+        start = _HEAD.size
+    else:
+        start, n, k = Story._spans(story_raw)
     if n != similarity.PACKED_SIZE:
         return False
-    if similarity.agreement(item_sig, similarity.as_int(story_raw[start:start + n])) < needed:
+    if similarity.agreement(item_sig, int.from_bytes(story_raw[start:start + n], "little")) < needed:
         return False
     stored, key = story_raw[start + n:start + n + k], item.event_key
     return not stored or key is None or stored == item.event or same_event(EventKey.unpack(stored), key)
