@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from streams.alerting import MAX_SUMMARY, evidence_sentence
 from streams.analytics.trend import event_time, iso
+from streams.records import epoch
 
 from .rules import Reading, TalksRules, Track, load_rules
 
@@ -104,12 +104,6 @@ def threads_by_state(state: dict[str, Any]) -> dict[str, int]:
 
 def _empty() -> dict[str, list]:
     return {"transitions": [], "threads": [], "dropped": []}
-
-
-def _ts(value: str) -> float:
-    """Epoch seconds of a time this module wrote with ``iso`` (RFC 3339 UTC, whole seconds; such strings
-    also compare in time order, which the hot paths use instead of parsing)."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def _slug(text: str) -> str:
@@ -227,7 +221,7 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
         thread["duration_days"] = duration
     if ("extended" in cues and duration and thread["state"] in _AGREEMENT and tid not in moved
             and thread["expires_at"] is not None):
-        thread["expires_at"] = iso(max(_ts(thread["expires_at"]), at) + duration * 86400.0)
+        thread["expires_at"] = iso(max(epoch(thread["expires_at"]), at) + duration * 86400.0)
         _transition(state, rules, thread, "extended", thread["state"], at, evidence, out)
         moved.add(tid)
     if deadline is not None and thread["state"] in PRE_AGREEMENT:
@@ -402,7 +396,7 @@ def tick(state: dict[str, Any], now: float, rules: TalksRules | None = None) -> 
         if t["state"] in _AGREEMENT and t["expires_at"] and t["expires_at"] <= now_iso:
             days = t["duration_days"]
             ev = {"item_ids": [], "sentence": f"the {days:g}-day term agreed on {t['agreed_at'][:10]} ended"}
-            _transition(state, rules, t, "expired", "expired", _ts(t["expires_at"]), ev, out)
+            _transition(state, rules, t, "expired", "expired", epoch(t["expires_at"]), ev, out)
             changed[tid] = None
         if t["state"] in PRE_AGREEMENT:
             for d in t["deadlines"]:
@@ -410,7 +404,7 @@ def tick(state: dict[str, Any], now: float, rules: TalksRules | None = None) -> 
                     d["status"] = "missed"
                     ev = {k: v for k, v in d.items() if k not in ("due", "status", "announced_at")}
                     ev["deadline"] = d["due"]
-                    _transition(state, rules, t, "deadline_missed", t["state"], _ts(d["due"]), ev, out)
+                    _transition(state, rules, t, "deadline_missed", t["state"], epoch(d["due"]), ev, out)
                     changed[tid] = None
     for tid in sorted(threads):
         t = threads[tid]
