@@ -434,7 +434,7 @@ class StoryShard:
         self.last_alert: dict[str, dict] = {}  # cooldown key -> last alert sent
         self.windows: dict[tuple, dict] = {}  # (size, key, start) -> {"n", "o", "ids", "ev", "f", "w"}
         self._latest: dict[tuple[int, str], int] = {}  # (size, key) -> newest window start seen
-        self._baselines: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}  # key -> (size, start) -> ...
+        self._baselines: dict[str, dict[tuple[int, int], tuple[float, float, float]]] = {}  # key -> (size, start) -> ...
         self._baseline_high: dict[str, int] = {}  # key -> the latest window start it has a baseline cached for
         self.changes = Changes()
         self._min_rank = severity_rank(c.alert_min_severity)
@@ -684,9 +684,10 @@ class StoryShard:
     def _window_count(self, size: int, key: str, start: int) -> int:
         return sum([d["n"] for d in self._parts(size, key, start)])
 
-    def _baseline(self, size: int, key: str, start: int) -> tuple[float, float]:
-        """The baseline of a window: computed once per window, kept until a count of its key lands before a
-        window cached for it (its lookback may have changed) or the sweep forgets windows."""
+    def _baseline(self, size: int, key: str, start: int) -> tuple[float, float, float]:
+        """The baseline of a window (mean, standard deviation) and the count at which it surges: computed once
+        per window, kept until a count of its key lands before a window cached for it (its lookback may have
+        changed) or the sweep forgets windows."""
         cached = self._baselines.get(key)
         if cached is None:
             cached = self._baselines[key] = {}
@@ -698,7 +699,9 @@ class StoryShard:
                       for s in range(start - self.config.trend_lookback * size, start, base)]
             if per > 1:
                 counts = [sum(counts[i:i + per]) for i in range(0, len(counts), per)]
-            found = cached[(size, start)] = trend.baseline(counts)
+            mean, std = trend.baseline(counts)
+            c = self.config
+            found = cached[(size, start)] = mean, std, trend.threshold(mean, std, c.trend_min_count, c.trend_z)
             if start > self._baseline_high[key]:
                 self._baseline_high[key] = start
         return found
@@ -737,8 +740,8 @@ class StoryShard:
             flag = (size, key, s)  # larger windows: a flag entry marks a sent surge
             if d["f"] if size == base else flag in self.windows:
                 continue
-            mean, std = self._baseline(size, key, s)
-            if n >= trend.threshold(mean, std, c.trend_min_count, c.trend_z):
+            mean, std, surges_at = self._baseline(size, key, s)
+            if n >= surges_at:
                 evidence = list(dict.fromkeys(e for p in parts for e in p["ev"]))[:MAX_EVIDENCE]
                 alert = trend.surge_alert(key, size, s, n, mean, std, item_ids=_ids(parts), evidence=evidence,
                                           actors=rec["actors"], lexicon_version=rec["lv"], created_at=now_iso())
@@ -753,18 +756,17 @@ class StoryShard:
 
     def _kind_totals(self, size: int, start: int, kind: str, n: int, parts: list[dict], rec: dict, pos: int,
                      now: float, out: Outcome) -> None:
-        c = self.config
         counts, stats = {}, {}
         surging = True
         for k, total in _KIND_TOTALS:
             counts[k] = count = n if k == kind else self._window_count(size, total, start)
-            stats[k] = mean, std = self._baseline(size, total, start)
-            surging = surging and count >= trend.threshold(mean, std, c.trend_min_count, c.trend_z)
+            stats[k] = _, _, surges_at = self._baseline(size, total, start)
+            surging = surging and count >= surges_at
         if size == self._base and start >= self._latest.get((size, f"{kind}/*"), start):
             out.index[kind] = trend.index(n, stats[kind][0])
         flag = (size, "divergence", start)
         if surging and flag not in self.windows:
-            alert = trend.divergence_alert(size, start, counts, {k: mean for k, (mean, _) in stats.items()},
+            alert = trend.divergence_alert(size, start, counts, {k: mean for k, (mean, _, _) in stats.items()},
                                            item_ids=_ids(parts), lexicon_version=rec["lv"], created_at=now_iso())
             self._offer(alert, rec["t"], None, pos, out)
             self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
