@@ -216,12 +216,22 @@ def test_segments_of_the_first_format_restore_the_same_state(tagger):
         read_segment(next(iter(stored["stories"].values()))[:-3])
 
 
-def shelling(tagger, i: int, t: int) -> Entry:
-    """A shelling report of its own (distinct stories, not near-duplicates) published at epoch ``t``."""
+def report(tagger, item_id: str, title: str, lead: str, i: int, t: int) -> Entry:
+    """A report of its own (distinct stories, not near-duplicates: twelve of ``WORDS`` drawn by ``i``)
+    published at epoch ``t``."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
     words = " ".join(random.Random(i).sample(WORDS, 12))
-    return entry(tagger, {"id": f"s{i}-{t}", "title": f"Shelling of village {i} near Kherson",
-                          "text": f"Artillery shelled the village overnight. {words}.", "published_at": stamp})
+    return entry(tagger, {"id": item_id, "title": title, "text": f"{lead} {words}.", "published_at": stamp})
+
+
+def shelling(tagger, i: int, t: int) -> Entry:
+    return report(tagger, f"s{i}-{t}", f"Shelling of village {i} near Kherson",
+                  "Artillery shelled the village overnight.", i, t)
+
+
+def talks(tagger, i: int, t: int) -> Entry:
+    return report(tagger, f"t{i}-{t}", f"Ceasefire talks resume, round {i}",
+                  "Ukrainian and Russian delegations met for peace talks on a ceasefire.", i, t)
 
 
 def test_a_burst_after_a_quiet_baseline_is_one_surge_alert(tagger):
@@ -265,14 +275,6 @@ def test_a_surge_alert_does_not_depend_on_how_the_items_were_batched(tagger):
     surge = [a for a in all_in_one if a["key"] == "escalation/shelling" and a["window_seconds"] == 900]
     assert len(surge) == 1 and surge[0]["count"] == 5  # max(min count 5, 1 + 3 * 1): the crossing count
     assert all_in_one == one_each
-
-
-def talks(tagger, i: int, t: int) -> Entry:
-    """A report of ceasefire talks of its own, published at epoch ``t``."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-    words = " ".join(random.Random(i).sample(WORDS, 12))
-    return entry(tagger, {"id": f"t{i}-{t}", "title": f"Ceasefire talks resume, round {i}",
-                          "text": f"Ukrainian and Russian delegations met for peace talks on a ceasefire. {words}.", "published_at": stamp})
 
 
 def test_a_cached_trend_baseline_is_the_one_computed_afresh(tagger):
