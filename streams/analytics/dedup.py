@@ -233,7 +233,7 @@ def same_story(item: Features, item_sig: int, story_raw: bytes, needed: float) -
         start, n, k = Story._spans(story_raw)
     if n != similarity.PACKED_SIZE:
         return False
-    if similarity.agreement(item_sig, int.from_bytes(story_raw[start:start + n], "little")) < needed:
+    if similarity.agreement(item_sig, similarity.as_int(story_raw[start:start + n])) < needed:
         return False
     stored, key = story_raw[start + n:start + n + k], item.event_key
     return not stored or key is None or stored == item.event or same_event(EventKey.unpack(stored), key)
