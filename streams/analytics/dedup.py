@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from streams.analytics import similarity
-from streams.analytics.event_identity import EventKey, same_event
+from streams.analytics.event_identity import EventKey, may_be_same_event, same_event
 from streams.records import content_fingerprint, url_digest
 
 MAX_SOURCES = 32
@@ -224,8 +224,9 @@ def same_story(item: Features, item_sig: int, story_raw: bytes, needed: float) -
 
     The one place where "near" becomes "the same story": the estimated Jaccard similarity of the whole
     signatures (``item_sig``: :func:`similarity.as_int` of the item's) reaches ``needed``
-    (:func:`similarity.threshold_for` the item), and the two report the same event (:func:`same_event`;
-    when either key is unknown, a record written before keys were kept, the sketch alone decides)."""
+    (:func:`similarity.threshold_for` the item), and the two report the same event (:func:`same_event`,
+    after :func:`may_be_same_event` on the packed keys; when either key is unknown, a record written
+    before keys were kept, the sketch alone decides)."""
     if story_raw[0] == _VERSION:
         n, k = _SIG_EVENT.unpack_from(story_raw, _SIG_EVENT_AT)
         start = _HEAD.size
@@ -235,8 +236,9 @@ def same_story(item: Features, item_sig: int, story_raw: bytes, needed: float) -
         return False
     if similarity.agreement(item_sig, similarity.as_int(story_raw[start:start + n])) < needed:
         return False
-    stored, key = story_raw[start + n:start + n + k], item.event_key
-    return not stored or key is None or stored == item.event or same_event(EventKey.unpack(stored), key)
+    stored, event = story_raw[start + n:start + n + k], item.event
+    return (not stored or not event or stored == event
+            or may_be_same_event(stored, event) and same_event(EventKey.unpack(stored), item.event_key))
 
 
 def _int(hexdigest: str) -> int:

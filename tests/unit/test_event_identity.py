@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streams.analytics.event_identity import EventKey, event_key, same_event
+from streams.analytics.event_identity import EventKey, event_key, may_be_same_event, same_event
 from streams.tagging import load_tagger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -21,6 +23,8 @@ def key(title: str, text: str = "") -> EventKey:
 def same(a: tuple[str, str], b: tuple[str, str]) -> bool:
     ka, kb = key(*a), key(*b)
     assert same_event(ka, kb) == same_event(kb, ka)
+    if same_event(ka, kb):  # the story shard's prefilter never rejects what same_event accepts
+        assert may_be_same_event(ka.pack(), kb.pack()) and may_be_same_event(kb.pack(), ka.pack())
     return same_event(EventKey.unpack(ka.pack()), kb)
 
 
@@ -177,3 +181,45 @@ def test_a_key_is_the_same_event_as_itself(report):
     that is sound only because every key is the same event as itself."""
     k = key(*report)
     assert same_event(k, k) and same_event(EventKey.unpack(k.pack()), k)
+
+
+def test_the_packed_prefilter_rejects_on_a_short_component_or_a_lead_place():
+    short = key("Drone hits Sumy")
+    assert short.short
+    assert not may_be_same_event(short.pack(), key("Missile hits Sumy").pack())  # weapons differ
+    assert not may_be_same_event(key(*KHARKIV).pack(), key(*DNIPRO).pack())  # lead places
+    assert not same_event(key(*KHARKIV), key(*DNIPRO))
+    assert may_be_same_event(key(*DNIPRO).pack(), key(DNIPRO[0], DNIPRO[1][:80]).pack())
+
+
+def test_the_packed_prefilter_keeps_every_labelled_pair_that_is_one_event():
+    kept = rejected = 0
+    for pair in load_pairs():
+        ka, kb = (key(item["title"], item.get("text", "")) for item in (pair["a"], pair["b"]))
+        if same_event(ka, kb):
+            assert may_be_same_event(ka.pack(), kb.pack()), pair
+            kept += 1
+        elif not may_be_same_event(ka.pack(), kb.pack()):
+            rejected += 1
+    assert kept >= 50 and rejected >= 30, (kept, rejected)
+
+
+_NAMES = st.frozensets(st.sampled_from(["a", "b", "c"]), max_size=2)
+
+
+@st.composite
+def event_keys(draw) -> EventKey:
+    kinds = draw(st.lists(st.sampled_from("kidm"), unique=True, max_size=2))
+    return EventKey(tuple(draw(st.lists(st.sampled_from(["Kyiv", "Sumy", "Odesa"]), unique=True, max_size=3))),
+                    draw(_NAMES), draw(_NAMES), draw(_NAMES), draw(_NAMES),
+                    tuple(sorted((k, draw(st.sampled_from([3, 100, 104]))) for k in kinds)),
+                    draw(st.frozensets(st.sampled_from([3, 7, 19]), max_size=2)),
+                    draw(st.frozensets(st.sampled_from([1128, 1002]), max_size=1)),
+                    draw(st.sampled_from(["", "r", "t"])), draw(st.booleans()))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(event_keys(), event_keys())
+def test_the_packed_prefilter_is_a_necessary_condition_of_same_event(a, b):
+    if same_event(a, b):
+        assert may_be_same_event(a.pack(), b.pack())
