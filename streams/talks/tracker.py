@@ -135,12 +135,13 @@ def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None
         return _empty()  # a replay: the item already moved or joined the threads it concerns
     at = event_time(item) if at is None else float(at)
     doc = _doc(item)
-    whole = rules.read(doc.lower())
-    ignored = {rules.venue_tagged_as[v] for v in whole.venues if v in rules.venue_tagged_as}
     out = _empty()
     changed: dict[str, None] = {}
     moved: set[str] = set()
+    ignored: set[str] | None = None  # read from the whole text when first needed
     if neg:
+        whole = rules.read(doc.lower())
+        ignored = _ignored(rules, whole)
         for track, group in _by_track(rules, doc, neg, at).items():
             _negotiation(state, rules, item, at, whole, ignored, track, group, out, changed, moved)
     if esc:
@@ -166,6 +167,11 @@ def _by_track(rules: TalksRules, doc: str, neg: list[dict], at: float) -> dict[T
         g["stances"].update(s["stance"] for s in sigs if s.get("stance"))
         g["actors"].extend(a for s in sigs for a in s.get("actors", ()))
     return groups
+
+
+def _ignored(rules: TalksRules, whole: Reading) -> set[str]:
+    """The actors the text names only as a venue ("talks in Istanbul": Turkey hosts, it is no party)."""
+    return {rules.venue_tagged_as[v] for v in whole.venues if v in rules.venue_tagged_as}
 
 
 def _parties(rules: TalksRules, actors: list[str], ignored: set[str], belligerent_only: bool) -> list[str]:
@@ -343,6 +349,8 @@ def _evidence(item: dict, sentence: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- violations
 def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) -> None:
+    """``ignored``: None when not read yet (an escalation-only item: most meet no agreement that covers
+    them, and reading the whole text was most of the tracker's work on them)."""
     threads = state["threads"]
     candidates = [t for t in map(threads.__getitem__, sorted(state["agreements"]))
                   if t["thread_id"] not in moved and rules.track_by_id[t["track"]].violated_by]
@@ -357,6 +365,8 @@ def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) 
         for s in esc:
             if s["category"] not in track.covers:
                 continue
+            if ignored is None:
+                ignored = _ignored(rules, rules.read(doc.lower()))
             parties = _parties(rules, s.get("actors") or item_actors, ignored, belligerent_only=False)
             if not parties or not own.issuperset(parties):
                 continue  # another war, or a strike involving a party outside this thread

@@ -498,3 +498,16 @@ def test_thread_book_runs_on_event_time_and_restores_from_its_records():
     future = ThreadBook(RULES)
     future.observe([dict(SCENARIO[0], published_at="2030-01-01T00:00:00Z")], t("2026-03-02T09:00:00Z"))
     assert future.clock(t("2026-03-02T09:00:00Z")) == t("2026-03-02T09:00:00Z")
+
+
+def test_a_strike_report_naming_a_venue_still_violates_the_truce():
+    """A venue's country ("the Minsk accords": Belarus) is no party to the strike: the tracker reads the whole
+    text for venues also when an escalation-only item meets an agreement."""
+    state = new_state()
+    run(state, SCENARIO[:4])
+    sides = [*RU_UA, "Belarus"]
+    strike = item("i5v", "2026-03-13T06:00:00Z",
+                  "A Russian missile strike hit a power substation in Odesa overnight, the worst since the talks in "
+                  "Minsk.", [("escalation", "missile_strike", "reported", "missile strike", sides)], sides,
+                  title="Strike on Odesa substation")
+    assert [(tr["thread_id"], tr["kind"]) for tr in run(state, [strike])] == [(ET, "violated")]
