@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.partitioner import murmur2
 
 from streams.app import create_app
 from streams.outbox import Outbox
+from streams.outbox import murmur2 as our_murmur2
 from streams.settings import Settings
 from streams.tagging import load_tagger
 from tests.unit.shard_inputs import entry
@@ -121,3 +124,11 @@ def test_the_story_shard_writes_each_changed_key_to_its_table_and_its_inputs_cha
     before = len(producer.sent)
     asyncio.run(decide.write_state(5))
     assert len(producer.sent) == before  # nothing changed, nothing written
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=80))
+def test_the_key_hash_is_the_one_kafka_clients_partition_by(key):
+    assert our_murmur2(key) & 0x7FFFFFFF == murmur2(key) & 0x7FFFFFFF
+    assert 0 <= our_murmur2(key) <= 0xFFFFFFFF
+
