@@ -186,9 +186,9 @@ def test_state_survives_a_restore_from_what_flush_wrote(tagger):
     assert Story.loads("copy-0", restored.index.records["copy-0"]).copies == 30
 
 
-def test_segments_of_the_first_format_restore_the_same_state(tagger):
-    """A worker upgraded in place restores changelogs written by the previous version: story segments
-    with their records and alerts in base64 inside the compressed JSON."""
+def test_segments_of_earlier_formats_restore_the_same_state(tagger):
+    """A worker upgraded in place restores changelogs written by earlier versions: story segments with their
+    records inside the zlib stream (v2), or with records and alerts in base64 inside the compressed JSON."""
     shard = StoryShard(Config(alert_cooldown=1800))
     stored = {"stories": {}, "cooldown": {}, "windows": {}}
     news = [entry(tagger, {"id": f"n{i}", "title": f"Russian missile strike on {city} kills {i + 2}", "text": STORY,
@@ -196,17 +196,19 @@ def test_segments_of_the_first_format_restore_the_same_state(tagger):
     for offset, batch in enumerate([news + copies(tagger, 3), copies(tagger, 4, start=3)]):
         shard.decide(batch, offset=offset, now=1000.0 + offset)
         keep(stored, shard.flush())
-    first_format = {}
+    first_format, v2 = {}, {}
     for key, value in stored["stories"].items():
         segment, records, alerts = read_segment(value)
-        assert segment["v"] == 2 and set(records) <= set(segment["new"]) and set(alerts) <= set(records)
+        assert segment["v"] == 3 and set(records) <= set(segment["new"]) and set(alerts) <= set(records)
         old = {k: v for k, v in segment.items() if k != "v"} | {
             "new": {sid: base64.b64encode(raw).decode() for sid, raw in records.items()},
             "alerts": {sid: base64.b64encode(blob).decode() for sid, blob in alerts.items()}}
         first_format[key] = zlib.compress(orjson.dumps(old), 1)
+        v2[key] = (zlib.compress(orjson.dumps(segment | {"v": 2}) + b"\n" + b"".join(records.values()), 1)
+                   + b"".join(alerts.values()))
     assert any(read_segment(v)[2] for v in stored["stories"].values())  # alerts kept, not only records
     restored = {}
-    for name, stories in (("v2", stored["stories"]), ("first", first_format)):
+    for name, stories in (("v3", stored["stories"]), ("v2", v2), ("first", first_format)):
         restored[name] = StoryShard(Config(alert_cooldown=1800))
         restored[name].restore(stories.items(), stored["cooldown"].items(), stored["windows"].items())
     for s in restored.values():
