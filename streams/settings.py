@@ -55,7 +55,7 @@ class Topics:
     trend: str = "alerts.trend"
     deadletter: str = "news.deadletter"
     processed: str = "news.processed"
-    """Internal: one record per batch of processed items (``schemas/processed-batch.v2.json``), all under
+    """Internal: one record per batch of processed items (``schemas/processed-batch.v3.json``), all under
     the story shard's key, so every copy of a story meets the first (docs/architecture.md)."""
     threads: str = "negotiations.threads"
     """Compacted: each negotiation thread's current record (``schemas/negotiation-thread.v1.json``) keyed by

@@ -190,19 +190,22 @@ class Entry:
 
     def wire(self) -> tuple[bytes, bytes]:
         """The entry's part of a news.processed record: its JSON header, and its raw tagged record followed
-        by its packed alerts."""
+        by its packed alerts and its features' bytes (:meth:`Features.parts`)."""
+        features, features_blob = self.features.parts()
         head = {"t": self.tagged.facts(), "n": len(self.tagged.raw), "a": [BuiltAlert.facts_of(a) for a in self.alerts],
-                "f": self.features.wire(), "trend": self.trend, "r": self.received, "c": self.copy}
+                "f": features, "trend": self.trend, "r": self.received, "c": self.copy}
         if self.raw is not None:
             head["o"] = list(self.raw)
         if self.packed_alerts:
             head["za"] = len(self.packed_alerts)
-        return orjson.dumps(head), self.tagged.raw + self.packed_alerts
+        return orjson.dumps(head), self.tagged.raw + self.packed_alerts + features_blob
 
     @classmethod
-    def from_wire(cls, d: dict, tagged_raw: bytes | None = None, packed_alerts: bytes = b"") -> Entry:
-        """An entry from its header ``d``, raw tagged record (a version-1 header holds the tagged dict) and
-        packed alerts (b"": packed when the entry is made, for a record that does not carry them). Records
+    def from_wire(cls, d: dict, tagged_raw: bytes | None = None, packed_alerts: bytes = b"",
+                  features_blob: bytes | None = None) -> Entry:
+        """An entry from its header ``d``, raw tagged record (a version-1 header holds the tagged dict),
+        packed alerts (b"": packed when the entry is made, for a record that does not carry them) and its
+        features' bytes (None: a record of format 1 or 2, whose features are all in the header). Records
         written before the header carried the alerts' facts (``a``) carry the whole alerts (``alerts``)."""
         tagged = Tagged.of(d["tagged"]) if tagged_raw is None else Tagged.from_wire(tagged_raw, d["t"])
         read_at = d.get("o")
@@ -213,7 +216,8 @@ class Entry:
                       for i, facts in enumerate(d["a"])]
         else:
             alerts = d["alerts"]
-        return cls(tagged, alerts, Features.from_wire(d["f"]), d["trend"], d["r"], d["c"],
+        features = Features.from_wire(d["f"]) if features_blob is None else Features.from_parts(d["f"], features_blob)
+        return cls(tagged, alerts, features, d["trend"], d["r"], d["c"],
                    (read_at[0], read_at[1]) if read_at else None, packed_alerts)
 
 
@@ -267,15 +271,15 @@ def _cut(lengths: dict[str, int], blob: bytes) -> dict[str, bytes]:
 def batch_records(parts: list[tuple[bytes, bytes]], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
     """Entries (:meth:`Entry.wire`) joined into news.processed records of at most ``max_bytes`` (an entry
     larger than that alone) and :data:`MAX_ENTRIES` entries: a JSON header line
-    ``{"v": 2, "entries": [...]}``, a newline, then the entries' raw tagged records, back to back
-    (schemas/processed-batch.v2.json)."""
+    ``{"v": 3, "entries": [...]}``, a newline, then each entry's raw tagged record, packed alerts and
+    features' bytes, back to back (schemas/processed-batch.v3.json)."""
     records: list[bytes] = []
     heads: list[bytes] = []
     raws: list[bytes] = []
     size = 0
 
     def close() -> None:
-        records.append(b'{"v":2,"entries":[' + b",".join(heads) + b"]}\n" + b"".join(raws))
+        records.append(b'{"v":3,"entries":[' + b",".join(heads) + b"]}\n" + b"".join(raws))
 
     for head, raw in parts:
         if heads and (size + len(head) + len(raw) > max_bytes or len(heads) >= MAX_ENTRIES):
@@ -294,15 +298,18 @@ def read_batch(value: bytes) -> list[Entry]:
     on a record that is not one)."""
     head, _, blob = value.partition(b"\n")
     doc = orjson.loads(head)
-    if doc.get("v") == 1:
+    version = doc.get("v")
+    if version == 1:
         return [Entry.from_wire(d) for d in doc["entries"]]
     entries, at = [], 0
     for d in doc["entries"]:
         n, za = d["n"], d.get("za", 0)
-        if at + n + za > len(blob):
+        end = at + n + za
+        fb = sum(d["f"][5:8]) if version == 3 else 0  # the features' bytes
+        if end + fb > len(blob):
             raise ValueError("news.processed record shorter than its header says")
-        entries.append(Entry.from_wire(d, blob[at:at + n], blob[at + n:at + n + za]))
-        at += n + za
+        entries.append(Entry.from_wire(d, blob[at:at + n], blob[at + n:end], blob[end:end + fb] if version == 3 else None))
+        at = end + fb
     return entries
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from streams import sources
 from streams.analytics import cooldown
-from streams.analytics.dedup import Story
+from streams.analytics.dedup import Features, Story
 from streams.analytics.shard import (
     BuiltAlert,
     Config,
@@ -367,21 +367,23 @@ def test_the_story_cap_bounds_the_stories_and_the_bytes_kept_for_them(tagger):
 
 
 def test_batch_records_respect_the_size_cap(tagger):
-    parts = [entry(tagger, {"title": f"Talks on a ceasefire resume in Geneva, round {i}"}).wire() for i in range(10)]
+    made = [entry(tagger, {"title": f"Talks on a ceasefire resume in Geneva, round {i}"}) for i in range(10)]
+    parts = [e.wire() for e in made]
     size = sum(len(head) + len(raw) for head, raw in parts[:3])
     records = batch_records(parts, max_bytes=size + 10)
     assert len(records) == 4 and all(len(r) < size + 200 for r in records)
     entries = [e for r in records for e in read_batch(r)]
     assert [e.tagged["title"] for e in entries] == [f"Talks on a ceasefire resume in Geneva, round {i}" for i in range(10)]
-    assert [e.tagged.raw for e in entries] == [raw for _, raw in parts]  # the tagged records travel unchanged
+    assert [e.tagged.raw for e in entries] == [e.tagged.raw for e in made]  # the tagged records travel unchanged
+    assert [e.features for e in entries] == [e.features for e in made]
     assert batch_records([]) == []
 
 
 def test_a_record_of_the_previous_version_still_reads(tagger):
     made = entry(tagger, {"title": "Russian missiles strike Odesa port overnight"})
     head = orjson.loads(made.wire()[0])
-    v1 = {k: v for k, v in head.items() if k not in ("t", "n", "a", "za")} | {"tagged": dict(made.tagged),
-                                                                           "alerts": [dict(a) for a in made.alerts]}
+    v1 = {k: v for k, v in head.items() if k not in ("t", "n", "a", "za")} | {
+        "tagged": dict(made.tagged), "alerts": [dict(a) for a in made.alerts], "f": made.features.wire()}
     [again] = read_batch(orjson.dumps({"v": 1, "entries": [v1]}))
     assert again.tagged.raw == made.tagged.raw and again.tagged.facts() == made.tagged.facts()
     assert again.features == made.features and again.alerts == made.alerts
@@ -421,8 +423,25 @@ def test_an_entry_with_alert_facts_but_no_packed_alerts_is_refused(tagger):
     d = orjson.loads(e.wire()[0])
     assert d["a"] and d["za"]
     del d["za"]
+    d["f"] = e.features.wire()  # format 2: the features in the header
     with pytest.raises(ValueError, match="packed"):
         read_batch(b'{"v":2,"entries":[' + orjson.dumps(d) + b"]}\n" + e.tagged.raw)
+
+
+def test_a_record_of_the_previous_format_reads_the_same_entries(tagger):
+    """news.processed records written by the previous version (features in the header, in base64) are read
+    after an upgrade as the current ones are."""
+    entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
+    heads, raws = [], []
+    for e in entries:
+        d = orjson.loads(e.wire()[0]) | {"f": e.features.wire()}
+        heads.append(orjson.dumps(d))
+        raws.append(e.tagged.raw + e.packed_alerts)
+    older = b'{"v":2,"entries":[' + b",".join(heads) + b"]}\n" + b"".join(raws)
+    [current] = batch_records([e.wire() for e in entries])
+    for old, new, e in zip(read_batch(older), read_batch(current), entries, strict=True):
+        assert old.features == new.features == e.features and old.features.bands == new.features.bands
+        assert old.tagged.raw == new.tagged.raw and old.packed_alerts == new.packed_alerts
 
 
 def test_batch_records_match_their_schema(tagger):
@@ -435,7 +454,7 @@ def test_batch_records_match_their_schema(tagger):
     for i, e in enumerate(entries[:2]):
         e.raw = (3, 100 + i)  # where it was read (news.raw partition, offset); absent in older records
     [record] = batch_records([e.wire() for e in entries])
-    names = ("processed-batch.v2.json", "tagged-item.v1.json", "alert.v1.json")
+    names = ("processed-batch.v3.json", "tagged-item.v1.json", "alert.v1.json")
     registry = Registry().with_resources(
         (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names)
     validator = jsonschema.Draft202012Validator(load_schema(names[0]), registry=registry)
@@ -454,8 +473,12 @@ def test_batch_records_match_their_schema(tagger):
             at += e["za"]
         else:
             assert "za" not in e
+        n = sum(e["f"][5:8])  # the features' bytes: signature, band keys, event key
+        assert Features.from_parts(e["f"], blob[at:at + n]) == next(x.features for x in entries
+                                                                     if x.features.item_id == e["f"][0])
+        at += n
     assert at == len(blob) and sum("za" in e for e in orjson.loads(head)["entries"]) == 3
-    assert list(validator.iter_errors({"v": 2, "entries": [{"t": [], "n": 0, "a": [], "f": [], "trend": None,
+    assert list(validator.iter_errors({"v": 3, "entries": [{"t": [], "n": 0, "a": [], "f": [], "trend": None,
                                                            "r": 0}]}))
 
 
@@ -486,6 +509,7 @@ def test_a_record_without_packed_alerts_is_read_with_the_same_packed_alerts(tagg
     assert d["za"] == len(e.packed_alerts) > 0
     del d["za"], d["a"]
     d["alerts"] = [dict(a) for a in e.alerts]  # those records carried the whole alerts
+    d["f"] = e.features.wire()  # and the features in the header (format 2)
     older = b'{"v":2,"entries":[' + orjson.dumps(d) + b"]}\n" + e.tagged.raw
     [read] = read_batch(older)
     assert read.packed_alerts == e.packed_alerts and read.alerts == e.alerts
