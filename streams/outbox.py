@@ -10,6 +10,7 @@ returns, so the input is acked (and later committed) only after its outputs are 
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 import time
 from collections.abc import Callable
@@ -47,10 +48,10 @@ class Outbox:
 
     def __init__(self, producer: Callable[[], Any]) -> None:
         self._producer = producer  # the started aiokafka producer (streams.faust_compat.kafka_producer)
-        self._records: dict[str, list[tuple[bytes, bytes | None, int | None]]] = {}
+        self._records: dict[str, list[tuple[bytes | None, bytes | None, int | None]]] = {}
         self._partitions: dict[str, list[int]] = {}
 
-    def add(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+    def add(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         """Queue a record (``value`` None: a tombstone, for a compacted topic)."""
         self._records.setdefault(topic, []).append((key, value, partition))
 
@@ -74,8 +75,9 @@ class Outbox:
             partitions = self._partitions.get(topic, [])
             by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
             for key, value, partition in queued:
-                if partition is None:
-                    partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+                if partition is None:  # a record without a key (a dead letter of one) goes anywhere
+                    partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)] if key is not None else \
+                        random.choice(partitions)
                 by_partition.setdefault(partition, []).append((key, value))
             for partition, rows in by_partition.items():
                 batch = producer.create_batch()

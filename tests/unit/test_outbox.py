@@ -132,3 +132,15 @@ def test_the_key_hash_is_the_one_kafka_clients_partition_by(key):
     assert our_murmur2(key) & 0x7FFFFFFF == murmur2(key) & 0x7FFFFFFF
     assert 0 <= our_murmur2(key) <= 0xFFFFFFFF
 
+
+
+def test_a_record_without_a_key_goes_to_some_partition():
+    """A dead letter of a message that had no key: Kafka's clients pick any partition for it."""
+    producer = FakeProducer(partitions=4, capacity=3)
+    outbox = Outbox(lambda: producer)
+    for i in range(5):
+        outbox.add("news.deadletter", None, b"bad %d" % i)
+    asyncio.run(outbox.send())
+    sent = producer.records("news.deadletter")
+    assert set(sent) <= {0, 1, 2, 3} and sorted(v for rows in sent.values() for _, v in rows) == [
+        b"bad %d" % i for i in range(5)]
