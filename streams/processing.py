@@ -50,7 +50,7 @@ def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at
         by_one = registry.corroborate([copy])
         alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in alerts]
     facts = Tagged.of(tagged)
-    return Entry(facts, alerts, features, trend_record(tagged), received, copy)
+    return Entry.of(facts, alerts, features, trend_record(tagged), received, copy)
 
 
 @dataclass

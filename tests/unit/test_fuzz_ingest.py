@@ -187,8 +187,8 @@ def check(raw: bytes, max_bytes: int = MAX_BYTES) -> str:
     tagged = tagged_item(item, tags, "2026-11-24T00:00:00.000Z")
     key = event_key(item["title"], item["text"], tags)
     copy = default_registry().attribute(item).copy(item["id"], item.get("url", ""))
-    entry = Entry(Tagged.of(tagged), build_alerts(tagged, "low"), Features.of(item, event=key), trend_record(tagged),
-                  0.0, copy)
+    entry = Entry.of(Tagged.of(tagged), build_alerts(tagged, "low"), Features.of(item, event=key),
+                     trend_record(tagged), 0.0, copy)
     [again] = read_batch(batch_records([entry.wire()])[0])
     assert again.features == entry.features and again.tagged["id"] == item["id"] == again.tagged.item_id
     assert again.features.event_key == key and same_event(key, key)

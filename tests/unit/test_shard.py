@@ -383,7 +383,8 @@ def test_a_record_of_the_previous_version_still_reads(tagger):
     made = entry(tagger, {"title": "Russian missiles strike Odesa port overnight"})
     head = orjson.loads(made.wire()[0])
     v1 = {k: v for k, v in head.items() if k not in ("t", "n", "a", "za")} | {
-        "tagged": dict(made.tagged), "alerts": [dict(a) for a in made.alerts], "f": made.features.wire()}
+        "tagged": dict(made.tagged), "alerts": [dict(a) for a in made.alerts], "f": made.features.wire(),
+        "c": made.copy}
     [again] = read_batch(orjson.dumps({"v": 1, "entries": [v1]}))
     assert again.tagged.raw == made.tagged.raw and again.tagged.facts() == made.tagged.facts()
     assert again.features == made.features and again.alerts == made.alerts
@@ -423,7 +424,7 @@ def test_an_entry_with_alert_facts_but_no_packed_alerts_is_refused(tagger):
     d = orjson.loads(e.wire()[0])
     assert d["a"] and d["za"]
     del d["za"]
-    d["f"] = e.features.wire()  # format 2: the features in the header
+    d |= {"f": e.features.wire(), "c": e.copy}  # format 2: the features and the copy record in the header
     with pytest.raises(ValueError, match="packed"):
         read_batch(b'{"v":2,"entries":[' + orjson.dumps(d) + b"]}\n" + e.tagged.raw)
 
@@ -434,7 +435,8 @@ def test_a_record_of_the_previous_format_reads_the_same_entries(tagger):
     entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
     heads, raws = [], []
     for e in entries:
-        d = orjson.loads(e.wire()[0]) | {"f": e.features.wire()}
+        d = orjson.loads(e.wire()[0]) | {"f": e.features.wire(), "c": e.copy}
+        del d["cn"]
         heads.append(orjson.dumps(d))
         raws.append(e.tagged.raw + e.packed_alerts)
     older = b'{"v":2,"entries":[' + b",".join(heads) + b"]}\n" + b"".join(raws)
@@ -442,6 +444,7 @@ def test_a_record_of_the_previous_format_reads_the_same_entries(tagger):
     for old, new, e in zip(read_batch(older), read_batch(current), entries, strict=True):
         assert old.features == new.features == e.features and old.features.bands == new.features.bands
         assert old.tagged.raw == new.tagged.raw and old.packed_alerts == new.packed_alerts
+        assert old.copy == new.copy == e.copy
 
 
 def test_batch_records_match_their_schema(tagger):
@@ -474,9 +477,13 @@ def test_batch_records_match_their_schema(tagger):
         else:
             assert "za" not in e
         n = sum(e["f"][5:8])  # the features' bytes: signature, band keys, event key
-        assert Features.from_parts(e["f"], blob[at:at + n]) == next(x.features for x in entries
-                                                                     if x.features.item_id == e["f"][0])
+        made = next(x for x in entries if x.features.item_id == e["f"][0])
+        assert Features.from_parts(e["f"], blob[at:at + n]) == made.features
         at += n
+        copy = orjson.loads(blob[at:at + e["cn"]])  # the copy record
+        assert copy == made.copy and copy["id"] == made.tagged.item_id and copy["camp"] in (
+            "ukraine-official", "ukraine-media", "russia-state", "russia-independent", "western", "international", "other")
+        at += e["cn"]
     assert at == len(blob) and sum("za" in e for e in orjson.loads(head)["entries"]) == 3
     assert list(validator.iter_errors({"v": 3, "entries": [{"t": [], "n": 0, "a": [], "f": [], "trend": None,
                                                            "r": 0}]}))
@@ -509,7 +516,7 @@ def test_a_record_without_packed_alerts_is_read_with_the_same_packed_alerts(tagg
     assert d["za"] == len(e.packed_alerts) > 0
     del d["za"], d["a"]
     d["alerts"] = [dict(a) for a in e.alerts]  # those records carried the whole alerts
-    d["f"] = e.features.wire()  # and the features in the header (format 2)
+    d |= {"f": e.features.wire(), "c": e.copy}  # and the features and copy record in the header (format 2)
     older = b'{"v":2,"entries":[' + orjson.dumps(d) + b"]}\n" + e.tagged.raw
     [read] = read_batch(older)
     assert read.packed_alerts == e.packed_alerts and read.alerts == e.alerts
