@@ -288,8 +288,8 @@ def _cut(lengths: dict[str, int], blob: bytes) -> dict[str, bytes]:
 def batch_records(parts: list[tuple[bytes, bytes]], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
     """Entries (:meth:`Entry.wire`) joined into news.processed records of at most ``max_bytes`` (an entry
     larger than that alone) and :data:`MAX_ENTRIES` entries: a JSON header line
-    ``{"v": 3, "entries": [...]}``, a newline, then each entry's raw tagged record, packed alerts and
-    features' bytes, back to back (schemas/processed-batch.v3.json)."""
+    ``{"v": 3, "entries": [...]}``, a newline, then each entry's raw tagged record, packed alerts,
+    features' bytes and copy record, back to back (schemas/processed-batch.v3.json)."""
     records: list[bytes] = []
     heads: list[bytes] = []
     raws: list[bytes] = []
