@@ -1,8 +1,8 @@
 """CPU per item of the process stage (``python bench/bench_process.py [--items N] [--profile]``).
 
-Feeds realistic bench items (bench/items.py) through :func:`streams.stages.process_item` and
-:meth:`Entry.wire`, as the process stage does for each message of news.raw, in one thread: the best of
-three runs in µs per item, and orjson ``loads`` + ``dumps`` of the same items in the same run as a
+Feeds realistic bench items (bench/items.py) through :func:`streams.processing.process_batch` in batches of
+``streams.intake.BATCH_SIZE`` messages, as a process helper does with what the reader fetched from news.raw,
+in one thread: the best of three runs in µs per item, and orjson ``loads`` + ``dumps`` of the same items in the same run as a
 baseline (the ratio says how the stage compares on a busy or a quiet machine). ``--profile`` prints
 cProfile's top functions by their own time instead.
 """
@@ -22,7 +22,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.items import items as bench_items  # noqa: E402
-from streams.processing import process_item  # noqa: E402
+from streams.intake import BATCH_SIZE  # noqa: E402
+from streams.processing import process_batch  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.sources import default_registry  # noqa: E402
 from streams.tagging import load_tagger  # noqa: E402
@@ -32,8 +33,9 @@ RUNS = 3
 
 def _process(raws: list[bytes], settings: Settings, tagger, registry) -> None:
     now = time.time()
-    for raw in raws:
-        process_item(raw, settings, tagger, "2026-11-30T00:00:00Z", now, registry).wire()
+    messages = [(raw, 0, offset) for offset, raw in enumerate(raws)]
+    for at in range(0, len(messages), BATCH_SIZE):
+        process_batch(messages[at:at + BATCH_SIZE], settings, tagger, registry, "2026-11-30T00:00:00Z", now)
 
 
 def _orjson(raws: list[bytes]) -> None:

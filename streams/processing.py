@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -25,7 +26,7 @@ from typing import Any
 
 from streams.alerting import build_alerts, corroborated
 from streams.analytics.dedup import Features
-from streams.analytics.event_identity import event_key
+from streams.analytics.event_identity import EventKey, event_key
 from streams.analytics.shard import Entry, Tagged, batch_records, trend_record
 from streams.records import InvalidItem, parse_item, tagged_item
 from streams.settings import Settings
@@ -36,14 +37,24 @@ from streams.tagging import load_tagger
 def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at: str, received: float,
                  registry: SourceRegistry | None = None) -> Entry:
     """One message of news.raw to an accepted item's entry (raises :class:`InvalidItem`); its copy record
-    says who reported it (outlet, origin, camp), looked up in ``registry`` (the bundled one by default)."""
+    says who reported it (outlet, origin, camp), looked up in ``registry`` (the bundled one by default).
+    The steps of :func:`process_batch`, on one message."""
     item = parse_item(raw, settings.max_item_bytes)
     tags = tagger.tag(item["title"], item["text"])
-    event = event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
-    features = Features.of(item, settings.dedup_stories, event)
+    features = Features.of(item, settings.dedup_stories, _event_key(item, tags, settings))
+    return _entry(item, tags, features, registry or default_registry(), received_at, received)
+
+
+def _event_key(item: dict, tags: dict, settings: Settings) -> EventKey | None:
+    """The item's event key (None without story dedup: the shard then matches ids only)."""
+    return event_key(item["title"], item["text"], tags) if settings.dedup_stories else None
+
+
+def _entry(item: dict, tags: dict, features: Features, registry: SourceRegistry, received_at: str,
+           received: float) -> Entry:
+    """A parsed, tagged and sketched item's entry: its tagged record, copy record and alerts."""
     tagged = tagged_item(item, tags, received_at)
     tagged["revision"] = 1  # a first copy; the shard numbers updates
-    registry = registry or default_registry()
     copy = registry.attribute(item).copy(item["id"], item.get("url", ""))
     alerts = build_alerts(tagged, "low")
     if alerts:  # the first copy's alerts as the story shard sends them
@@ -81,23 +92,46 @@ Message = tuple[bytes | None, int, int]
 
 def process_batch(messages: list[Message], settings: Settings, tagger: Any, registry: SourceRegistry,
                   received_at: str, received: float) -> BatchResult:
-    """Every message of a batch through :func:`process_item`; never raises for one message's sake."""
+    """Every message of a batch through the steps of :func:`process_item`; never raises for one message's
+    sake. Each step runs over the whole batch before the next one starts, so that the tagger's automaton and
+    rule tables, then the event key's and the sketch's, stay in the CPU's caches for a whole batch instead of
+    evicting each other on every item: 11% less CPU per item than item after item (docs/architecture.md,
+    "Process helpers")."""
     start = time.thread_time()
-    result = BatchResult()
-    parts = []
-    for index, (value, partition, offset) in enumerate(messages):
-        try:
-            entry = process_item(value, settings, tagger, received_at, received, registry)
-            entry.raw = (partition, offset)
-            parts.append(entry.wire())
-            result.unknown_sources += is_unknown(entry.copy["outlet"])
-        except InvalidItem as exc:
-            result.rejected.append(Rejected(index, exc.reason, exc.detail))
-        except Exception as exc:  # a bug must not stop the worker or lose the message
-            result.rejected.append(Rejected(index, "internal_error", repr(exc)[:500], traceback.format_exc()))
-    result.records = batch_records(parts)
+    rejected: dict[int, Rejected] = {}
+
+    def each(step: Callable[..., Any], rows: list[tuple]) -> list[tuple]:
+        """``step`` on each row ``(index, *values)``: the rows it succeeds on, its result appended; the others
+        are rejected (an invalid item, or ``internal_error`` for a bug, which must not stop the worker)."""
+        done = []
+        for index, *values in rows:
+            try:
+                done.append((index, *values, step(*values)))
+            except InvalidItem as exc:
+                rejected[index] = Rejected(index, exc.reason, exc.detail)
+            except Exception as exc:  # noqa: BLE001
+                rejected[index] = Rejected(index, "internal_error", repr(exc)[:500], traceback.format_exc())
+        return done
+
+    rows = each(lambda message: parse_item(message[0], settings.max_item_bytes), list(enumerate(messages)))
+    rows = each(lambda _, item: tagger.tag(item["title"], item["text"]), rows)
+    rows = each(lambda _, item, tags: _event_key(item, tags, settings), rows)
+    rows = each(lambda _, item, tags, event: Features.of(item, settings.dedup_stories, event), rows)
+    rows = each(lambda _, item, tags, event, features: _entry(item, tags, features, registry, received_at,
+                                                              received), rows)
+    rows = each(lambda message, item, tags, event, features, entry: _wire(entry, message), rows)
+    result = BatchResult(batch_records([part for *_, (part, _) in rows]),
+                         [rejected[index] for index in sorted(rejected)],
+                         sum(unknown for *_, (_, unknown) in rows))
     result.cpu_seconds = time.thread_time() - start
     return result
+
+
+def _wire(entry: Entry, message: Message) -> tuple[tuple[bytes, bytes], bool]:
+    """The entry's part of a news.processed record (read where ``message`` was), and whether its source is
+    unlisted."""
+    entry.raw = message[1:]
+    return entry.wire(), is_unknown(entry.copy["outlet"])
 
 
 class ProcessPool:

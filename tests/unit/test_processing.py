@@ -17,8 +17,9 @@ import orjson
 import pytest
 
 from streams.analytics.shard import read_batch
-from streams.processing import ProcessPool
+from streams.processing import ProcessPool, process_batch, process_item
 from streams.settings import Settings
+from streams.sources import default_registry
 from streams.tagging import load_tagger
 
 RECEIVED_AT, RECEIVED = "2026-11-30T12:00:00Z", 1_800_000_000.0
@@ -68,6 +69,43 @@ def test_helpers_give_what_the_worker_thread_gives():
     assert apart.cpu_seconds > 0 and here.cpu_seconds > 0
 
 
+def test_a_batch_gives_what_its_items_give_one_by_one():
+    settings, tagger, messages = Settings(), load_tagger(), batch()
+    result = process_batch(messages, settings, tagger, default_registry(), RECEIVED_AT, RECEIVED)
+    alone = []
+    for value, partition, offset in messages:
+        try:
+            entry = process_item(value, settings, tagger, RECEIVED_AT, RECEIVED)
+        except Exception:  # noqa: BLE001 - the two invalid messages
+            continue
+        entry.raw = (partition, offset)
+        alone.append(described(entry))
+    assert len(alone) == 7
+    assert [described(e) for r in result.records for e in read_batch(r)] == alone
+
+
+class FailsOn:
+    """A tagger that raises on one headline: a bug in a step after parsing."""
+
+    def __init__(self, tagger, title: str) -> None:
+        self.tagger, self.title = tagger, title
+
+    def tag(self, title: str, text: str) -> dict:
+        if title == self.title:
+            raise RuntimeError("tagger bug")
+        return self.tagger.tag(title, text)
+
+
+def test_a_bug_on_one_item_dead_letters_it_alone_and_keeps_the_order():
+    messages = batch()
+    bad = orjson.loads(messages[4][0])["title"]  # n3's
+    result = process_batch(messages, Settings(), FailsOn(load_tagger(), bad), default_registry(), RECEIVED_AT,
+                           RECEIVED)
+    assert [(r.index, r.reason) for r in result.rejected] == [(2, "not_json"), (4, "internal_error"), (5, "schema")]
+    assert "tagger bug" in result.rejected[1].detail and "RuntimeError" in result.rejected[1].trace
+    assert [e.tagged.item_id for r in result.records for e in read_batch(r)] == ["n0", "n1", "n2", "n4", "n5", "n6"]
+
+
 def test_a_helper_that_dies_breaks_the_batch():
     pool = ProcessPool(Settings(), load_tagger(), 1)
 
@@ -111,7 +149,8 @@ def test_a_worker_whose_helper_cannot_start_stops(monkeypatch):
 
 HOLDS_A_POOL = """
 import asyncio, sys
-from streams.processing import ProcessPool
+from streams.processing import ProcessPool, process_batch, process_item
+from streams.sources import default_registry
 from streams.settings import Settings
 from streams.tagging import load_tagger
 
