@@ -84,6 +84,24 @@ def test_a_batch_gives_what_its_items_give_one_by_one():
     assert [described(e) for r in result.records for e in read_batch(r)] == alone
 
 
+def test_a_batch_normalises_each_url_once(monkeypatch):
+    """Validation, the id and the dedup features each need an item's url digest, in two steps over the whole
+    batch: the digest's cache must hold a batch (normalising is most of its cost)."""
+    from streams import records
+    from streams.intake import BATCH_SIZE
+
+    calls = []
+    real = records.normalise_url
+    monkeypatch.setattr(records, "normalise_url", lambda url: calls.append(url) or real(url))
+    records.url_digest.cache_clear()
+    items = [{"id": f"u{i}", "title": f"Strike on depot {i}", "url": f"https://example.org/story/{i}?utm_source=x"}
+             for i in range(BATCH_SIZE)]
+    result = process_batch([(orjson.dumps(item), 0, i) for i, item in enumerate(items)], Settings(), load_tagger(),
+                           default_registry(), RECEIVED_AT, RECEIVED)
+    assert sum(len(read_batch(r)) for r in result.records) == BATCH_SIZE
+    assert len(calls) == BATCH_SIZE
+
+
 class FailsOn:
     """A tagger that raises on one headline: a bug in a step after parsing."""
 
