@@ -173,14 +173,20 @@ def latency_row() -> Row:
 
 
 def lag_row() -> Row:
-    """Messages behind the end of each topic, over all workers of the group, and per partition."""
+    """Messages behind the end of each topic, over all workers of the group, and per partition; the CPU of
+    each stage, which tells whether more workers would help."""
     by_topic = timeseries("Consumer lag by topic", [
         target(f"sum by (topic) (signalwatch_consumer_lag{sel()})", "{{topic}}", "A"),
     ], description="Highwater minus committed offset, summed over partitions and workers.")
     by_partition = timeseries("Consumer lag by partition", [
         target(f"max by (topic, partition) (signalwatch_consumer_lag{sel()})", "{{topic}}[{{partition}}]", "A"),
     ], description="A single high partition points at a hot key or a stuck worker.")
-    return "Consumer lag", [(by_topic, 12), (by_partition, 12)]
+    stages = timeseries("CPU by stage", [
+        target(rate("signalwatch_stage_cpu_seconds_total", by="stage, instance"), "{{stage}} {{instance}}", "A"),
+    ], description="Cores each stage's own work uses. process scales with workers and partitions; decide and "
+                   "talks are the story shard's thread, one per cluster: near one core it is the cluster's limit "
+                   "(alert SignalwatchStoryShardBusy).")
+    return "Consumer lag", [(by_topic, 8), (by_partition, 8), (stages, 8)]
 
 
 def actors_row() -> Row:
