@@ -593,9 +593,14 @@ def main(argv: list[str] | None = None) -> dict:
         results["serial_fraction"] = round(serial, 3) if serial is not None else None
         results["scale_out_projected"] = {str(n): round(amdahl(serial, n), 2) for n in (2, 4, 8)} \
             if serial is not None else None
+        # what the one story shard could decide with its thread to itself: the cluster's ceiling in items/s,
+        # however many workers share the process stage
+        shard_s = stages["decide"] + stages["talks"]
+        results["story_shard_ceiling_items_per_s"] = round(args.items / shard_s) if shard_s else None
         print(f"pipeline: {results['pipeline_items_per_s']:>9,.0f} items/s  ratio {results['pipeline_vs_noop_ratio']}"
               f"  records/item {results['records_per_item']}  cpu {results['worker_cpu_ms_per_item']} ms/item"
-              f"  serial {results['serial_fraction']}  projected {results['scale_out_projected']}", flush=True)
+              f"  serial {results['serial_fraction']}  projected {results['scale_out_projected']}"
+              f"  shard ceiling {results['story_shard_ceiling_items_per_s']} items/s", flush=True)
 
         # memory: after the state cap is reached (twice the cap in), RSS must stay flat. The trend of every sample
         # from there on, not the last one against the first: the RSS swings by ~15 MB with the batches in flight

@@ -36,6 +36,8 @@ def main() -> None:
         ("stage CPU shares", r.get("stage_cpu_share"), ""),
         ("serial fraction (story shard's CPU share)", r.get("serial_fraction"), "<= 0.15"),
         ("scale-out projected (Amdahl) 2 / 4 / 8", r.get("scale_out_projected"), "2: >= 1.7"),
+        ("story shard's ceiling: items/s its thread decides (decide + talks CPU per item)",
+         r.get("story_shard_ceiling_items_per_s"), ""),
         ("pipeline, 2 workers settled on empty topics, then 50k items (items/s)", r.get("pipeline_2_workers_items_per_s"), ""),
         ("scale-out 2 vs 1 worker, measured the same way back to back", r.get("scale_out_ratio"), ">= 1.0"),
         ("2 workers vs the 1-worker drain", r.get("scale_out_ratio_vs_drain"), ""),
