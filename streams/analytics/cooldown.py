@@ -17,6 +17,8 @@ severe than the last one sent for its key is never held back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from streams.alerting import alert_id
 from streams.settings import SEVERITIES
 
@@ -24,7 +26,7 @@ MAX_HELD = 10
 """Most summaries, and most item ids, in one held list (one alert's ``suppressed``)."""
 
 
-def cooldown_key(alert: dict) -> str:
+def cooldown_key(alert: Mapping) -> str:
     """``type|category|main actor`` of an alert (trend alerts: ``trend|key|``)."""
     if alert["type"] == "trend":
         return f"trend|{alert.get('key', '')}|"
@@ -55,7 +57,7 @@ def decide(state: dict | None, alert_id: str, severity: str, at: float, cooldown
     return True, "cooled_down", sent
 
 
-def hold(state: dict, alert: dict, position: int = -1) -> dict:
+def hold(state: dict, alert: Mapping, position: int = -1) -> dict:
     """The key's state with ``alert`` counted as held back (an alert counted before, a replay, is not
     counted again; nor is one that the key's last sent alert or a digest already accounted for).
 
