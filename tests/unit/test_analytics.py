@@ -79,6 +79,22 @@ def test_index_finds_exact_url_content_and_near_duplicates():
     assert index.check(_features("e", OTHER)) == (None, "")
 
 
+def test_a_revised_story_is_compared_by_its_new_signature_not_a_kept_one():
+    """The index keeps compared stories' signatures as integers (``sig_ints``): a story whose text an update
+    changed must be compared by its new text, and the one kept for its old text must go."""
+    index = DedupIndex(0.6)
+    first = _features("a", STORY)
+    index.add(Story.first(first, 100.0))
+    assert index.check(_features("b", edit(STORY, random.Random(1)))) == ("a", "near")
+    assert "a" in index.sig_ints
+    revised = Story.first(first, 100.0).revised(_features("a", OTHER))
+    index.replace(revised)
+    assert index.check(_features("c", edit(OTHER, random.Random(2)))) == ("a", "near")
+    assert index.check(_features("d", edit(STORY, random.Random(3)))) == (None, "")
+    index.remove("a", index.records["a"])
+    assert "a" not in index.sig_ints and "a" not in index.records
+
+
 def test_one_hundred_copies_make_one_story():
     rng = random.Random(9)
     index = DedupIndex(0.6)
