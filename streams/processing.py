@@ -32,6 +32,8 @@ from streams.records import InvalidItem, parse_item, tagged_item
 from streams.settings import Settings
 from streams.sources import SourceRegistry, default_registry, is_unknown
 from streams.tagging import load_tagger
+from streams.talks.rules import load_rules
+from streams.talks.tracker import negotiation_signals, read_whole
 
 
 def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at: str, received: float,
@@ -60,7 +62,9 @@ def _entry(item: dict, tags: dict, features: Features, registry: SourceRegistry,
     if alerts:  # the first copy's alerts as the story shard sends them
         by_one = registry.corroborate([copy])
         alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in alerts]
-    facts = Tagged.of(tagged)
+    rules = load_rules()
+    whole = read_whole(rules, tagged) if negotiation_signals(rules, tagged.get("signals") or ()) else None
+    facts = Tagged.of(tagged, [list(whole.venues), list(whole.mediators)] if whole else None)
     return Entry.of(facts, alerts, features, trend_record(tagged), received, copy)
 
 

@@ -25,7 +25,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.alerting import MAX_SUMMARY, evidence_sentence
 from streams.analytics.trend import event_time, iso
@@ -116,16 +116,37 @@ def _doc(item: dict) -> str:
 
 
 # ---------------------------------------------------------------------- per item
+class WholeText(NamedTuple):
+    """What the tracker reads of an item's whole text (:func:`read_whole`): the venues and the mediators it
+    names, in order of first mention."""
+
+    venues: tuple[str, ...]
+    mediators: tuple[str, ...]
+
+
+def negotiation_signals(rules: TalksRules, signals) -> list[dict]:
+    """The item's signals that the tracker follows as talks (its rules' negotiation categories)."""
+    return [s for s in signals if s["kind"] == "negotiation" and s["category"] in rules.negotiation_categories]
+
+
+def read_whole(rules: TalksRules, item: dict[str, Any]) -> WholeText:
+    """Read an item's whole text. The process stage does it for every item with :func:`negotiation_signals`
+    (the tracker reads them all): it was a quarter of the tracker's work, done by the serial story shard."""
+    whole = rules.read(_doc(item).lower())
+    return WholeText(whole.venues, whole.mediators)
+
+
 def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None,
-            rules: TalksRules | None = None) -> dict[str, list]:
+            rules: TalksRules | None = None, whole: WholeText | None = None) -> dict[str, list]:
     """Feed one tagged item (a ``news.tagged`` record) at event time ``at`` (epoch seconds; default its
-    ``published_at``, else ``received_at``). Returns ``{"transitions", "threads", "dropped"}``: the
-    transitions it caused, the records of the threads it changed and the ids of threads evicted to make room.
-    The records are the state's own dicts: serialise them before the next call.
+    ``published_at``, else ``received_at``); ``whole``: :func:`read_whole` of it, when already read.
+    Returns ``{"transitions", "threads", "dropped"}``: the transitions it caused, the records of the threads
+    it changed and the ids of threads evicted to make room. The records are the state's own dicts: serialise
+    them before the next call.
     """
     rules = rules or load_rules()
     signals = item.get("signals") or ()
-    neg = [s for s in signals if s["kind"] == "negotiation" and s["category"] in rules.negotiation_categories]
+    neg = negotiation_signals(rules, signals)
     esc = [s for s in signals if s["kind"] == "escalation" and s.get("stance") == "reported"
            and s["category"] in rules.violation_categories]
     threads = state["threads"]
@@ -140,12 +161,12 @@ def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None
     moved: set[str] = set()
     ignored: set[str] | None = None  # read from the whole text when first needed
     if neg:
-        whole = rules.read(doc.lower())
+        whole = whole or read_whole(rules, item)
         ignored = _ignored(rules, whole)
         for track, group in _by_track(rules, doc, neg, at).items():
             _negotiation(state, rules, item, at, whole, ignored, track, group, out, changed, moved)
     if esc:
-        _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved)
+        _violations(state, rules, item, at, doc, whole, ignored, esc, out, changed, moved)
     out["threads"] = [threads[tid] for tid in changed if tid in threads]
     return out
 
@@ -169,7 +190,7 @@ def _by_track(rules: TalksRules, doc: str, neg: list[dict], at: float) -> dict[T
     return groups
 
 
-def _ignored(rules: TalksRules, whole: Reading) -> set[str]:
+def _ignored(rules: TalksRules, whole: WholeText) -> set[str]:
     """The actors the text names only as a venue ("talks in Istanbul": Turkey hosts, it is no party)."""
     return {rules.venue_tagged_as[v] for v in whole.venues if v in rules.venue_tagged_as}
 
@@ -348,9 +369,10 @@ def _evidence(item: dict, sentence: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- violations
-def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) -> None:
+def _violations(state, rules, item, at, doc, whole, ignored, esc, out, changed, moved) -> None:
     """``ignored``: None when not read yet (an escalation-only item: most meet no agreement that covers
-    them, and reading the whole text was most of the tracker's work on them)."""
+    them, and reading the whole text was most of the tracker's work on them); ``whole``: None when not read
+    either."""
     threads = state["threads"]
     candidates = [t for t in map(threads.__getitem__, sorted(state["agreements"]))
                   if t["thread_id"] not in moved and rules.track_by_id[t["track"]].violated_by]
@@ -366,7 +388,7 @@ def _violations(state, rules, item, at, doc, ignored, esc, out, changed, moved) 
             if s["category"] not in track.covers:
                 continue
             if ignored is None:
-                ignored = _ignored(rules, rules.read(doc.lower()))
+                ignored = _ignored(rules, whole or read_whole(rules, item))
             parties = _parties(rules, s.get("actors") or item_actors, ignored, belligerent_only=False)
             if not parties or not own.issuperset(parties):
                 continue  # another war, or a strike involving a party outside this thread

@@ -453,7 +453,10 @@ def test_batch_records_match_their_schema(tagger):
 
     from streams.records import load_schema
 
-    entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})]
+    entries = copies(tagger, 3, text=HIGH) + [entry(tagger, {"title": "Weather is mild in Lviv"})] + [entry(tagger, {
+        "title": "Ceasefire talks in Riyadh", "text": "Russian and Ukrainian delegations will meet in Riyadh for "
+        "ceasefire talks, with US mediators present."})]  # the tracker's reading of its whole text in the facts
+    assert entries[-1].tagged.whole == [["Riyadh"], []]
     for i, e in enumerate(entries[:2]):
         e.raw = (3, 100 + i)  # where it was read (news.raw partition, offset); absent in older records
     [record] = batch_records([e.wire() for e in entries])
@@ -484,7 +487,7 @@ def test_batch_records_match_their_schema(tagger):
         assert copy == made.copy and copy["id"] == made.tagged.item_id and copy["camp"] in (
             "ukraine-official", "ukraine-media", "russia-state", "russia-independent", "western", "international", "other")
         at += e["cn"]
-    assert at == len(blob) and sum("za" in e for e in orjson.loads(head)["entries"]) == 3
+    assert at == len(blob) and sum("za" in e for e in orjson.loads(head)["entries"]) == 4  # all but the weather
     assert list(validator.iter_errors({"v": 3, "entries": [{"t": [], "n": 0, "a": [], "f": [], "trend": None,
                                                            "r": 0}]}))
 

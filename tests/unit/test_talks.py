@@ -31,6 +31,7 @@ from streams.talks import (
     transition_alert,
 )
 from streams.talks.stream import ThreadBook
+from streams.talks.tracker import negotiation_signals, read_whole
 
 RULES = load_rules()
 
@@ -151,6 +152,39 @@ def test_scenario_gives_exactly_the_expected_transitions_and_a_replay_changes_no
     again = run(state, SCENARIO, AFTER_DEADLINE)
     assert again == []
     assert orjson.dumps(state, option=orjson.OPT_SORT_KEYS) == before
+
+
+def test_the_whole_text_read_in_advance_gives_the_same_threads():
+    """The process stage reads a talks item's whole text (``read_whole``) so that the serial story shard does
+    not: the tracker given that reading decides exactly as when it reads the text itself."""
+    rules = RULES
+    read_here, read_before = new_state(), new_state()
+    moved_here, moved_before = [], []
+    for it in SCENARIO:
+        moved_here += observe(read_here, it)["transitions"]
+        whole = read_whole(rules, it) if negotiation_signals(rules, it["signals"]) else None
+        moved_before += observe(read_before, it, whole=whole)["transitions"]
+    assert [key(tr) for tr in moved_before] == [key(tr) for tr in moved_here] == EXPECTED[:6]
+    assert orjson.dumps(read_before, option=orjson.OPT_SORT_KEYS) == orjson.dumps(read_here, option=orjson.OPT_SORT_KEYS)
+    assert read_whole(rules, SCENARIO[1]).venues == ("Riyadh",)
+
+
+def test_the_process_stage_sends_the_whole_text_reading_of_talks_items_only():
+    from streams.analytics.shard import Tagged
+    from tests.unit.shard_inputs import entry
+
+    tagger = load_tagger()
+    talks = entry(tagger, {"id": "talks-1", "title": "Ceasefire talks in Riyadh",
+                           "text": "Russian and Ukrainian delegations will meet in Riyadh on Monday for ceasefire "
+                                   "talks, with US mediators present.", "published_at": "2026-03-04T10:00:00Z"})
+    strike = entry(tagger, {"id": "strike-1", "title": "Missile strike on Odesa",
+                            "text": "A Russian missile strike hit a power substation in Odesa overnight.",
+                            "published_at": "2026-03-04T10:00:00Z"})
+    assert talks.tagged.whole == [list(v) for v in read_whole(RULES, talks.tagged.doc)]
+    assert talks.tagged.whole[0] == ["Riyadh"]
+    assert strike.tagged.whole is None and strike.tagged.talks
+    older = Tagged.from_wire(talks.tagged.raw, talks.tagged.facts()[:6])  # a record written before it was sent
+    assert older.whole is None and older.item_id == "talks-1"
 
 
 def test_alert_ids_are_deterministic_across_runs():
