@@ -9,6 +9,7 @@ import pytest
 
 from streams.analytics import cooldown, similarity, trend
 from streams.analytics.dedup import DedupIndex, Features, Story
+from streams.analytics.event_identity import EventKey
 
 STORY = ("Russian forces launched a massive missile and drone strike on Kyiv overnight, hitting energy "
          "infrastructure in three districts. Ukraine's air force said it shot down 41 of 58 missiles and 120 "
@@ -93,6 +94,27 @@ def test_a_revised_story_is_compared_by_its_new_signature_not_a_kept_one():
     assert index.check(_features("d", edit(STORY, random.Random(3)))) == (None, "")
     index.remove("a", index.records["a"])
     assert "a" not in index.sig_ints and "a" not in index.records
+
+
+def test_a_revised_story_is_compared_by_its_new_event_not_a_kept_one():
+    """The index keeps compared stories' event keys unpacked (``event_keys``): a story whose update moved
+    its event elsewhere must be compared by its new event, and the key kept for the old one must go."""
+    def keyed(item_id, text, place, *numbers):
+        return Features.of({"id": item_id, "title": "", "text": text, "source": "s"},
+                        event=EventKey(places=(place,), numbers=frozenset(numbers)))
+
+    index = DedupIndex(0.6)
+    first = keyed("a", STORY, "Kharkiv", 3)
+    index.add(Story.first(first, 100.0))
+    assert index.check(keyed("b", edit(STORY, random.Random(1)), "Kharkiv")) == ("a", "near")
+    assert index.event_keys["a"].places == ("Kharkiv",)  # unpacked: the packed keys differ
+    assert index.check(keyed("c", edit(STORY, random.Random(4)), "Odesa")) == (None, "")  # another event
+    index.replace(Story.first(first, 100.0).revised(keyed("a", OTHER, "Odesa", 5)))
+    assert "a" not in index.event_keys
+    assert index.check(keyed("d", edit(OTHER, random.Random(2)), "Odesa")) == ("a", "near")
+    assert index.check(keyed("e", edit(OTHER, random.Random(3)), "Kharkiv")) == (None, "")
+    index.remove("a", index.records["a"])
+    assert "a" not in index.event_keys
 
 
 def test_one_hundred_copies_make_one_story():

@@ -177,7 +177,7 @@ def test_counts_are_read_from_ukrainian_and_russian_stems():
     ("Envoys meet in Geneva on 12 May to discuss a ceasefire", "Talks on a 30-day truce will resume on Friday."),
 ])
 def test_a_key_is_the_same_event_as_itself(report):
-    """The story shard skips unpacking a stored key that equals the item's packed key (dedup.same_story):
+    """The story shard skips unpacking a stored key that equals the item's packed key (DedupIndex.same_story):
     that is sound only because every key is the same event as itself."""
     k = key(*report)
     assert same_event(k, k) and same_event(EventKey.unpack(k.pack()), k)
