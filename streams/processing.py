@@ -33,7 +33,7 @@ from streams.settings import Settings
 from streams.sources import SourceRegistry, default_registry, is_unknown
 from streams.tagging import load_tagger
 from streams.talks.rules import load_rules
-from streams.talks.tracker import negotiation_signals, read_whole
+from streams.talks.tracker import negotiation_signals, read_text
 
 
 def process_item(raw: bytes | None, settings: Settings, tagger: Any, received_at: str, received: float,
@@ -63,8 +63,8 @@ def _entry(item: dict, tags: dict, features: Features, registry: SourceRegistry,
         by_one = registry.corroborate([copy])
         alerts = [dict(corroborated(alert, by_one, [copy], 1), revision=1) for alert in alerts]
     rules = load_rules()
-    whole = read_whole(rules, tagged) if negotiation_signals(rules, tagged.get("signals") or ()) else None
-    facts = Tagged.of(tagged, [list(whole.venues), list(whole.mediators)] if whole else None)
+    text = read_text(rules, tagged) if negotiation_signals(rules, tagged.get("signals") or ()) else None
+    facts = Tagged.of(tagged, text.wire() if text else None)
     return Entry.of(facts, alerts, features, trend_record(tagged), received, copy)
 
 

@@ -72,11 +72,11 @@ class Tagged(Mapping):
     Decoding every item and serialising it again cost the shard about a third of its CPU per item
     (docs/architecture.md, "Scale limits")."""
 
-    __slots__ = ("raw", "item_id", "event_time", "labels", "counted", "actors", "talks", "whole", "_doc")
+    __slots__ = ("raw", "item_id", "event_time", "labels", "counted", "actors", "talks", "talks_text", "_doc")
 
     def __init__(self, raw: bytes, item_id: str, event_time: float, labels: list[str],
                  counted: list[list[str]], actors: list[str], talks: bool, doc: dict | None = None,
-                 whole: list[list[str]] | None = None) -> None:
+                 talks_text: list | None = None) -> None:
         self.raw = raw
         self.item_id = item_id
         self.event_time = event_time
@@ -86,29 +86,29 @@ class Tagged(Mapping):
         self.actors = actors
         self.talks = talks
         """The item has a negotiation signal or a reported escalation: the negotiation tracker reads it."""
-        self.whole = whole
-        """The venues and the mediators of its whole text (``streams.talks.tracker.read_whole``), read by the
-        process stage for an item with talks signals (None: not read, the tracker reads it if it needs to)."""
+        self.talks_text = talks_text
+        """What the negotiation tracker reads of its text (``streams.talks.tracker.TalksText.wire``), read by
+        the process stage for an item with talks signals (None: not read, the tracker reads it if it needs to)."""
         self._doc = doc
 
     @classmethod
-    def of(cls, tagged: dict, whole: list[list[str]] | None = None) -> Tagged:
+    def of(cls, tagged: dict, talks_text: list | None = None) -> Tagged:
         signals = tagged.get("signals") or ()
         return cls(orjson.dumps(tagged), tagged["id"], trend.event_time(tagged), list(tagged.get("labels", ())),
                    [[s["kind"], s["category"]] for s in signals if s.get("counts", True)],
                    list(tagged.get("actors", ())) if signals else [],
                    any(s["kind"] == "negotiation" or s.get("stance") == "reported" for s in signals), tagged,
-                   whole)
+                   talks_text)
 
     def facts(self) -> list:
         """The facts, JSON-ready (:meth:`from_wire` reads them back with the raw record)."""
-        return [self.item_id, self.event_time, self.labels, self.counted, self.actors, self.talks, self.whole]
+        return [self.item_id, self.event_time, self.labels, self.counted, self.actors, self.talks, self.talks_text]
 
     @classmethod
     def from_wire(cls, raw: bytes, facts: list) -> Tagged:
-        """From :meth:`facts` (six in records written before the whole text's reading was among them)."""
-        item_id, event_time, labels, counted, actors, talks, *whole = facts
-        return cls(raw, item_id, event_time, labels, counted, actors, talks, None, whole[0] if whole else None)
+        """From :meth:`facts` (six in records written before the tracker's reading was among them)."""
+        item_id, event_time, labels, counted, actors, talks, *text = facts
+        return cls(raw, item_id, event_time, labels, counted, actors, talks, None, text[0] if text else None)
 
     @property
     def doc(self) -> dict:

@@ -24,7 +24,7 @@ from streams.records import epoch, now_iso, stored_json
 
 from .rules import TalksRules, load_rules
 from .tracker import (
-    WholeText,
+    TalksText,
     new_state,
     observe,
     state_from_threads,
@@ -79,9 +79,8 @@ class ThreadBook:
         out = TalksUpdate()
         for at, item in sorted([(_event_time(item), item) for item in items], key=itemgetter(0)):
             self.time.see(at, wall)
-            whole = getattr(item, "whole", None)  # read by the process stage (``Tagged.whole``)
-            self._take(observe(self.state, item, at, self.rules, WholeText(*map(tuple, whole)) if whole else None),
-                       out)
+            text = getattr(item, "talks_text", None)  # read by the process stage (``Tagged.talks_text``)
+            self._take(observe(self.state, item, at, self.rules, TalksText.from_wire(text) if text else None), out)
         if newest is not None:
             self.time.see(newest, wall)
         return self.tick(wall, out)

@@ -116,12 +116,54 @@ def _doc(item: dict) -> str:
 
 
 # ---------------------------------------------------------------------- per item
-class WholeText(NamedTuple):
-    """What the tracker reads of an item's whole text (:func:`read_whole`): the venues and the mediators it
-    names, in order of first mention."""
+class SentenceReading(NamedTuple):
+    """What moves a thread in one negotiation sentence (of :class:`~streams.talks.rules.Reading`)."""
+
+    cues: frozenset[str]
+    venues: tuple[str, ...]
+    duration_days: float | None
+    deadline: float | None
+
+
+class TrackGroup(NamedTuple):
+    """An item's negotiation sentences that one track takes (each sentence goes to the first track it
+    matches), with their readings and the stances and actors of their signals."""
+
+    track: str
+    sentences: tuple[str, ...]
+    readings: tuple[SentenceReading, ...]
+    stances: frozenset[str]
+    actors: tuple[str, ...]
+
+
+class TalksText(NamedTuple):
+    """What the tracker reads of a talks item's text (:func:`read_text`): the venues and the mediators its
+    whole text names, in order of first mention, and its negotiation sentences by track."""
 
     venues: tuple[str, ...]
     mediators: tuple[str, ...]
+    tracks: tuple[TrackGroup, ...] = ()
+
+    def wire(self) -> list:
+        """JSON-ready: ``[venues, mediators, [[track, sentences, [[cues, venues, duration, deadline], ...],
+        stances, actors], ...]]`` (:meth:`from_wire` reads it back)."""
+        return [list(self.venues), list(self.mediators),
+                [[g.track, list(g.sentences), [[sorted(r.cues), list(r.venues), r.duration_days, r.deadline]
+                                               for r in g.readings], sorted(g.stances), list(g.actors)]
+                 for g in self.tracks]]
+
+    @classmethod
+    def from_wire(cls, w: list) -> TalksText | None:
+        """Inverse of :meth:`wire`; None for the ``[venues, mediators]`` of records written before the
+        sentences were read with them (the tracker then reads the item itself)."""
+        if len(w) < 3:
+            return None
+        venues, mediators, tracks = w
+        return cls(tuple(venues), tuple(mediators), tuple(
+            TrackGroup(track, tuple(sentences), tuple(SentenceReading(frozenset(cues), tuple(at), days, due)
+                                                      for cues, at, days, due in readings),
+                       frozenset(stances), tuple(actors))
+            for track, sentences, readings, stances, actors in tracks))
 
 
 def negotiation_signals(rules: TalksRules, signals) -> list[dict]:
@@ -129,17 +171,21 @@ def negotiation_signals(rules: TalksRules, signals) -> list[dict]:
     return [s for s in signals if s["kind"] == "negotiation" and s["category"] in rules.negotiation_categories]
 
 
-def read_whole(rules: TalksRules, item: dict[str, Any]) -> WholeText:
-    """Read an item's whole text. The process stage does it for every item with :func:`negotiation_signals`
-    (the tracker reads them all): it was a quarter of the tracker's work, done by the serial story shard."""
-    whole = rules.read(_doc(item).lower())
-    return WholeText(whole.venues, whole.mediators)
+def read_text(rules: TalksRules, item: dict[str, Any], at: float | None = None) -> TalksText:
+    """Read a talks item's text (an item with :func:`negotiation_signals`) at event time ``at`` (default its
+    own). The process stage does it for every such item, so that the serial story shard does not: reading
+    the whole text was a quarter of the tracker's work, and reading the sentences a third of what was left."""
+    at = event_time(item) if at is None else float(at)
+    doc = _doc(item)
+    whole = rules.read(doc.lower())
+    neg = negotiation_signals(rules, item.get("signals") or ())
+    return TalksText(whole.venues, whole.mediators, _by_track(rules, doc, neg, at))
 
 
 def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None,
-            rules: TalksRules | None = None, whole: WholeText | None = None) -> dict[str, list]:
+            rules: TalksRules | None = None, text: TalksText | None = None) -> dict[str, list]:
     """Feed one tagged item (a ``news.tagged`` record) at event time ``at`` (epoch seconds; default its
-    ``published_at``, else ``received_at``); ``whole``: :func:`read_whole` of it, when already read.
+    ``published_at``, else ``received_at``); ``text``: :func:`read_text` of it at that time, when already read.
     Returns ``{"transitions", "threads", "dropped"}``: the transitions it caused, the records of the threads
     it changed and the ids of threads evicted to make room. The records are the state's own dicts: serialise
     them before the next call.
@@ -161,38 +207,46 @@ def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None
     moved: set[str] = set()
     ignored: set[str] | None = None  # read from the whole text when first needed
     if neg:
-        whole = whole or read_whole(rules, item)
-        ignored = _ignored(rules, whole)
-        for track, group in _by_track(rules, doc, neg, at).items():
-            _negotiation(state, rules, item, at, whole, ignored, track, group, out, changed, moved)
+        text = text or read_text(rules, item, at)
+        ignored = _ignored(rules, text)
+        for group in text.tracks:
+            _negotiation(state, rules, item, at, text, ignored, rules.track_by_id[group.track], group, out,
+                         changed, moved)
     if esc:
-        _violations(state, rules, item, at, doc, whole, ignored, esc, out, changed, moved)
+        _violations(state, rules, item, at, doc, text, ignored, esc, out, changed, moved)
     out["threads"] = [threads[tid] for tid in changed if tid in threads]
     return out
 
 
-def _by_track(rules: TalksRules, doc: str, neg: list[dict], at: float) -> dict[Track, dict[str, Any]]:
+def _read_whole(rules: TalksRules, item: dict[str, Any]) -> TalksText:
+    """The venues and mediators of an item's whole text, without its sentences (an escalation's)."""
+    whole = rules.read(_doc(item).lower())
+    return TalksText(whole.venues, whole.mediators)
+
+
+def _by_track(rules: TalksRules, doc: str, neg: list[dict], at: float) -> tuple[TrackGroup, ...]:
     """Negotiation signals grouped by sentence, each sentence given to the first track it matches."""
     sentences: dict[str, list[dict]] = {}
     for s in neg:
         sentences.setdefault(evidence_sentence(doc, s["start"], s["end"]), []).append(s)
-    groups: dict[Track, dict[str, Any]] = {}
+    groups: dict[str, tuple[list[str], list[SentenceReading], set[str], list[str]]] = {}
     for sentence, sigs in sentences.items():
         reading = rules.read(sentence.lower(), at)
         track = rules.track_for({s["category"] for s in sigs}, reading)
         if track is None:
             continue
-        g = groups.setdefault(track, {"sentences": [], "readings": [], "stances": set(), "actors": []})
-        g["sentences"].append(sentence)
-        g["readings"].append(reading)
-        g["stances"].update(s["stance"] for s in sigs if s.get("stance"))
-        g["actors"].extend(a for s in sigs for a in s.get("actors", ()))
-    return groups
+        said, readings, stances, actors = groups.setdefault(track.id, ([], [], set(), []))
+        said.append(sentence)
+        readings.append(SentenceReading(reading.cues, reading.venues, reading.duration_days, reading.deadline))
+        stances.update(s["stance"] for s in sigs if s.get("stance"))
+        actors.extend(a for s in sigs for a in s.get("actors", ()))
+    return tuple(TrackGroup(track, tuple(said), tuple(readings), frozenset(stances), tuple(actors))
+                 for track, (said, readings, stances, actors) in groups.items())
 
 
-def _ignored(rules: TalksRules, whole: WholeText) -> set[str]:
+def _ignored(rules: TalksRules, text: TalksText) -> set[str]:
     """The actors the text names only as a venue ("talks in Istanbul": Turkey hosts, it is no party)."""
-    return {rules.venue_tagged_as[v] for v in whole.venues if v in rules.venue_tagged_as}
+    return {rules.venue_tagged_as[v] for v in text.venues if v in rules.venue_tagged_as}
 
 
 def _parties(rules: TalksRules, actors: list[str], ignored: set[str], belligerent_only: bool) -> list[str]:
@@ -203,20 +257,21 @@ def _parties(rules: TalksRules, actors: list[str], ignored: set[str], belligeren
     return sorted(parties)
 
 
-def _negotiation(state, rules, item, at, whole, ignored, track, group, out, changed, moved) -> None:
+def _negotiation(state, rules, item, at, text: TalksText, ignored, track: Track, group: TrackGroup, out, changed,
+                 moved) -> None:
     threads = state["threads"]
     item_actors = list(item.get("actors") or ())
-    parties = _parties(rules, group["actors"] or item_actors, ignored, belligerent_only=True)
+    parties = _parties(rules, group.actors or item_actors, ignored, belligerent_only=True)
     if not parties:
         return  # another war, or no side of this one
-    readings = group["readings"]
-    venue = next((r.venues[0] for r in readings if r.venues), None) or next(iter(whole.venues), None)
+    readings = group.readings
+    venue = next((r.venues[0] for r in readings if r.venues), None) or next(iter(text.venues), None)
     mediators = list(dict.fromkeys(
-        [rules.mediator_of[a] for a in [*group["actors"], *item_actors]
+        [rules.mediator_of[a] for a in [*group.actors, *item_actors]
          if a in rules.mediator_of and a not in ignored and rules.party_of.get(a) not in parties]
-        + list(whole.mediators)))
+        + list(text.mediators)))
     stance = item.get("negotiation_stance")
-    stances = {stance} if stance else group["stances"]
+    stances = {stance} if stance else group.stances
     cues = frozenset().union(*[r.cues for r in readings])
     duration = next((r.duration_days for r in readings if r.duration_days), None)
     deadline = min((r.deadline for r in readings if r.deadline), default=None)
@@ -229,7 +284,7 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
             return
         thread = _open(state, rules, track, parties, venue, mediators, at, out)
     tid = thread["thread_id"]
-    evidence = _evidence(item, group["sentences"][_evidence_index(readings, target)])
+    evidence = _evidence(item, group.sentences[_evidence_index(readings, target)])
     _adopt(thread, venue, mediators)
     cur = thread["state"]
     if target is not None and _allowed(cur, target):
@@ -256,7 +311,7 @@ def _negotiation(state, rules, item, at, whole, ignored, track, group, out, chan
         if all(d["due"] != due for d in thread["deadlines"]):
             said = next(i for i, r in enumerate(readings) if r.deadline == deadline)
             thread["deadlines"].append({"due": due, "status": "pending", "announced_at": iso(at),
-                                        **_evidence(item, group["sentences"][said])})
+                                        **_evidence(item, group.sentences[said])})
             del thread["deadlines"][:-rules.max_history]
     _seen(state, rules, thread, item["id"], at)
     changed[tid] = None
@@ -369,9 +424,9 @@ def _evidence(item: dict, sentence: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- violations
-def _violations(state, rules, item, at, doc, whole, ignored, esc, out, changed, moved) -> None:
+def _violations(state, rules, item, at, doc, text, ignored, esc, out, changed, moved) -> None:
     """``ignored``: None when not read yet (an escalation-only item: most meet no agreement that covers
-    them, and reading the whole text was most of the tracker's work on them); ``whole``: None when not read
+    them, and reading the whole text was most of the tracker's work on them); ``text``: None when not read
     either."""
     threads = state["threads"]
     candidates = [t for t in map(threads.__getitem__, sorted(state["agreements"]))
@@ -388,7 +443,7 @@ def _violations(state, rules, item, at, doc, whole, ignored, esc, out, changed, 
             if s["category"] not in track.covers:
                 continue
             if ignored is None:
-                ignored = _ignored(rules, whole or read_whole(rules, item))
+                ignored = _ignored(rules, text or _read_whole(rules, item))
             parties = _parties(rules, s.get("actors") or item_actors, ignored, belligerent_only=False)
             if not parties or not own.issuperset(parties):
                 continue  # another war, or a strike involving a party outside this thread

@@ -31,7 +31,7 @@ from streams.talks import (
     transition_alert,
 )
 from streams.talks.stream import ThreadBook
-from streams.talks.tracker import negotiation_signals, read_whole
+from streams.talks.tracker import TalksText, negotiation_signals, read_text
 
 RULES = load_rules()
 
@@ -154,22 +154,27 @@ def test_scenario_gives_exactly_the_expected_transitions_and_a_replay_changes_no
     assert orjson.dumps(state, option=orjson.OPT_SORT_KEYS) == before
 
 
-def test_the_whole_text_read_in_advance_gives_the_same_threads():
-    """The process stage reads a talks item's whole text (``read_whole``) so that the serial story shard does
-    not: the tracker given that reading decides exactly as when it reads the text itself."""
+def test_the_text_read_in_advance_gives_the_same_threads():
+    """The process stage reads a talks item's text (``read_text``: venues and mediators of the whole text, the
+    negotiation sentences by track) and sends it as JSON, so that the serial story shard does not read it: the
+    tracker given that reading decides exactly as when it reads the text itself."""
     rules = RULES
     read_here, read_before = new_state(), new_state()
     moved_here, moved_before = [], []
     for it in SCENARIO:
         moved_here += observe(read_here, it)["transitions"]
-        whole = read_whole(rules, it) if negotiation_signals(rules, it["signals"]) else None
-        moved_before += observe(read_before, it, whole=whole)["transitions"]
+        sent = read_text(rules, it).wire() if negotiation_signals(rules, it["signals"]) else None
+        text = TalksText.from_wire(orjson.loads(orjson.dumps(sent))) if sent else None
+        moved_before += observe(read_before, it, text=text)["transitions"]
     assert [key(tr) for tr in moved_before] == [key(tr) for tr in moved_here] == EXPECTED[:6]
     assert orjson.dumps(read_before, option=orjson.OPT_SORT_KEYS) == orjson.dumps(read_here, option=orjson.OPT_SORT_KEYS)
-    assert read_whole(rules, SCENARIO[1]).venues == ("Riyadh",)
+    text = read_text(rules, SCENARIO[1])
+    assert text.venues == ("Riyadh",) and text.tracks and all(g.sentences and g.readings for g in text.tracks)
+    assert TalksText.from_wire(text.wire()) == text
+    assert TalksText.from_wire([["Riyadh"], []]) is None  # an older record's: the tracker reads the text itself
 
 
-def test_the_process_stage_sends_the_whole_text_reading_of_talks_items_only():
+def test_the_process_stage_sends_the_text_reading_of_talks_items_only():
     from streams.analytics.shard import Tagged
     from tests.unit.shard_inputs import entry
 
@@ -180,11 +185,12 @@ def test_the_process_stage_sends_the_whole_text_reading_of_talks_items_only():
     strike = entry(tagger, {"id": "strike-1", "title": "Missile strike on Odesa",
                             "text": "A Russian missile strike hit a power substation in Odesa overnight.",
                             "published_at": "2026-03-04T10:00:00Z"})
-    assert talks.tagged.whole == [list(v) for v in read_whole(RULES, talks.tagged.doc)]
-    assert talks.tagged.whole[0] == ["Riyadh"]
-    assert strike.tagged.whole is None and strike.tagged.talks
+    assert talks.tagged.talks_text == read_text(RULES, talks.tagged.doc).wire()
+    venues, _, [(track, sentences, *_)] = talks.tagged.talks_text
+    assert venues == ["Riyadh"] and track and "Riyadh" in sentences[0]
+    assert strike.tagged.talks_text is None and strike.tagged.talks
     older = Tagged.from_wire(talks.tagged.raw, talks.tagged.facts()[:6])  # a record written before it was sent
-    assert older.whole is None and older.item_id == "talks-1"
+    assert older.talks_text is None and older.item_id == "talks-1"
 
 
 def test_alert_ids_are_deterministic_across_runs():
