@@ -775,8 +775,8 @@ class StoryShard:
             if kind == "actor" or category == trend.KIND_TOTAL:
                 continue
             flag = (size, key, s)  # larger windows: a flag entry marks a sent surge
-            if d["f"] if size == base else flag in self.windows:
-                continue
+            if n < c.trend_min_count or (d["f"] if size == base else flag in self.windows):
+                continue  # under the least count that surges: no baseline needed to tell
             mean, std, surges_at = self._baseline(size, key, s)
             if n >= surges_at:
                 evidence = list(dict.fromkeys(e for p in parts for e in p["ev"]))[:MAX_EVIDENCE]
@@ -793,20 +793,29 @@ class StoryShard:
 
     def _kind_totals(self, size: int, start: int, kind: str, n: int, parts: list[dict], rec: dict, pos: int,
                      now: float, out: Outcome) -> None:
-        counts, stats = {}, {}
-        surging = True
+        counts, least = {}, n
         for k, total in _KIND_TOTALS:
-            counts[k] = count = n if k == kind else self._window_count(size, total, start)
-            stats[k] = _, _, surges_at = self._baseline(size, total, start)
-            surging = surging and count >= surges_at
+            if k == kind:
+                counts[k] = n
+            else:
+                counts[k] = count = self._window_count(size, total, start)
+                if count < least:
+                    least = count
         if size == self._base and start >= self._latest.get((size, f"{kind}/*"), start):
-            out.index[kind] = trend.index(n, stats[kind][0])
+            out.index[kind] = trend.index(n, self._baseline(size, f"{kind}/*", start)[0])
         flag = (size, "divergence", start)
-        if surging and flag not in self.windows:
-            alert = trend.divergence_alert(size, start, counts, {k: mean for k, (mean, _, _) in stats.items()},
-                                           item_ids=_ids(parts), lexicon_version=rec["lv"], created_at=now_iso())
-            self._offer(alert, rec["t"], None, pos, out)
-            self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
+        # every kind surging; under the least count that surges, no baseline needs computing to tell
+        if least < self.config.trend_min_count or flag in self.windows:
+            return
+        stats = {}
+        for k, total in _KIND_TOTALS:
+            stats[k] = _, _, surges_at = self._baseline(size, total, start)
+            if counts[k] < surges_at:
+                return
+        alert = trend.divergence_alert(size, start, counts, {k: mean for k, (mean, _, _) in stats.items()},
+                                       item_ids=_ids(parts), lexicon_version=rec["lv"], created_at=now_iso())
+        self._offer(alert, rec["t"], None, pos, out)
+        self._put(flag, {"n": 0, "o": -1, "ids": [], "ev": [], "f": True, "w": now})
 
     # ------------------------------------------------------------------ stories: segments, expiry
     def _store_segment(self, offset: int, now: float, new: dict[str, bytes], raisable: dict[str, bytes],

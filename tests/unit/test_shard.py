@@ -256,6 +256,21 @@ def test_a_burst_after_a_quiet_baseline_is_one_surge_alert(tagger):
     assert len(keys) == len(set(keys))  # one alert per key and window
 
 
+def test_a_window_under_the_least_surging_count_computes_no_baseline(tagger):
+    """A window surges only at ``trend_min_count`` items or more, so a sparser one needs no baseline to tell:
+    the shard computes only the baseline that the activity index reads (its kind's total, base window). Each
+    window that the latency phase of ``make bench`` opens holds one item: every baseline computed for them
+    was ~40% of the shard's instructions on those items."""
+    shard = StoryShard(Config(alert_cooldown=1800))
+    base = 1_709_287_200
+    for w in range(6):  # one item per two hours: every window new, every count 1
+        out = shard.decide([shelling(tagger, w, base + w * 7200)], w + 1, 1000.0)
+        assert not [a for a, _ in out.alerts if a["type"] == "trend"]
+        assert out.index["escalation"] > 0
+    assert set(shard._baselines) == {"escalation/*"}
+    assert {size for size, _ in shard._baselines["escalation/*"]} == {900}
+
+
 def test_a_surge_alert_does_not_depend_on_how_the_items_were_batched(tagger):
     """The same items, one per input record or all in one: the same surge alerts, each with the count that
     crossed its threshold. A surge checked once per record, at its last item (9.6% fewer instructions for the
