@@ -176,10 +176,8 @@ def read_text(rules: TalksRules, item: dict[str, Any], at: float | None = None) 
     own). The process stage does it for every such item, so that the serial story shard does not: reading
     the whole text was a quarter of the tracker's work, and reading the sentences a third of what was left."""
     at = event_time(item) if at is None else float(at)
-    doc = _doc(item)
-    whole = rules.read(doc.lower())
     neg = negotiation_signals(rules, item.get("signals") or ())
-    return TalksText(whole.venues, whole.mediators, _by_track(rules, doc, neg, at))
+    return _read_whole(rules, item)._replace(tracks=_by_track(rules, _doc(item), neg, at))
 
 
 def observe(state: dict[str, Any], item: dict[str, Any], at: float | None = None,
@@ -317,7 +315,7 @@ def _negotiation(state, rules, item, at, text: TalksText, ignored, track: Track,
     changed[tid] = None
 
 
-def _evidence_index(readings: list[Reading], target: str | None) -> int:
+def _evidence_index(readings: tuple[SentenceReading, ...], target: str | None) -> int:
     """The sentence that says what moved the thread: the first with the target's cue, else the first."""
     return next((i for i, r in enumerate(readings) if target in r.cues), 0)
 
